@@ -1,0 +1,18 @@
+"""Auto-checks for the exercises: each `check_xxx(fn)` answers correct, wrong with a hint, or not attempted.
+
+Lesson modules add their checks here (one module per concept) and re-export them below.
+"""
+
+from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckResult, Mistake, check, close
+from ftlearn.checks.welcome import check_mean_length
+
+__all__ = [
+    "CORRECT",
+    "NOT_ATTEMPTED",
+    "WRONG",
+    "CheckResult",
+    "Mistake",
+    "check",
+    "close",
+    "check_mean_length",
+]

@@ -1,0 +1,32 @@
+"""Checks for the warm-up exercises in solutions/00_welcome.ipynb (they show how checking works)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ftlearn.checks.core import CheckResult, Mistake, check
+
+_CASES = [
+    (["a good film", "bad", "not bad at all, really"],),
+    (["one", "two words", "  spaces   around  "],),
+]
+
+
+def _mean_length(texts: Sequence[str]) -> float:
+    return sum(len(t.split()) for t in texts) / len(texts)
+
+
+def check_mean_length(fn: Callable[[Sequence[str]], float]) -> CheckResult:
+    """Check `fn(texts)`: the mean number of whitespace-separated words per text (notebook 00)."""
+    return check(
+        "mean_length",
+        fn,
+        _mean_length,
+        _CASES,
+        mistakes=[
+            Mistake(lambda texts: sum(len(t) for t in texts) / len(texts), "you counted characters; count words with `text.split()`."),
+            Mistake(lambda texts: sum(len(t.split()) for t in texts), "that is the total; divide by the number of texts."),
+            Mistake(lambda texts: sum(len(t.split(" ")) for t in texts) / len(texts), "`split(' ')` counts empty strings between repeated spaces; plain `split()` does not."),
+            Mistake(lambda texts: sum(len(t.split()) for t in texts) // len(texts), "`//` rounds down; use `/` for the mean."),
+        ],
+    )

@@ -1,0 +1,233 @@
+"""The `ftlearn` command: doctor, lab, run, exercises, headers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REQUIRED = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
+    "scikit-learn",
+    "matplotlib",
+    "ipywidgets",
+    "jupyterlab",
+    "nbclient",
+    "nbval",
+)
+OK, FAIL, INFO = "ok", "FAIL", "--"
+
+
+def _row(status: str, what: str, detail: str) -> None:
+    print(f"  [{status:^4}] {what:<12} {detail}")
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report versions, device, profile, data and model sources; non-zero exit when the course cannot run."""
+    from ftlearn.runtime import package_version
+
+    failures = 0
+    print("ftlearn doctor\n")
+    if sys.version_info < (3, 10):
+        _row(FAIL, "python", f"{sys.version.split()[0]} is too old: the course needs Python 3.10 or newer.")
+        failures += 1
+    else:
+        _row(OK, "python", sys.version.split()[0])
+    missing = [name for name in REQUIRED if package_version(name) is None]
+    for name in REQUIRED:
+        if name not in missing:
+            _row(OK, name, package_version(name) or "")
+    if missing:
+        _row(FAIL, "packages", f"missing: {', '.join(missing)}. Fix: pip install -e . (in the course folder)")
+        print("\nThe course cannot run until the packages above are installed.")
+        return 1
+
+    from ftlearn.data import DIR_ENV, HUB_NAME, IMDBDataError, imdb_source, load_local
+    from ftlearn.models import ModelUnavailableError, resolve_model
+    from ftlearn.runtime import get_profile, hardware_summary, is_online, pick_device
+
+    try:
+        profile = get_profile(args.profile)
+        _row(OK, "profile", f"{profile.name}: {profile.description}")
+    except ValueError as exc:
+        _row(FAIL, "profile", str(exc))
+        return 1
+    try:
+        _row(OK, "device", f"{pick_device()} ({hardware_summary()})")
+    except RuntimeError as exc:
+        _row(FAIL, "device", str(exc))
+        failures += 1
+    online = is_online()
+    _row(INFO, "network", "online: the hub is reachable" if online else "offline: the hub is not reachable (or HF_HUB_OFFLINE=1)")
+
+    source = imdb_source()
+    if source == HUB_NAME:
+        if online:
+            _row(OK, "data", f"IMDB from the hub ({HUB_NAME}), cached after the first download")
+        else:
+            _row(FAIL, "data", f"offline and {DIR_ENV} is not set. Fix: export {DIR_ENV}=/path/to/imdb-folder (train.csv, test.csv)")
+            failures += 1
+    else:
+        try:
+            dsd = load_local(source)
+            _row(OK, "data", f"IMDB from {source}: {len(dsd['train']):,} train, {len(dsd['test']):,} test reviews")
+        except IMDBDataError as exc:
+            _row(FAIL, "data", str(exc))
+            failures += 1
+
+    for family, required in (("bert", True), ("gpt2", False)):
+        try:
+            found = resolve_model(family, get_profile(args.profile).bert_model if family == "bert" else None, online=online)
+            _row(OK, family, f"{found.location}: {found.note}")
+        except ModelUnavailableError as exc:
+            _row(FAIL if required else INFO, family, str(exc))
+            failures += required
+
+    print()
+    if failures:
+        print(f"{failures} problem(s) above: fix them, then run `ftlearn doctor` again.")
+        return 1
+    print("All set: `ftlearn lab` opens the course.")
+    return 0
+
+
+def _root_or_exit() -> Path:
+    from ftlearn.course import repo_root
+
+    root = repo_root()
+    if root is None:
+        raise SystemExit("ftlearn: run this inside the course folder (the one with notebooks/ and ftlearn/).")
+    return root
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    """Open JupyterLab on the course, starting at the welcome notebook."""
+    root = _root_or_exit()
+    command = [
+        sys.executable, "-m", "jupyter", "lab",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb",
+        *args.jupyter_args,
+    ]
+    print("Starting:", " ".join(command))
+    return subprocess.call(command)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Execute notebooks headless and print a table of time and status per notebook."""
+    from ftlearn.course import TIMINGS_FILE
+    from ftlearn.nbrun import execute, record_timing
+
+    paths = [Path(p) for p in args.notebooks]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"ftlearn run: no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.profile:
+        from ftlearn.runtime import get_profile
+
+        try:
+            get_profile(args.profile)
+        except ValueError as exc:
+            print(f"ftlearn run: {exc}", file=sys.stderr)
+            return 2
+    results = []
+    for path in paths:
+        print(f"running {path} ...", flush=True)
+        result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
+        results.append(result)
+        if args.record and result.ok:
+            profile = args.profile or os.environ.get("FTLEARN_PROFILE") or "auto"
+            record_timing(result, profile, path.parent / TIMINGS_FILE)
+    width = max(len(str(r.path)) for r in results)
+    print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
+    for r in results:
+        print(f"{str(r.path):<{width}}  {r.seconds:>8.1f}  {'ok' if r.ok else 'FAILED: ' + r.error}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    """Regenerate exercises/ from solutions/ (or, with --check, fail when it is stale)."""
+    from ftlearn.exercises import ExerciseFormatError, sync
+
+    root = _root_or_exit()
+    try:
+        stale = sync(root / "solutions", root / "exercises", check_only=args.check)
+    except ExerciseFormatError as exc:
+        print(f"ftlearn exercises: {exc}", file=sys.stderr)
+        return 2
+    if args.check and stale:
+        print(f"exercises/ is out of date for: {', '.join(stale)}. Run `ftlearn exercises`.")
+        return 1
+    print("exercises/ is up to date." if not stale else f"regenerated: {', '.join(stale)}")
+    return 0
+
+
+def cmd_headers(args: argparse.Namespace) -> int:
+    """Write the Colab badge and install cell into every notebook (or, with --check, list stale ones)."""
+    import nbformat
+
+    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current
+
+    root = _root_or_exit()
+    stale = []
+    for folder in NOTEBOOK_DIRS:
+        for path in sorted((root / folder).glob("*.ipynb")):
+            rel = path.relative_to(root).as_posix()
+            nb = nbformat.read(path, as_version=4)
+            if header_is_current(nb, rel):
+                continue
+            stale.append(rel)
+            if not args.check:
+                apply_header(nb, rel)
+                nbformat.write(nb, path)
+    if args.check and stale:
+        print(f"stale notebook headers: {', '.join(stale)}. Run `ftlearn headers`.")
+        return 1
+    print("headers are current." if not stale else f"updated: {', '.join(stale)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `ftlearn` command."""
+    parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    doctor = sub.add_parser("doctor", help="check that the course can run here, and say what to fix")
+    doctor.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default; FTLEARN_PROFILE overrides auto)")
+    doctor.set_defaults(func=cmd_doctor)
+
+    lab = sub.add_parser("lab", help="open JupyterLab on the course")
+    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to `jupyter lab`")
+    lab.set_defaults(func=cmd_lab)
+
+    run = sub.add_parser("run", help="execute notebooks headless and print time and status")
+    run.add_argument("notebooks", nargs="+")
+    run.add_argument("--profile", help="inject PROFILE into the parameters cell (smoke, cpu, gpu, auto)")
+    run.add_argument("--inplace", action="store_true", help="save outputs and a run stamp into the notebook")
+    run.add_argument("--record", action="store_true", help="add the run time to notebooks/timings.json (the course map)")
+    run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
+    run.set_defaults(func=cmd_run)
+
+    exercises = sub.add_parser("exercises", help="regenerate exercises/ from solutions/")
+    exercises.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
+    exercises.set_defaults(func=cmd_exercises)
+
+    headers = sub.add_parser("headers", help="write the Colab badge and install cell into every notebook")
+    headers.add_argument("--check", action="store_true", help="only report stale headers")
+    headers.set_defaults(func=cmd_headers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ftlearn` command."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,134 @@
+"""The course map, and the header (Colab badge + Colab-only install cell) every notebook starts with.
+
+The repository URL lives here and only here: `ftlearn headers` writes it into every notebook, and
+tests/test_notebook_files.py fails when a notebook's header is not the one this module generates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+REPO_URL = "https://github.com/ftlearn/ftlearn"
+BRANCH = "main"
+HEADER_TAG = "ftlearn-header"
+NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
+TIMINGS_FILE = "timings.json"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One notebook of the course map."""
+
+    file: str
+    title: str
+    teaches: str
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson("00_welcome.ipynb", "Welcome", "course map, profiles, environment check, how exercises are checked"),
+    Lesson("01_language_model_probability.ipynb", "Language-model probability", "chain rule, counted n-gram LM, sampling, perplexity"),
+    Lesson("02_cross_entropy.ipynb", "Cross-entropy", "NLL, stable log-softmax, neural bigram, MSE vs CE, ignore_index, label smoothing"),
+    Lesson("03_gradient_descent.ipynb", "Gradient descent", "p - y by hand, SGD, gradient check, a bag-of-words IMDB baseline"),
+    Lesson("04_adam.ipynb", "Adam and AdamW", "momentum, RMSProp, Adam's five equations, decoupled weight decay, schedules"),
+    Lesson("05_tokenization_and_data.ipynb", "Tokenization and data", "WordPiece, attention masks, truncation, dynamic padding"),
+    Lesson("06_bert_finetune_loop.ipynb", "BERT fine-tuning, by hand", "the training loop, metrics, error analysis, saving"),
+    Lesson("07_bert_trainer.ipynb", "BERT with the Trainer", "TrainingArguments, compute_metrics, checkpoints"),
+    Lesson("08_gpt2_causal_lm.ipynb", "GPT-2 as a language model", "causal-LM loss, perplexity before/after, generation"),
+    Lesson("09_gpt2_classifier.ipynb", "GPT-2 as a classifier", "last-token pooling, comparison with BERT"),
+    Lesson("10_efficient_full_finetuning.ipynb", "The cost of full fine-tuning", "memory anatomy, mixed precision, throughput"),
+)
+
+
+def colab_url(relative_path: str) -> str:
+    """The 'Open in Colab' address of a notebook given its path inside the repository."""
+    slug = REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/{relative_path}"
+
+
+def header_cells(relative_path: str) -> list[nbformat.NotebookNode]:
+    """The two cells every notebook starts with: the Colab badge and the Colab-only install cell."""
+    badge = nbformat.v4.new_markdown_cell(
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relative_path)})"
+    )
+    install = nbformat.v4.new_code_cell(
+        "# On Colab only: install the course package from its repository (does nothing elsewhere).\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        "    import importlib\n"
+        "    import subprocess\n"
+        "\n"
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}@{BRANCH}"], check=True)\n'
+        "    importlib.invalidate_caches()"
+    )
+    for cell in (badge, install):
+        cell.metadata["tags"] = [HEADER_TAG]
+        cell.pop("id", None)
+    return [badge, install]
+
+
+def _strip_ids(cell: nbformat.NotebookNode) -> dict:
+    data = {k: v for k, v in cell.items() if k not in ("id", "outputs", "execution_count")}
+    data["metadata"] = {k: v for k, v in cell.metadata.items() if k == "tags"}
+    return data
+
+
+def header_is_current(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+    """True when the notebook starts with exactly the header this module generates."""
+    want = [_strip_ids(c) for c in header_cells(relative_path)]
+    have = [_strip_ids(c) for c in nb.cells[: len(want)]]
+    return have == want
+
+
+def apply_header(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+    """Put the current header at the top of a notebook (replacing an old one); True if it changed."""
+    if header_is_current(nb, relative_path):
+        return False
+    body = [c for c in nb.cells if HEADER_TAG not in c.metadata.get("tags", [])]
+    new = header_cells(relative_path)
+    for cell in new:
+        cell["id"] = f"{HEADER_TAG}-{new.index(cell)}"
+    nb.cells = new + body
+    return True
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The course checkout: the nearest folder above `start` (or this file, or cwd) holding notebooks/."""
+    candidates = [start] if start else [Path(__file__).resolve().parent, Path.cwd()]
+    for base in candidates:
+        for folder in [base, *base.parents]:
+            if (folder / "notebooks").is_dir() and (folder / "ftlearn").is_dir():
+                return folder
+    return None
+
+
+def load_timings(root: Path | None = None) -> dict:
+    """Measured notebook run times, {notebook: {profile: {seconds, hardware, date}}}, written by `ftlearn run --record`."""
+    root = root or repo_root()
+    path = root / "notebooks" / TIMINGS_FILE if root else None
+    if path is None or not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def course_map(root: Path | None = None) -> list[dict]:
+    """The course map as rows: file, title, what it teaches, whether it exists, measured minutes per profile."""
+    root = root or repo_root()
+    timings = load_timings(root)
+    rows = []
+    for lesson in LESSONS:
+        measured = timings.get(lesson.file, {})
+        rows.append(
+            {
+                "notebook": lesson.file,
+                "title": lesson.title,
+                "teaches": lesson.teaches,
+                "available": bool(root and (root / "notebooks" / lesson.file).exists()),
+                **{f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else None for p in ("smoke", "cpu", "gpu")},
+            }
+        )
+    return rows

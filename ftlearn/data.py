@@ -1,0 +1,188 @@
+"""IMDB reviews from the Hugging Face hub or from a local folder, validated and cut to the profile's size.
+
+Introduced in notebook 00; used by every lesson that touches real text. The schema is that of
+`stanfordnlp/imdb`: a `DatasetDict` with `train` and `test`, columns `text` (str) and `label`
+(ClassLabel: 0 = neg, 1 = pos).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    import pandas as pd
+
+    from ftlearn.runtime import Profile
+
+HUB_NAME = "stanfordnlp/imdb"
+DIR_ENV = "FTLEARN_IMDB_DIR"
+SPLITS = ("train", "test")
+LABEL_NAMES = ["neg", "pos"]
+SUFFIXES = (".csv", ".parquet")
+
+
+class IMDBDataError(ValueError):
+    """IMDB could not be loaded; the message says which file is wrong and what to do."""
+
+
+def _how_to_point(extra: str = "") -> str:
+    return (
+        f"{extra}Point the course at a local copy: a folder with train.csv and test.csv "
+        f"(columns `text`, `label` with 0/1), either as `load_imdb('path/to/folder')` or with "
+        f"`export {DIR_ENV}=path/to/folder` before starting Jupyter (README: 'Offline use')."
+    )
+
+
+def imdb_source(path: str | os.PathLike | None = None) -> str:
+    """Where IMDB will come from: the folder given, $FTLEARN_IMDB_DIR, or the hub name."""
+    if path is not None:
+        return str(path)
+    return os.environ.get(DIR_ENV, "").strip() or HUB_NAME
+
+
+def find_split_files(folder: Path) -> dict[str, list[Path]]:
+    """The train/test files in a local folder (train.csv, test.parquet, train-00000-of-00001.parquet...)."""
+    if not folder.exists():
+        raise IMDBDataError(_how_to_point(f"The IMDB folder {folder} does not exist. "))
+    if not folder.is_dir():
+        raise IMDBDataError(_how_to_point(f"{folder} is a file, not a folder. "))
+    found: dict[str, list[Path]] = {}
+    for split in SPLITS:
+        files = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and p.stem.split("-")[0] == split
+        )
+        if not files:
+            present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+            raise IMDBDataError(
+                f"No {split} file in {folder}: expected {split}.csv or {split}.parquet, found {present}."
+            )
+        found[split] = files
+    return found
+
+
+def _read_table(path: Path) -> "pd.DataFrame":
+    """Read one CSV/parquet file and check it has the IMDB schema; errors name the file and the problem."""
+    import pandas as pd
+
+    if path.stat().st_size == 0:
+        raise IMDBDataError(f"{path} is empty: it needs a header line `text,label` and one row per review.")
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, encoding="utf-8", keep_default_na=False)
+        else:
+            frame = pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise IMDBDataError(
+            f"{path} is not valid UTF-8 text (byte {exc.start} cannot be decoded). Re-save it as UTF-8."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise IMDBDataError(f"{path} is empty: it needs a header line `text,label` and one row per review.") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        raise IMDBDataError(f"{path} could not be read as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in ("text", "label") if c not in frame.columns]
+    if missing:
+        raise IMDBDataError(
+            f"{path} has no {' or '.join(f'`{c}`' for c in missing)} column; its columns are "
+            f"{', '.join(map(str, frame.columns)) or 'none'}. IMDB files need `text` and `label` (0 = negative, 1 = positive)."
+        )
+    if frame.empty:
+        raise IMDBDataError(f"{path} has a header but no reviews.")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = frame.index[~labels.isin([0, 1])]
+    if len(bad):
+        row = int(bad[0])
+        raise IMDBDataError(
+            f"{path}: labels must be 0 or 1, but data row {row + 1} has label {frame['label'].iloc[row]!r} "
+            f"({len(bad)} bad row(s) in all)."
+        )
+    texts = frame["text"]
+    empty = frame.index[~texts.map(lambda t: isinstance(t, str) and bool(t.strip()))]
+    if len(empty):
+        raise IMDBDataError(f"{path}: data row {int(empty[0]) + 1} has no review text ({len(empty)} such row(s)).")
+    return pd.DataFrame({"text": texts.astype(str), "label": labels.astype("int64")})
+
+
+def load_local(folder: str | os.PathLike) -> "datasets.DatasetDict":
+    """Load IMDB from a local folder of CSV or parquet files, validated, with the hub's schema."""
+    import datasets
+    import pandas as pd
+
+    folder = Path(folder).expanduser()
+    files = find_split_files(folder)
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABEL_NAMES)})
+    splits = {}
+    for split, paths in files.items():
+        frame = pd.concat([_read_table(p) for p in paths], ignore_index=True)
+        splits[split] = datasets.Dataset.from_pandas(frame, features=features, preserve_index=False)
+    return datasets.DatasetDict(splits)
+
+
+def load_hub(name: str = HUB_NAME) -> "datasets.DatasetDict":
+    """Load IMDB from the Hugging Face hub (cached after the first download); train and test only."""
+    import datasets
+
+    from ftlearn.runtime import is_online
+
+    try:
+        loaded = datasets.load_dataset(name)
+    except Exception as exc:  # noqa: BLE001 - network and cache errors all end in the same advice
+        reason = "you are offline and it is not in the cache. " if not is_online() else f"{type(exc).__name__}: {exc}. "
+        raise IMDBDataError(_how_to_point(f"Could not load {name} from the Hugging Face hub: {reason}")) from None
+    return datasets.DatasetDict({split: loaded[split] for split in SPLITS})
+
+
+def stratified_subset(ds: "datasets.Dataset", n: int | None, seed: int = 0) -> "datasets.Dataset":
+    """A seeded subset of `n` rows with the same label proportions as `ds` (all of it, shuffled, if n is None or too big)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(ds["label"])
+    if n is None or n >= len(ds):
+        return ds.select(rng.permutation(len(ds)).tolist())
+    if n <= 0:
+        raise ValueError(f"A subset needs at least one row, got n={n}.")
+    picked = []
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = np.floor(counts / counts.sum() * n).astype(int)
+    for i in np.argsort(-(counts / counts.sum() * n - quotas))[: n - quotas.sum()]:
+        quotas[i] += 1  # hand the rounding remainder to the classes that lost most to rounding
+    for cls, quota in zip(classes, quotas):
+        members = np.flatnonzero(labels == cls)
+        picked.extend(rng.choice(members, size=quota, replace=False).tolist())
+    return ds.select(rng.permutation(picked).tolist())
+
+
+def load_imdb(
+    path: str | os.PathLike | None = None,
+    *,
+    profile: "Profile | str | None" = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> "datasets.DatasetDict":
+    """IMDB as a DatasetDict (train, test), from `path`, $FTLEARN_IMDB_DIR or the hub, cut to the profile's size.
+
+    Explicit `n_train` / `n_test` win over the profile's sizes; subsets are seeded and stratified.
+    """
+    from ftlearn.runtime import get_profile
+
+    source = imdb_source(path)
+    if source == HUB_NAME:
+        dsd = load_hub(source)
+    else:
+        dsd = load_local(source)
+    if profile is not None:
+        prof = get_profile(profile) if isinstance(profile, str) else profile
+        n_train = prof.n_train if n_train is None else n_train
+        n_test = prof.n_test if n_test is None else n_test
+    full = {split: len(dsd[split]) for split in SPLITS}
+    dsd["train"] = stratified_subset(dsd["train"], n_train, seed)
+    dsd["test"] = stratified_subset(dsd["test"], n_test, seed + 1)
+    if verbose:
+        sizes = ", ".join(f"{s} {len(dsd[s]):,} of {full[s]:,}" for s in SPLITS)
+        print(f"IMDB from {source}: {sizes} reviews")
+    return dsd

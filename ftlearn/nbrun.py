@@ -1,0 +1,128 @@
+"""Run notebooks headless: inject parameters (papermill style), execute, time, and stamp the outputs.
+
+Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs and gets a stamp in its
+metadata (profile, hardware, versions, date, and a hash of its code cells), so a reader knows
+where the figures came from and a test can tell when the code changed after the outputs were made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+@dataclass
+class RunResult:
+    """How one notebook run went."""
+
+    path: Path
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def code_hash(nb: nbformat.NotebookNode) -> str:
+    """sha256 of the notebook's code cells (injected parameter cells excluded)."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and INJECTED_TAG not in cell.metadata.get("tags", []):
+            digest.update(cell.source.encode("utf-8") + b"\x00")
+    return digest.hexdigest()
+
+
+def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.NotebookNode:
+    """Insert a cell assigning `params` right after the `parameters`-tagged cell (or at the top)."""
+    if not params:
+        return nb
+    source = "# Parameters injected by `ftlearn run`\n" + "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [INJECTED_TAG]
+    index = next((i + 1 for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.metadata.get("tags", [])), 0)
+    nb.cells.insert(index, cell)
+    return nb
+
+
+def _first_error(nb: nbformat.NotebookNode) -> str:
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"cell {index}: {output.get('ename')}: {output.get('evalue')}"
+    return ""
+
+
+def stamp(nb: nbformat.NotebookNode, profile: str, seconds: float) -> None:
+    """Record where and how a notebook's outputs were produced in its metadata."""
+    from ftlearn.runtime import env_report
+
+    report = env_report()
+    nb.metadata["ftlearn"] = {
+        "profile": profile,
+        "hardware": report["hardware"],
+        "device": report["device"],
+        "versions": {k: report[k] for k in ("python", "torch", "transformers", "datasets")},
+        "executed": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(seconds, 1),
+        "code_sha256": code_hash(nb),
+    }
+
+
+def execute(path: Path, profile: str | None = None, inplace: bool = False, timeout: int = 3600) -> RunResult:
+    """Execute one notebook in its own folder; with `inplace`, save outputs and the stamp."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    params = {"PROFILE": profile} if profile else {}
+    inject_parameters(nb, params)
+    env_profile = profile or os.environ.get("FTLEARN_PROFILE") or "auto"
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    error = ""
+    try:
+        client.execute()
+    except CellExecutionError:
+        error = _first_error(nb) or "a cell raised an error"
+    except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    seconds = time.perf_counter() - start
+    if inplace and not error:
+        nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
+        resolved = _resolved_profile(nb) or env_profile
+        stamp(nb, resolved, seconds)
+        nbformat.write(nb, path)
+    return RunResult(path, not error, seconds, error)
+
+
+def _resolved_profile(nb: nbformat.NotebookNode) -> str | None:
+    """The profile the notebook itself reported (its setup cell prints `profile : NAME (...)`)."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            for line in str(output.get("text", "")).splitlines():
+                key, _, value = line.partition(":")
+                if key.strip() == "profile" and value.strip():
+                    return value.split()[0]
+    return None
+
+
+def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:
+    """Add a successful run's time to the timings file the welcome notebook's course map reads."""
+    from ftlearn.runtime import hardware_summary
+
+    data = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.exists() else {}
+    data.setdefault(result.path.name, {})[profile] = {
+        "seconds": round(result.seconds, 1),
+        "hardware": hardware_summary(),
+        "date": dt.date.today().isoformat(),
+    }
+    timings_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
