@@ -18,3 +18,4 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 if SAMPLE.is_dir():
     os.environ.setdefault("FTLEARN_IMDB_DIR", str(SAMPLE))
+os.environ.setdefault("FTLEARN_CHECKS_STRICT", "1")

@@ -3,14 +3,16 @@
 Lesson modules add their checks here (one module per concept) and re-export them below.
 """
 
-from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckResult, Mistake, check, close
+from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
 from ftlearn.checks.welcome import check_mean_length
 
 __all__ = [
     "CORRECT",
     "NOT_ATTEMPTED",
     "WRONG",
+    "CheckFailed",
     "CheckResult",
+    "finish",
     "Mistake",
     "check",
     "close",

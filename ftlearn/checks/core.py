@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 CORRECT, WRONG, NOT_ATTEMPTED = "correct", "wrong", "not attempted"
+STRICT_ENV = "FTLEARN_CHECKS_STRICT"  # "1" in the test suite: anything but correct raises (solutions must pass)
 _ICONS = {CORRECT: "✅", WRONG: "❌", NOT_ATTEMPTED: "⏳"}
 
 
@@ -120,12 +122,24 @@ def _learner_frame(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
         if "ipykernel" in frame.filename or frame.filename.startswith("<"):
-            return f" (line {frame.lineno} of your cell: `{(frame.line or '').strip()}`)"
+            code = (frame.line or "").strip()
+            return f" (line {frame.lineno} of your cell: `{code}`)" if code else f" (line {frame.lineno} of your cell)"
     return ""
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*copy.deepcopy(args))
+
+
+class CheckFailed(AssertionError):
+    """Raised instead of returning a non-correct result when FTLEARN_CHECKS_STRICT=1."""
+
+
+def finish(result: CheckResult) -> CheckResult:
+    """Return the result; in strict mode (the test suite's solutions run) raise unless it is correct."""
+    if os.environ.get(STRICT_ENV, "") == "1" and not result:
+        raise CheckFailed(repr(result))
+    return result
 
 
 def check(
@@ -148,20 +162,20 @@ def check(
         try:
             got = _call(fn, args)
         except NotImplementedError:
-            return CheckResult(name, NOT_ATTEMPTED, "Replace the `raise NotImplementedError` with your code, then run this cell again.")
+            return finish(CheckResult(name, NOT_ATTEMPTED, "Replace the `raise NotImplementedError` with your code, then run this cell again."))
         except Exception as exc:  # noqa: BLE001 - any learner error becomes a hint, not a traceback
-            return CheckResult(name, WRONG, f"Your function raised {type(exc).__name__}: {exc}{_learner_frame(exc)}")
+            return finish(CheckResult(name, WRONG, f"Your function raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"))
         want = _call(reference, args)
         if compare(got, want):
             continue
         for mistake in mistakes:
             try:
                 if compare(got, _call(mistake.fn, args)):
-                    return CheckResult(name, WRONG, f"Hint: {mistake.hint}")
+                    return finish(CheckResult(name, WRONG, f"Hint: {mistake.hint}"))
             except Exception:  # noqa: BLE001 - a mistake model that cannot run simply does not match
                 continue
         if _has_nan(got) and not _has_nan(want):
-            return CheckResult(name, WRONG, "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large number?) or a log of 0.")
+            return finish(CheckResult(name, WRONG, "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large number?) or a log of 0."))
         detail = f"For input {describe(args[0]) if len(args) == 1 else ', '.join(describe(a) for a in args)} you returned {describe(got)}, expected {describe(want)}."
-        return CheckResult(name, WRONG, f"{detail} {hint}".strip())
-    return CheckResult(name, CORRECT)
+        return finish(CheckResult(name, WRONG, f"{detail} {hint}".strip()))
+    return finish(CheckResult(name, CORRECT))
