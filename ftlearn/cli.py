@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"running {path} ...", flush=True)
         result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
         results.append(result)
-        if args.record and result.ok:
+        if args.record and result.ok and path.resolve().parent.name == "notebooks":  # the course map lists lessons only
             profile = args.profile or os.environ.get("FTLEARN_PROFILE") or "auto"
             record_timing(result, profile, path.parent / TIMINGS_FILE)
     width = max(len(str(r.path)) for r in results)

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,8 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     start = time.perf_counter()
     error = ""
     try:
-        client.execute()
+        # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError:
         error = _first_error(nb) or "a cell raised an error"
     except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table
