@@ -54,7 +54,9 @@ def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.Noteb
 
 
 def _first_error(nb: nbformat.NotebookNode) -> str:
-    for index, cell in enumerate(nb.cells):
+    """'cell N: Error: message' for the first failing cell, N counted in the notebook as saved (no injected cell)."""
+    cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
+    for index, cell in enumerate(cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 return f"cell {index}: {output.get('ename')}: {output.get('evalue')}"
