@@ -53,3 +53,24 @@ def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
 def test_exercises_and_headers_are_current():
     assert main(["exercises", "--check"]) == 0
     assert main(["headers", "--check"]) == 0
+
+
+def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch):
+    import ftlearn.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli.subprocess, "call", lambda command: seen.setdefault("command", command) and 0)
+    assert main(["lab", "--no-browser", "--port", "8890"]) == 0
+    command = seen["command"]
+    assert command[1:4] == ["-m", "jupyter", "lab"]
+    assert f"--ServerApp.root_dir={ROOT}" in command
+    assert "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb" in command
+    assert command[command.index("--no-browser") + 1 : command.index("--no-browser") + 3] == ["--port", "8890"]
+
+
+def test_unknown_options_are_refused_outside_lab(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["doctor", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
