@@ -15,7 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MPLBACKEND", "Agg")
 if SAMPLE.is_dir():
     os.environ.setdefault("FTLEARN_IMDB_DIR", str(SAMPLE))
 os.environ.setdefault("FTLEARN_CHECKS_STRICT", "1")
