@@ -134,29 +134,31 @@ class NGramLM:
         """The last n-1 tokens of a history (padded with <s>), out-of-vocabulary words as <unk>."""
         if self.n == 1:
             return ()
-        padded = [BOS] * (self.n - 1) + self.vocab.map_unk(history)
+        padded = [BOS] * (self.n - 1) + self.vocab.map_unk(list(history)[-(self.n - 1) :])
         return tuple(padded[len(padded) - (self.n - 1) :])
 
-    def prob(self, word: str, history: Sequence[str] = ()) -> float:
-        """P(word | history) under the Markov assumption and add-k smoothing."""
-        context = self.context_of(history)
-        word = word if word in self.vocab else UNK
-        count = self.counts.get(context, {}).get(word, 0)
+    def _prob(self, word: str, context: tuple[str, ...]) -> float:
+        """P(word | context) for an in-vocabulary word and an n-1 token context."""
         total = self.totals.get(context, 0)
         if total == 0 and self.k == 0:
             return 0.0  # an unseen context has no estimate without smoothing
+        count = self.counts[context][word] if total else 0
         return add_k_prob(count, total, self.k, self.V)
+
+    def prob(self, word: str, history: Sequence[str] = ()) -> float:
+        """P(word | history) under the Markov assumption and add-k smoothing."""
+        return self._prob(word if word in self.vocab else UNK, self.context_of(history))
 
     def distribution(self, history: Sequence[str] = ()) -> list[float]:
         """P(w | history) for every w in `self.targets` (sums to 1)."""
-        return [self.prob(w, history) for w in self.targets]
+        context = self.context_of(history)
+        return [self._prob(w, context) for w in self.targets]
 
     def token_logprobs(self, tokens: Sequence[str]) -> list[float]:
         """log P(w_i | w_<i) for each token and for the closing </s>, by the chain rule."""
-        tokens = list(tokens)
         out = []
-        for i, word in enumerate([*tokens, EOS]):
-            p = self.prob(word, tokens[:i])
+        for gram in ngrams(self.vocab.map_unk(tokens), self.n):  # each n-gram = (context..., next)
+            p = self._prob(gram[-1], gram[:-1])
             out.append(math.log(p) if p > 0 else -math.inf)
         return out
 
