@@ -12,7 +12,7 @@ from ftlearn.checks.losses import (
     check_label_smoothing,
     check_log_softmax,
 )
-from ftlearn.checks.welcome import check_mean_length
+from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 __all__ = [
     "CORRECT",
@@ -25,6 +25,7 @@ __all__ = [
     "check",
     "close",
     "check_mean_length",
+    "check_positive_fraction",
     "check_bigram_counts",
     "check_add_k",
     "check_sequence_logprob",
