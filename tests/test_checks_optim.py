@@ -67,6 +67,16 @@ def _fd_in_place(f, x, h):
     return grad
 
 
+def _fd_unbracketed(f, x, h):
+    """Central difference written `/ 2 * h`: Python reads it as (... / 2) * h."""
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        e = torch.zeros_like(x)
+        e.view(-1)[i] = h
+        grad.view(-1)[i] = (f(x + e) - f(x - e)) / 2 * h
+    return grad
+
+
 CASES = [
     # (check, a correct answer, [(wrong answer, words the hint must contain)])
     (co.check_ce_grad_logits, co._ce_grad, [
@@ -79,9 +89,14 @@ CASES = [
     ]),
     (co.check_sgd_step, lambda t, g, lr, wd: t - lr * g - lr * wd * t, [
         (lambda t, g, lr, wd: t - lr * g, "weight-decay"),
+        (lambda t, g, lr, wd: t - (g + wd * t), "lr times the whole gradient"),
         (lambda t, g, lr, wd: t - 2 * lr * g, "expected"),  # no known mistake matches: falls back to the generic message
     ]),
-    (co.check_central_difference, _fd_in_place, [(_fd_forward, "one-sided")]),
+    (co.check_central_difference, _fd_in_place, [
+        (_fd_forward, "one-sided"),
+        (_fd_unbracketed, "/ (2 * h)"),
+        (lambda f, x, h: torch.zeros_like(x), "expected"),  # all zeros must not be mistaken for the `/ 2 * h` slip
+    ]),
     (co.check_train_gd, co._train_gd, [(lambda X, y, k, lr, s: co._train_gd(X, y, k, lr, s - 1), "one step short")]),
     (co.check_momentum_step, co._momentum_step, [
         (lambda t, g, b, lr, mu: (t - lr * (mu * b + (1 - mu) * g), mu * b + (1 - mu) * g), "averaging form"),

@@ -96,10 +96,10 @@ def check_linear_grads(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(summed, "both gradients are N times too big: the loss is a mean, so divide (P - Y) by N once."),
             Mistake(mean_db, "db is divided by N twice: if (P - Y) is already divided by N, db is its plain sum over rows."),
-            Mistake(transposed, "dW must have W's shape (D, K): that is X.T @ (P - Y), not (P - Y).T @ X."),
+            Mistake(transposed, "dW must have W's shape (V, K): that is X.T @ (P - Y), not (P - Y).T @ X."),
             Mistake(lambda X, y, W, b: tuple(-g for g in _linear_grads(X, y, W, b)), "the sign is flipped: use P - Y, not Y - P."),
         ],
-        hint="dW = X.T @ (P - Y) / N has shape (D, K); db = (P - Y).sum(0) / N has shape (K,).",
+        hint="dW = X.T @ (P - Y) / N has shape (V, K); db = (P - Y).sum(0) / N has shape (K,).",
     )
 
 
@@ -125,7 +125,7 @@ def check_sgd_step(fn: Callable) -> CheckResult:
             Mistake(lambda t, g, lr, wd: t + lr * (g + wd * t), "that climbs the loss: step *against* the gradient (theta - lr * ...)."),
             Mistake(lambda t, g, lr, wd: t - lr * g, "the weight-decay term is missing: the gradient of (wd/2)*||theta||^2 is wd * theta."),
             Mistake(lambda t, g, lr, wd: t - lr * g - wd * t, "the decay term must be multiplied by lr too: theta - lr * (grad + wd * theta)."),
-            Mistake(lambda t, g, lr, wd: t - g * (1 + wd * t), "multiply by the learning rate."),
+            Mistake(lambda t, g, lr, wd: t - (g + wd * t), "the step is lr times the whole gradient: theta - lr * (grad + weight_decay * theta)."),
         ],
     )
 
@@ -152,6 +152,7 @@ def _soft(x):
 _FD_CASES = [
     (_cubic, torch.tensor([0.5, -1.0, 2.0], dtype=F64), 1e-4),
     (_soft, _randn(2, 3, seed=60), 1e-4),
+    (_soft, _randn(4, seed=61), 0.1),  # a large h, so that h-sized mistakes differ from 0 by more than the tolerance
 ]
 
 
@@ -175,6 +176,7 @@ def check_central_difference(fn: Callable) -> CheckResult:
             Mistake(forward, "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is O(h^2), not O(h)."),
             Mistake(lambda f, x, h: _central_difference(f, x, h) * 2, "the two points are 2h apart: divide by 2 * h."),
             Mistake(lambda f, x, h: _central_difference(f, x, h) / 2, "divide by 2 * h, not by 4 * h: the points are x + h and x - h."),
+            Mistake(lambda f, x, h: _central_difference(f, x, h) * h * h, "`/ 2 * h` divides by 2 and then *multiplies* by h: write `/ (2 * h)`."),
         ],
         hint="Nudge one coordinate at a time by +h and -h (leave the others alone) and return a tensor shaped like x.",
     )
@@ -208,7 +210,7 @@ def check_train_gd(fn: Callable) -> CheckResult:
             Mistake(lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s + 1), "one step too many: take exactly `steps` updates."),
             Mistake(lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s), "that is gradient *ascent*: subtract lr * gradient."),
         ],
-        hint="Start W (D, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and step both.",
+        hint="Start W (V, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and step both.",
     )
 
 
