@@ -146,7 +146,13 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
             f"{folder} is not a saved model: it needs config.json and model.safetensors "
             f"(written by `ftlearn finetune bert --out {folder}` or `save_finetuned`)."
         )
-    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per reload is noise on the command line
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    finally:
+        hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     settings_path = folder / PREPROCESS_FILE
     settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {
@@ -158,18 +164,16 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
 
 def predict_texts(model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 06)."""
-    import datasets
+    from torch.utils.data import DataLoader
 
-    from ftlearn.tokenization import make_collator, make_loader, tokenize_dataset
+    from ftlearn.tokenization import encode_texts, make_collator
 
     if not texts:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    ds = tokenize_dataset(
-        datasets.Dataset.from_dict({"text": list(texts)}), tokenizer,
-        settings["max_length"], settings.get("truncation", "head"), settings.get("head_fraction", 0.25),
-    )
-    # unshuffled and ungrouped: the outputs come back in the input order
-    logits, _ = predict_logits(model, make_loader(ds, make_collator(tokenizer), batch_size))
+    enc = encode_texts(tokenizer, list(texts), settings["max_length"], settings.get("truncation", "head"), settings.get("head_fraction", 0.25))
+    features = [{"input_ids": i, "attention_mask": m} for i, m in zip(enc["input_ids"], enc["attention_mask"])]
+    # unshuffled: the outputs come back in the input order
+    logits, _ = predict_logits(model, DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer)))
     probs = softmax(logits.astype(np.float64))
     return probs.argmax(axis=-1), probs[:, 1]
 
