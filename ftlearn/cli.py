@@ -117,6 +117,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb",
         *args.jupyter_args,
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
+        command.append("--allow-root")  # containers and cloud VMs often run as root; Jupyter refuses without it
     print("Starting:", " ".join(command))
     return subprocess.call(command)
 
@@ -144,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"running {path} ...", flush=True)
         result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
         results.append(result)
-        if args.record and result.ok:
+        if args.record and result.ok and path.resolve().parent.name == "notebooks":  # the course map lists lessons only
             profile = args.profile or os.environ.get("FTLEARN_PROFILE") or "auto"
             record_timing(result, profile, path.parent / TIMINGS_FILE)
     width = max(len(str(r.path)) for r in results)
@@ -261,8 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default; FTLEARN_PROFILE overrides auto)")
     doctor.set_defaults(func=cmd_doctor)
 
-    lab = sub.add_parser("lab", help="open JupyterLab on the course")
-    lab.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to `jupyter lab`")
+    lab = sub.add_parser("lab", help="open JupyterLab on the course (other options go on to `jupyter lab`)")
     lab.set_defaults(func=cmd_lab)
 
     run = sub.add_parser("run", help="execute notebooks headless and print time and status")
@@ -303,5 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ftlearn` command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.jupyter_args = extra  # e.g. `ftlearn lab --no-browser --port 8890`
     return args.func(args)

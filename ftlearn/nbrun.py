@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,9 @@ def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.Noteb
 
 
 def _first_error(nb: nbformat.NotebookNode) -> str:
-    for index, cell in enumerate(nb.cells):
+    """'cell N: Error: message' for the first failing cell, N counted in the notebook as saved (no injected cell)."""
+    cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
+    for index, cell in enumerate(cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 return f"cell {index}: {output.get('ename')}: {output.get('evalue')}"
@@ -90,7 +93,8 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     start = time.perf_counter()
     error = ""
     try:
-        client.execute()
+        # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
+        client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError:
         error = _first_error(nb) or "a cell raised an error"
     except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table

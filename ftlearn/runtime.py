@@ -119,7 +119,7 @@ def pick_device(preference: str | None = None):
     return torch.device("cpu")
 
 
-def seed_everything(seed: int = 0, deterministic: bool = True) -> int:
+def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
     """Seed python, numpy and torch (all devices); ask torch for deterministic kernels where it can."""
     import numpy as np
     import torch
@@ -134,7 +134,6 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> int:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         if hasattr(torch.backends, "cudnn"):
             torch.backends.cudnn.benchmark = False
-    return seed
 
 
 def is_online(timeout: float = 1.5, host: str = HUB_HOST) -> bool:

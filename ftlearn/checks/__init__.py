@@ -4,7 +4,7 @@ Lesson modules add their checks here (one module per concept) and re-export them
 """
 
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
-from ftlearn.checks.welcome import check_mean_length
+from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 __all__ = [
     "CORRECT",
@@ -17,4 +17,5 @@ __all__ = [
     "check",
     "close",
     "check_mean_length",
+    "check_positive_fraction",
 ]

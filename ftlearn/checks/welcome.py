@@ -30,3 +30,22 @@ def check_mean_length(fn: Callable[[Sequence[str]], float]) -> CheckResult:
             Mistake(lambda texts: sum(len(t.split()) for t in texts) // len(texts), "`//` rounds down; use `/` for the mean."),
         ],
     )
+
+
+def _positive_fraction(labels: Sequence[int]) -> float:
+    return sum(1 for y in labels if y == 1) / len(labels)
+
+
+def check_positive_fraction(fn: Callable[[Sequence[int]], float]) -> CheckResult:
+    """Check `fn(labels)`: the fraction of labels that are 1 (positive), between 0 and 1 (notebook 00)."""
+    return check(
+        "positive_fraction",
+        fn,
+        _positive_fraction,
+        [([1, 0, 1, 1],), ([0, 0, 0, 1, 1],), ([1],)],
+        mistakes=[
+            Mistake(lambda labels: sum(labels), "that is the count of positives; divide by the number of labels."),
+            Mistake(lambda labels: 100 * sum(labels) / len(labels), "return a fraction between 0 and 1, not a percentage."),
+            Mistake(lambda labels: sum(1 for y in labels if y == 0) / len(labels), "that is the fraction of negatives (label 0)."),
+        ],
+    )

