@@ -4,6 +4,18 @@ Lesson modules add their checks here (one module per concept) and re-export them
 """
 
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
+from ftlearn.checks.optim import (
+    check_adam_step,
+    check_adamw_step,
+    check_ce_grad_logits,
+    check_central_difference,
+    check_linear_grads,
+    check_momentum_step,
+    check_rmsprop_step,
+    check_sgd_step,
+    check_train_gd,
+    check_warmup_linear,
+)
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 __all__ = [
@@ -18,4 +30,14 @@ __all__ = [
     "close",
     "check_mean_length",
     "check_positive_fraction",
+    "check_adam_step",
+    "check_adamw_step",
+    "check_ce_grad_logits",
+    "check_central_difference",
+    "check_linear_grads",
+    "check_momentum_step",
+    "check_rmsprop_step",
+    "check_sgd_step",
+    "check_train_gd",
+    "check_warmup_linear",
 ]
