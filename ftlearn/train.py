@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ftlearn.metrics import classification_report
+from ftlearn.optim import warmup_linear  # lesson 04's schedule: linear warm-up, then linear decay to 0
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -98,13 +99,6 @@ def make_optimizer(model: "torch.nn.Module", config: TrainConfig, optimizer_cls:
 
     cls = optimizer_cls or torch.optim.AdamW
     return cls(param_groups(model, config.weight_decay), lr=config.lr)
-
-
-def warmup_linear(step: int, warmup_steps: int, total_steps: int) -> float:
-    """The lr multiplier: step/warmup while warming up, then a straight line down to 0 at total_steps (notebook 06)."""
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
 def make_scheduler(optimizer: "torch.optim.Optimizer", warmup_steps: int, total_steps: int) -> "torch.optim.lr_scheduler.LambdaLR":
