@@ -129,10 +129,12 @@ def load_classifier(name: str | None = None, num_labels: int = 2, family: str = 
     tokenizer = load_tokenizer(family, source=source)
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is taught in lesson 05 instead
+    hf_logging.disable_progress_bar()  # a loading bar saved in a notebook shows up frozen at 0%
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source.location, num_labels=num_labels)
     finally:
         hf_logging.set_verbosity(previous)
+        hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:  # GPT-2 has none: reuse end-of-text, the usual fix
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(model.config, "pad_token_id", None) is None:

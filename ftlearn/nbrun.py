@@ -90,11 +90,14 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     inject_parameters(nb, params)
     env_profile = profile or os.environ.get("FTLEARN_PROFILE") or "auto"
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    # Figures must land in the outputs: a backend such as Agg inherited from the shell would
+    # swallow every plt.show(), so the kernel always gets Jupyter's inline backend.
+    kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     start = time.perf_counter()
     error = ""
     try:
         # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
-        client.execute(stderr=subprocess.DEVNULL)
+        client.execute(stderr=subprocess.DEVNULL, env=kernel_env)
     except CellExecutionError:
         error = _first_error(nb) or "a cell raised an error"
     except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table

@@ -67,3 +67,14 @@ def test_headers_are_generated_from_one_url():
 
 def test_install_cell_is_valid_python_that_does_nothing_off_colab():
     exec(course.header_cells("notebooks/00_welcome.ipynb")[1].source, {})
+
+
+def test_figures_are_kept_even_when_the_shell_sets_a_headless_backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # would make plt.show() a no-op in the kernel
+    path = tmp_path / "plot.ipynb"
+    nb = tiny_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()"))
+    nbformat.write(nb, path)
+    assert nbrun.execute(path, inplace=True).ok
+    outputs = nbformat.read(path, as_version=4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in outputs)

@@ -39,6 +39,34 @@ def test_committed_outputs_come_from_the_committed_code(path):
     assert not errors, f"{rel(path)} was committed with an error output"
 
 
+def shows_a_figure(source: str) -> bool:
+    """True when the cell itself calls plt.show() (not merely inside a function it defines)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax (magics): fall back to a plain search
+        return "plt.show()" in source
+    inside_defs = {id(n) for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) for n in ast.walk(d)}
+    return any(
+        isinstance(node, ast.Call) and ast.unparse(node.func) == "plt.show" and id(node) not in inside_defs for node in ast.walk(tree)
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=rel)
+def test_every_cell_that_shows_a_figure_kept_it(path):
+    """A reader on GitHub must see the plots: each cell calling plt.show() carries an image."""
+    nb = nbformat.read(path, as_version=4)
+    missing = [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        and shows_a_figure(cell.source)
+        and not any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+    ]
+    assert not missing, f"{rel(path)}: cells {missing} call plt.show() but have no image output (re-run with `ftlearn run --inplace`)"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
 def test_lessons_have_parameters_and_are_on_the_course_map(path):
     nb = nbformat.read(path, as_version=4)

@@ -12,6 +12,14 @@ from ftlearn.checks.bert import (
     check_padding_waste,
     check_train_step,
 )
+from ftlearn.checks.lm import check_add_k, check_bigram_counts, check_perplexity, check_sequence_logprob, check_temperature
+from ftlearn.checks.losses import (
+    check_bce_with_logits,
+    check_cross_entropy,
+    check_cross_entropy_ignore_index,
+    check_label_smoothing,
+    check_log_softmax,
+)
 from ftlearn.checks.optim import (
     check_adam_step,
     check_adamw_step,
@@ -26,18 +34,33 @@ from ftlearn.checks.optim import (
 )
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
+# the machinery, then one block per lesson module
 __all__ = [
     "CORRECT",
     "NOT_ATTEMPTED",
     "WRONG",
     "CheckFailed",
     "CheckResult",
-    "finish",
     "Mistake",
     "check",
     "close",
+    "finish",
+    # welcome
     "check_mean_length",
     "check_positive_fraction",
+    # lm
+    "check_add_k",
+    "check_bigram_counts",
+    "check_perplexity",
+    "check_sequence_logprob",
+    "check_temperature",
+    # losses
+    "check_bce_with_logits",
+    "check_cross_entropy",
+    "check_cross_entropy_ignore_index",
+    "check_label_smoothing",
+    "check_log_softmax",
+    # optim
     "check_adam_step",
     "check_adamw_step",
     "check_ce_grad_logits",

@@ -1,4 +1,4 @@
-"""Test-suite settings: smoke profile, hub offline, and the IMDB sample beside the checkout.
+"""Test-suite settings (for tests/ and for nbval over notebooks/ and solutions/): smoke profile, hub offline, and the IMDB sample beside the checkout.
 
 Set before any notebook kernel starts, so nbval's kernels inherit them. Each one is a default:
 an environment variable set by the caller wins.
@@ -7,7 +7,7 @@ an environment variable set by the caller wins.
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT.parent / "shared" / "data" / "imdb-sample"
 
 os.environ.setdefault("FTLEARN_PROFILE", "smoke")
@@ -15,7 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("MPLBACKEND", "Agg")
 if SAMPLE.is_dir():
     os.environ.setdefault("FTLEARN_IMDB_DIR", str(SAMPLE))
 os.environ.setdefault("FTLEARN_CHECKS_STRICT", "1")
