@@ -1,4 +1,4 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, headers."""
+"""The `ftlearn` command: doctor, lab, run, exercises, headers, finetune, predict."""
 
 from __future__ import annotations
 
@@ -198,6 +198,62 @@ def cmd_headers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune BERT on IMDB exactly as notebook 06 does; print test metrics; save model, tokenizer, metrics.json."""
+    from ftlearn.data import IMDBDataError
+    from ftlearn.finetune import METRICS_FILE, bert_recipe, finetune_bert
+    from ftlearn.metrics import format_metrics
+    from ftlearn.models import ModelUnavailableError
+    from ftlearn.runtime import get_profile
+
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as exc:
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
+    recipe = bert_recipe(profile, epochs=args.epochs, lr=args.lr, max_length=args.max_length)
+    print(f"Fine-tuning BERT, profile {profile.name}: {recipe}")
+    try:
+        result = finetune_bert(profile, out=args.out, seed=args.seed, recipe=recipe, model_name=args.model)
+    except (IMDBDataError, ModelUnavailableError) as exc:
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 1
+    m = result.metrics
+    print(f"\ntest ({m['n_test']} reviews): {format_metrics(m)}")
+    print(f"confusion matrix [[TN, FP], [FN, TP]]: {m['confusion_matrix']}")
+    print(f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews), model {m['model']}")
+    print(f"saved the model, tokenizer and {METRICS_FILE} to {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Label one review, or a CSV file of them, with a model saved by `ftlearn finetune`."""
+    from ftlearn.finetune import FinetunedModelError, load_finetuned, predict_file, predict_texts
+
+    if (args.text is None) == (args.file is None):
+        print('ftlearn predict: give either a review in quotes or --file reviews.csv (with --out preds.csv).', file=sys.stderr)
+        return 2
+    try:
+        if args.file is not None:
+            if args.out is None:
+                print("ftlearn predict: --file needs --out, the CSV to write the predictions to.", file=sys.stderr)
+                return 2
+            n = predict_file(args.model_dir, args.file, args.out)
+            print(f"wrote {n} predictions to {args.out}")
+            return 0
+        if not args.text.strip():
+            print("ftlearn predict: the review text is empty.", file=sys.stderr)
+            return 2
+        model, tokenizer, settings = load_finetuned(args.model_dir)
+        preds, p_pos = predict_texts(model, tokenizer, [args.text], settings)
+    except FinetunedModelError as exc:
+        print(f"ftlearn predict: {exc}", file=sys.stderr)
+        return 1
+    label = "positive" if preds[0] == 1 else "negative"
+    print(f"{label} (p_positive = {p_pos[0]:.3f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ftlearn` command."""
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
@@ -225,6 +281,24 @@ def build_parser() -> argparse.ArgumentParser:
     headers = sub.add_parser("headers", help="write the Colab badge and install cell into every notebook")
     headers.add_argument("--check", action="store_true", help="only report stale headers")
     headers.set_defaults(func=cmd_headers)
+
+    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB (the code path of notebook 06)")
+    finetune.add_argument("family", choices=["bert"], help="which model family (bert; GPT-2 comes with lessons 08-09)")
+    finetune.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
+    finetune.add_argument("--out", required=True, help="folder for the model, tokenizer and metrics.json")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--model", default=None, help="model name or folder (default: the profile's BERT)")
+    finetune.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    finetune.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
+    finetune.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
+    finetune.set_defaults(func=cmd_finetune)
+
+    predict = sub.add_parser("predict", help="label reviews with a model saved by `ftlearn finetune`")
+    predict.add_argument("model_dir", help="the folder given to `ftlearn finetune --out`")
+    predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
+    predict.add_argument("--file", default=None, help="a CSV with a `text` column")
+    predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -4,6 +4,14 @@ Lesson modules add their checks here (one module per concept) and re-export them
 """
 
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
+from ftlearn.checks.bert import (
+    check_confusion_matrix,
+    check_dynamic_pad,
+    check_head_tail,
+    check_metrics_from_confusion,
+    check_padding_waste,
+    check_train_step,
+)
 from ftlearn.checks.lm import check_add_k, check_bigram_counts, check_perplexity, check_sequence_logprob, check_temperature
 from ftlearn.checks.losses import (
     check_bce_with_logits,
@@ -63,4 +71,10 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    "check_confusion_matrix",
+    "check_dynamic_pad",
+    "check_head_tail",
+    "check_metrics_from_confusion",
+    "check_padding_waste",
+    "check_train_step",
 ]

