@@ -1,4 +1,4 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, headers."""
+"""The `ftlearn` command: doctor, lab, run, exercises, headers, finetune."""
 
 from __future__ import annotations
 
@@ -224,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     headers = sub.add_parser("headers", help="write the Colab badge and install cell into every notebook")
     headers.add_argument("--check", action="store_true", help="only report stale headers")
     headers.set_defaults(func=cmd_headers)
+
+    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the notebooks' code)")
+    targets = finetune.add_subparsers(dest="target", required=True)
+    from ftlearn.gpt2_finetune import add_commands as add_gpt2_commands
+
+    add_gpt2_commands(targets)  # gpt2-lm, gpt2-cls (lessons 08-09)
     return parser
 
 
