@@ -4,6 +4,13 @@ Lesson modules add their checks here (one module per concept) and re-export them
 """
 
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
+from ftlearn.checks.causal_lm import (
+    check_causal_lm_loss,
+    check_perplexity,
+    check_shift_for_causal_lm,
+    check_top_k_filter,
+    check_top_p_filter,
+)
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 __all__ = [
@@ -18,4 +25,9 @@ __all__ = [
     "close",
     "check_mean_length",
     "check_positive_fraction",
+    "check_shift_for_causal_lm",
+    "check_causal_lm_loss",
+    "check_perplexity",
+    "check_top_k_filter",
+    "check_top_p_filter",
 ]
