@@ -11,10 +11,15 @@ from ftlearn.runtime import get_profile
 
 
 def test_run_sizes_follow_the_profile_and_the_models_context():
-    assert GPT2RunConfig.for_profile(get_profile("gpu"), "lm", n_positions=256).block_size == 256  # 512 would not fit
-    smoke = GPT2RunConfig.for_profile(get_profile("smoke"), "lm")
+    from transformers import GPT2Config
+
+    small, hub = GPT2Config(n_positions=256, n_embd=128), GPT2Config()
+    assert GPT2RunConfig.for_profile(get_profile("gpu"), "lm", small).block_size == 256  # 512 would not fit
+    smoke = GPT2RunConfig.for_profile(get_profile("smoke"), "lm", small)
     assert smoke.block_size == 64 and smoke.max_train_blocks is not None
-    assert GPT2RunConfig.for_profile(get_profile("cpu"), "cls").epochs == get_profile("cpu").epochs
+    assert GPT2RunConfig.for_profile(get_profile("cpu"), "cls", hub).epochs == get_profile("cpu").epochs
+    cpu_small, cpu_hub = (GPT2RunConfig.for_profile(get_profile("cpu"), "lm", c) for c in (small, hub))
+    assert cpu_small.lr > cpu_hub.lr and cpu_hub.max_train_blocks is not None  # the 124M model on a CPU reads less
     with pytest.raises(ValueError):
         GPT2RunConfig.for_profile(get_profile("cpu"), "mlm")
 
