@@ -12,8 +12,8 @@ Introduced in notebook 08. No pretrained GPT-2 weights can be installed offline,
 4. model and tokenizer saved with `save_pretrained` (safetensors) in a per-machine cache folder keyed by
    the build settings ($FTLEARN_CACHE, default ~/.cache/ftlearn), so the build happens once per machine.
 
-It is honestly a few-million-parameter model pretrained for minutes on documentation text: it writes
-locally plausible English, not OpenAI's GPT-2. The lessons' code runs unchanged on either.
+It is honestly a model of about a million parameters pretrained for minutes on documentation text: it writes
+English-looking text with real words and little sense; it is not OpenAI's GPT-2. The lessons' code runs unchanged on either.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ BUILDS: dict[str, BuildConfig] = {
     # CI: the whole build in well under 30 s on 2 busy CPU cores; the model is barely trained.
     "smoke": BuildConfig("smoke", corpus_chars=150_000, vocab_size=1024, n_positions=128, n_embd=64,
                          n_layer=2, n_head=2, block_size=64, batch_size=16, steps=40, lr=3e-3),
-    # a laptop: a few minutes, once; writes word-like English with some grammar.
+    # a laptop: a few minutes, once (11 min on 2 busy shared cores); writes English-looking text with little sense.
     "cpu": BuildConfig("cpu", corpus_chars=1_500_000, vocab_size=4096, n_positions=256, n_embd=128,
                        n_layer=4, n_head=4, block_size=128, batch_size=16, steps=300, lr=2e-3),
 }
