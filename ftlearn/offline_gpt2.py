@@ -1,0 +1,361 @@
+"""A small GPT-2-architecture model built on this machine, for learners without the Hugging Face hub.
+
+Introduced in notebook 08. No pretrained GPT-2 weights can be installed offline, so when
+`resolve_model("gpt2")` finds neither the hub nor a cached copy, it falls back to this module:
+
+1. a general-English corpus that every Python installation carries: the docstrings of the Python
+   standard library's modules, classes and functions, plus the long descriptions (README text) in the
+   METADATA of installed packages; cut into prose paragraphs, built at run time, never saved as text;
+2. a byte-level BPE tokenizer trained on that corpus with `tokenizers` (GPT-2's scheme: bytes, then merges),
+   wrapped as a `GPT2TokenizerFast` whose only special token is `<|endoftext|>` (and no pad token, like GPT-2);
+3. a `GPT2LMHeadModel` with a small `GPT2Config`, pretrained for a few hundred steps on that corpus;
+4. model and tokenizer saved with `save_pretrained` (safetensors) in a per-machine cache folder keyed by
+   the build settings ($FTLEARN_CACHE, default ~/.cache/ftlearn), so the build happens once per machine.
+
+It is honestly a model of about a million parameters pretrained for minutes on documentation text: it writes
+English-looking text with real words and little sense; it is not OpenAI's GPT-2. The lessons' code runs unchanged on either.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "FTLEARN_CACHE"
+BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": which offline build the fallback uses
+EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
+BUILDER_VERSION = 1  # bump when the recipe changes, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How the offline GPT-2 is built: corpus size, tokenizer, architecture and pretraining budget."""
+
+    name: str
+    corpus_chars: int  # characters of prose to collect
+    vocab_size: int  # BPE vocabulary, including the 256 byte tokens and <|endoftext|>
+    n_positions: int  # longest context the model can read
+    n_embd: int
+    n_layer: int
+    n_head: int
+    block_size: int  # tokens per pretraining example
+    batch_size: int
+    steps: int  # optimizer steps of pretraining
+    lr: float  # peak learning rate (linear warm-up, cosine decay)
+    seed: int = 0
+
+    def key(self) -> str:
+        """A short hash of the settings: the cache folder's name changes when any setting does."""
+        blob = json.dumps({**asdict(self), "builder": BUILDER_VERSION}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+
+BUILDS: dict[str, BuildConfig] = {
+    # CI: the whole build in well under 30 s on 2 busy CPU cores; the model is barely trained.
+    "smoke": BuildConfig("smoke", corpus_chars=150_000, vocab_size=1024, n_positions=128, n_embd=64,
+                         n_layer=2, n_head=2, block_size=64, batch_size=16, steps=40, lr=3e-3),
+    # a laptop: a few minutes, once (11 min on 2 busy shared cores); writes English-looking text with little sense.
+    "cpu": BuildConfig("cpu", corpus_chars=1_500_000, vocab_size=4096, n_positions=256, n_embd=128,
+                       n_layer=4, n_head=4, block_size=128, batch_size=16, steps=300, lr=2e-3),
+}
+
+
+def cache_root() -> Path:
+    """Where ftlearn keeps per-machine builds: $FTLEARN_CACHE, else ~/.cache/ftlearn."""
+    return Path(os.environ.get(CACHE_ENV, "").strip() or Path.home() / ".cache" / "ftlearn").expanduser()
+
+
+def build_dir(config: BuildConfig) -> Path:
+    """The cache folder of one build: <cache>/offline-gpt2/<name>-<hash of the settings>."""
+    return cache_root() / "offline-gpt2" / f"{config.name}-{config.key()}"
+
+
+def default_build() -> str:
+    """The build the fallback uses: $FTLEARN_GPT2_BUILD, else `smoke` in the smoke profile and `cpu` otherwise."""
+    wanted = os.environ.get(BUILD_ENV, "").strip().lower()
+    if wanted:
+        if wanted not in BUILDS:
+            raise ValueError(f"{BUILD_ENV}={wanted!r}: choose one of {', '.join(BUILDS)}.")
+        return wanted
+    return "smoke" if os.environ.get("FTLEARN_PROFILE", "").strip().lower() == "smoke" else "cpu"
+
+
+@contextlib.contextmanager
+def preferred_build(profile_name: str) -> Iterator[None]:
+    """Within the block, the fallback uses the build that suits `profile_name` (smoke → smoke, else cpu)."""
+    previous = os.environ.get(BUILD_ENV)
+    os.environ[BUILD_ENV] = "smoke" if profile_name == "smoke" else "cpu"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(BUILD_ENV, None)
+        else:
+            os.environ[BUILD_ENV] = previous
+
+
+# ---------------------------------------------------------------- 1. the corpus
+
+_SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "__pycache__"}
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url) -> text; images vanish with their alt text
+_TAGS = re.compile(r"<[^>]+>")
+_RST_ROLES = re.compile(r":[a-z]+:`([^`]*)`")  # :func:`len` -> `len`
+_MARKUP = re.compile(r"[`*_#|=~^]{1,}")
+
+
+def _is_prose(paragraph: str) -> bool:
+    """Keep paragraphs that read like English sentences; drop code, tables, lists of options, URLs."""
+    words = paragraph.split()
+    if len(words) < 8 or len(paragraph) < 60 or "http" in paragraph or ">>>" in paragraph:
+        return False
+    letters = sum(c.isalpha() or c.isspace() for c in paragraph)
+    return letters / len(paragraph) > 0.88 and paragraph[0].isupper() and paragraph.rstrip()[-1] in ".:!?"
+
+
+def _paragraphs(text: str) -> list[str]:
+    """Split on blank lines, strip markup, join each paragraph's lines into one, keep the prose ones."""
+    out = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.splitlines()
+        if any(line.startswith(("    ", "\t", "```", "..", "$ ", "- ", "* ", "|")) for line in lines):
+            continue  # code blocks, directives, shell lines, bullet lists, tables
+        flat = " ".join(line.strip() for line in lines)
+        flat = _MARKUP.sub("", _RST_ROLES.sub(r"\1", _TAGS.sub("", _MD_LINK.sub(r"\1", flat))))
+        flat = re.sub(r"\s+", " ", flat).strip()
+        if _is_prose(flat):
+            out.append(flat)
+    return out
+
+
+def _stdlib_files() -> list[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in root.rglob("*.py") if not _SKIP_DIRS.intersection(p.relative_to(root).parts))
+
+
+def stdlib_docstrings(max_chars: int) -> list[str]:
+    """Prose paragraphs from the docstrings of the standard library (read with `ast`, nothing is imported)."""
+    docs: list[str] = []
+    total = 0
+    for path in _stdlib_files():
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                for para in _paragraphs(doc) if doc else []:
+                    docs.append(para)
+                    total += len(para)
+        if total >= max_chars:
+            break
+    return docs
+
+
+def package_descriptions(max_chars: int) -> list[str]:
+    """Prose paragraphs from the long descriptions (README text) of the installed packages' METADATA."""
+    from importlib import metadata
+
+    docs: list[str] = []
+    total = 0
+    seen = set()
+    dists = sorted(metadata.distributions(), key=lambda d: (d.metadata.get("Name") or "").lower())
+    for dist in dists:
+        name = (dist.metadata.get("Name") or "").lower()
+        if name in seen:
+            continue
+        seen.add(name)
+        body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
+        for para in _paragraphs(str(body)):
+            docs.append(para)
+            total += len(para)
+        if total >= max_chars:
+            break
+    return docs
+
+
+def build_corpus(max_chars: int) -> tuple[list[str], dict[str, int]]:
+    """Documents for pretraining (about `max_chars` characters, half from each source) and a count per source."""
+    packages = package_descriptions(max_chars // 2)
+    stdlib = stdlib_docstrings(max_chars - sum(map(len, packages)))
+    docs = stdlib + packages
+    return docs, {"stdlib docstrings": sum(map(len, stdlib)), "package descriptions": sum(map(len, packages))}
+
+
+# ---------------------------------------------------------------- 2. the tokenizer
+
+
+def train_tokenizer(docs: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer trained on `docs`, wrapped as a GPT2TokenizerFast (eos = bos = unk, no pad)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    # GPT-2's scheme: text -> UTF-8 bytes, each byte shown as a printable character, spaces kept with the word.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes: any text can be encoded
+        show_progress=False,
+    )
+    tok.train_from_iterator(docs, trainer=trainer)
+    return GPT2TokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+
+
+# ---------------------------------------------------------------- 3. pretraining
+
+
+def _blocks(docs: list[str], tokenizer: Any, block_size: int) -> Any:
+    """All documents as one token stream (eos between documents), cut into rows of `block_size`: (N, T)."""
+    import torch
+
+    ids: list[int] = []
+    for encoded in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+        ids.extend(encoded)
+        ids.append(tokenizer.eos_token_id)
+    n = len(ids) // block_size
+    return torch.tensor(ids[: n * block_size]).view(n, block_size)
+
+
+def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool = True) -> tuple[Any, dict]:
+    """A fresh GPT2LMHeadModel trained with AdamW on random blocks of the corpus; returns it and the losses."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(config.seed)
+    blocks = _blocks(docs, tokenizer, config.block_size)
+    n_val = max(2, len(blocks) // 50)
+    val, train = blocks[:n_val], blocks[n_val:]  # (N_val, T), (N_train, T)
+    gpt_config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
+        n_layer=config.n_layer, n_head=config.n_head,
+        # no dropout: a short pretraining run underfits, it does not overfit
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = GPT2LMHeadModel(gpt_config)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # matrices decay; biases and LayerNorm do not
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=config.lr, betas=(0.9, 0.95))
+    warmup = max(1, config.steps // 10)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the peak
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(config.seed)
+    model.train()
+    losses = []
+    start = time.perf_counter()
+    for step in range(config.steps):
+        batch = train[torch.randint(len(train), (config.batch_size,), generator=gen)]  # (B, T)
+        loss = model(input_ids=batch, labels=batch).loss  # the shift happens inside the model
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if verbose and (step + 1) % max(1, config.steps // 5) == 0:
+            print(f"  pretraining step {step + 1}/{config.steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.3f} "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    model.eval()
+    with torch.no_grad():
+        val_loss = model(input_ids=val, labels=val).loss.item()
+    info = {
+        "train_blocks": len(train), "train_tokens_seen": config.steps * config.batch_size * config.block_size,
+        "first_loss": losses[0], "last_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "val_loss": val_loss, "val_perplexity": math.exp(val_loss),
+    }
+    return model, info
+
+
+# ---------------------------------------------------------------- 4. build once, cache
+
+
+def ensure_built(name: str | None = None, verbose: bool = True, force: bool = False) -> Path:
+    """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed."""
+    import torch
+
+    config = BUILDS[name or default_build()]
+    target = build_dir(config)
+    if (target / "build_info.json").exists() and not force:
+        return target
+    if verbose:
+        print(f"Building the offline GPT-2 ({config.name}) once for this machine into {target} ...", flush=True)
+    start = time.perf_counter()
+    docs, sources = build_corpus(config.corpus_chars)
+    tokenizer = train_tokenizer(docs, config.vocab_size)
+    if verbose:
+        print(f"  corpus: {len(docs):,} paragraphs, {sum(sources.values()):,} characters "
+              f"({', '.join(f'{k} {v:,}' for k, v in sources.items())}); BPE vocabulary {len(tokenizer):,} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    model, info = pretrain(config, docs, tokenizer, verbose=verbose)
+    info.update(
+        config=asdict(config), corpus_sources=sources, corpus_paragraphs=len(docs),
+        parameters=sum(p.numel() for p in model.parameters()), seconds=round(time.perf_counter() - start, 1),
+        python=sys.version.split()[0], torch=torch.__version__, builder=BUILDER_VERSION,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)  # config.json + model.safetensors
+        tokenizer.save_pretrained(tmp)
+        (tmp / "build_info.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        if force and target.exists():
+            shutil.rmtree(target)
+        try:
+            tmp.rename(target)  # atomic: a half-written build is never seen as done
+        except OSError:  # another process finished the same build first; keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if verbose:
+        print(f"  done in {info['seconds']:.0f} s: {info['parameters'] / 1e6:.2f}M parameters, held-out perplexity "
+              f"on documentation text {info['val_perplexity']:.1f}", flush=True)
+    return target
+
+
+def build_info(folder: str | Path) -> dict | None:
+    """What a build folder holds (settings, corpus sizes, losses, time), or None for a non-ftlearn model."""
+    path = Path(folder) / "build_info.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def fallback_source() -> Any:
+    """The ModelSource of the offline GPT-2 (built first if needed): FALLBACKS['gpt2'] in ftlearn.models."""
+    from ftlearn.models import ModelSource
+
+    folder = ensure_built()
+    info = build_info(folder) or {}
+    params = info.get("parameters", 0) / 1e6
+    return ModelSource(
+        requested="",
+        location=str(folder),
+        kind="offline-fallback",
+        note=(
+            f"offline, so using ftlearn's own small GPT-2-architecture model ({params:.1f}M parameters, "
+            f"'{info.get('config', {}).get('name', '?')}' build), pretrained on this machine for "
+            f"{info.get('config', {}).get('steps', '?')} steps on Python and package documentation text: not OpenAI's GPT-2"
+        ),
+    )

@@ -1,0 +1,86 @@
+"""ftlearn.offline_gpt2: the corpus is prose, the tokenizer is byte-level, the build is cached and loads as GPT-2."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from ftlearn import models, offline_gpt2 as og
+
+TINY = dataclasses.replace(og.BUILDS["smoke"], name="tiny", corpus_chars=30_000, vocab_size=400, n_embd=32,
+                           n_layer=1, n_head=2, block_size=32, batch_size=4, steps=3)
+
+
+def test_paragraph_filter_keeps_prose_and_drops_code_and_markup():
+    text = (
+        "This function returns the **number** of items in a [container](https://x.org) and never fails.\n\n"
+        "    x = len(items)  # code block\n\n"
+        ">>> len([1, 2, 3])\n3\n\n"
+        "short line.\n\n"
+        "| a | b |\n|---|---|\n\n"
+        "Read the docs at https://example.org for every option that this package offers today."
+    )
+    assert og._paragraphs(text) == ["This function returns the number of items in a container and never fails."]
+
+
+def test_tokenizer_is_byte_level_and_round_trips_any_text():
+    docs = ["The quick brown fox jumps over the lazy dog again and again."] * 50
+    tok = og.train_tokenizer(docs, vocab_size=300)
+    assert tok.eos_token == og.EOS and tok.pad_token is None  # like GPT-2: no pad token until a lesson sets one
+    for text in ("The fox", "naïve café, 東京 🎬", "  spaces\tand\nlines"):
+        assert tok.decode(tok(text)["input_ids"]) == text
+    assert tok.convert_ids_to_tokens(tok(" fox")["input_ids"])[0].startswith("Ġ")  # GPT-2's marker for a leading space
+
+
+def test_cache_key_changes_with_any_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    other = dataclasses.replace(TINY, steps=4)
+    assert og.build_dir(TINY) != og.build_dir(other)
+    assert og.build_dir(TINY).parent == tmp_path / "offline-gpt2"
+
+
+def test_default_build_follows_the_profile(monkeypatch):
+    monkeypatch.delenv(og.BUILD_ENV, raising=False)
+    monkeypatch.setenv("FTLEARN_PROFILE", "smoke")
+    assert og.default_build() == "smoke"
+    with og.preferred_build("gpu"):
+        assert og.default_build() == "cpu"
+    assert og.default_build() == "smoke"
+    monkeypatch.setenv(og.BUILD_ENV, "huge")
+    with pytest.raises(ValueError, match="choose one of"):
+        og.default_build()
+
+
+def test_build_saves_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(og.BUILDS, "tiny", TINY)
+    monkeypatch.setenv(og.BUILD_ENV, "tiny")
+    folder = og.ensure_built()
+    assert {"config.json", "model.safetensors", "tokenizer.json", "build_info.json"} <= {p.name for p in folder.iterdir()}
+    info = json.loads((folder / "build_info.json").read_text())
+    assert info["config"]["steps"] == 3 and info["corpus_sources"]["stdlib docstrings"] > 0
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert og.ensure_built() == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp  # no rebuild
+
+    monkeypatch.setattr(models, "_in_hub_cache", lambda name: False)
+    source = models.resolve_model("gpt2", online=False)  # order: local -> hub -> cache -> this fallback
+    assert source.kind == "offline-fallback" and source.location == str(folder) and "not OpenAI's GPT-2" in source.note
+    model = AutoModelForCausalLM.from_pretrained(source.location)
+    tok = AutoTokenizer.from_pretrained(source.location)
+    assert type(model).__name__ == "GPT2LMHeadModel" and model.config.n_embd == 32
+    ids = tok("The file is closed.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids)
+    assert out.logits.shape == (1, ids.size(1), len(tok)) and torch.isfinite(out.loss)
+
+    clf, clf_tok, _ = models.load_classifier(family="gpt2", verbose=False)  # the lessons' loader: pad = eos
+    assert type(clf).__name__ == "GPT2ForSequenceClassification"
+    assert clf_tok.pad_token == og.EOS and clf.config.pad_token_id == clf_tok.eos_token_id
+
+
+def test_online_still_prefers_the_hub(monkeypatch):
+    monkeypatch.setitem(models.FALLBACKS, "gpt2", lambda: pytest.fail("the fallback must not be built when online"))
+    assert models.resolve_model("gpt2", online=True).location == "gpt2"
