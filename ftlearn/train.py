@@ -540,7 +540,8 @@ def fit(
                 stop = run_eval()
             epoch, batches_done = epoch + 1, 0
     history.train_seconds = elapsed_before + time.perf_counter() - start
-    history.stopped_early = bool(config.patience is not None and bad_evals >= config.patience)
+    # early stopping cut the run short only when patience ran out before the planned last step
+    history.stopped_early = bool(config.patience is not None and bad_evals >= config.patience and step < total_steps)
     if bar is not None:
         bar.close()
     if config.restore_best and best_state is not None and history.best_step != step:

@@ -159,3 +159,12 @@ def test_early_stopping_restores_the_best_weights():
     assert history.best_step == best["step"]
     assert evaluate(model, loader(val, 8, shuffle=False), "cpu")["loss"] == pytest.approx(best["loss"], rel=1e-6)
     assert math.isfinite(history.train_seconds) and history.train_seconds > 0
+
+
+def test_a_run_that_ends_on_schedule_did_not_stop_early():
+    # patience runs out at the last evaluation: nothing was cut short, so this is not early stopping
+    train, val = toy_data(40, seed=0, flip=True), toy_data(40, seed=0)
+    config = TrainConfig(lr=1e-2, epochs=2, warmup_ratio=0.0, patience=1, progress=False)
+    history = fit(tiny_bert(dropout=0.0), loader(train), loader(val, 8, shuffle=False), config, device="cpu")
+    assert len(history.evals) == 2 and history.evals[1]["loss"] > history.evals[0]["loss"]
+    assert not history.stopped_early
