@@ -84,6 +84,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             failures += 1
 
     for family, required in (("bert", True), ("gpt2", False)):
+        if family == "gpt2" and not online and (note := _offline_gpt2_not_built()):
+            _row(INFO, family, note)  # doctor only reports; building takes minutes, so the lesson does it
+            continue
         try:
             found = resolve_model(family, get_profile(args.profile).bert_model if family == "bert" else None, online=online)
             _row(OK, family, f"{found.location}: {found.note}")
@@ -196,6 +199,21 @@ def cmd_headers(args: argparse.Namespace) -> int:
         return 1
     print("headers are current." if not stale else f"updated: {', '.join(stale)}")
     return 0
+
+
+def _offline_gpt2_not_built() -> str | None:
+    """A note when offline GPT-2 would have to be built first (nothing cached); None when it is ready."""
+    from ftlearn.models import _in_hub_cache
+    from ftlearn.offline_gpt2 import BUILDS, build_dir, default_build
+
+    config = BUILDS[default_build()]
+    folder = build_dir(config)
+    if _in_hub_cache("gpt2") or (folder / "build_info.json").exists():
+        return None
+    return (
+        f"offline and not built yet: notebook 08 (or `ftlearn finetune gpt2-lm`) builds a small GPT-2-architecture "
+        f"model once for this machine into {folder} (the '{config.name}' build: a few minutes on 2 CPU cores)"
+    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

@@ -68,7 +68,7 @@ BUILDS: dict[str, BuildConfig] = {
     # CI: the whole build in well under 30 s on 2 busy CPU cores; the model is barely trained.
     "smoke": BuildConfig("smoke", corpus_chars=150_000, vocab_size=1024, n_positions=128, n_embd=64,
                          n_layer=2, n_head=2, block_size=64, batch_size=16, steps=40, lr=3e-3),
-    # a laptop: a few minutes, once (11 min on 2 busy shared cores); writes English-looking text with little sense.
+    # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones); English-looking text, little sense.
     "cpu": BuildConfig("cpu", corpus_chars=1_500_000, vocab_size=4096, n_positions=256, n_embd=128,
                        n_layer=4, n_head=4, block_size=128, batch_size=16, steps=300, lr=2e-3),
 }

