@@ -235,10 +235,11 @@ def predict_classifier(model: Any, tokenizer: Any, ds: Any, max_length: int, bat
 
 
 def accuracy_and_f1(preds: list[int], truth: list[int]) -> dict[str, float]:
-    """Accuracy and F1 of the positive class (notebook 09)."""
-    from sklearn.metrics import accuracy_score, f1_score
+    """Accuracy and F1 of the positive class (notebook 09), computed by lesson 06's `ftlearn.metrics`."""
+    from ftlearn.metrics import confusion_matrix, metrics_from_confusion
 
-    return {"accuracy": float(accuracy_score(truth, preds)), "f1": float(f1_score(truth, preds, zero_division=0))}
+    scores = metrics_from_confusion(confusion_matrix(truth, preds))
+    return {"accuracy": scores["accuracy"], "f1": scores["f1"]}
 
 
 def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
