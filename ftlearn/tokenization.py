@@ -142,6 +142,8 @@ class BatchOrder:
     into batches, shuffle the batches. Being a function of (seed, epoch) is what lets a resumed run
     in `ftlearn.train` see exactly the batches the interrupted one would have seen.
     Use as `DataLoader(ds, batch_sampler=BatchOrder(...), collate_fn=...)`.
+    Under DDP (notebook 10) `fit` calls `shard(rank, world_size)`: every rank computes the same
+    seeded order, then keeps every world_size-th batch of it, so the ranks' shares never overlap.
     """
 
     def __init__(
@@ -164,10 +166,17 @@ class BatchOrder:
         self.chunk_batches = chunk_batches
         self.drop_last = drop_last
         self.epoch = 0
+        self.rank, self.num_replicas = 0, 1  # which share of the batches to yield (see `shard`)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose which epoch's order the next iteration yields (the training loop calls this)."""
         self.epoch = epoch
+
+    def shard(self, rank: int, num_replicas: int) -> None:
+        """Yield only rank `rank`'s share of each epoch's batches out of `num_replicas` (DDP, notebook 10)."""
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in 0..{num_replicas - 1}, got {rank}.")
+        self.rank, self.num_replicas = rank, num_replicas
 
     def batches(self) -> list[list[int]]:
         """This epoch's batches."""
@@ -185,6 +194,13 @@ class BatchOrder:
             batches.pop()
         if self.group_by_length and self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.num_replicas > 1:
+            from ftlearn.distributed import shard
+
+            # Shard only now, after the shuffle that every rank computed identically from (seed, epoch).
+            # Equal shares: the last len % num_replicas batches of the epoch are left out (a different
+            # few each epoch, as the order changes), or one rank would wait forever for the others.
+            batches = shard(batches, self.rank, self.num_replicas)
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -192,7 +208,8 @@ class BatchOrder:
 
     def __len__(self) -> int:
         n = len(self.lengths)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        n_batches = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return n_batches // self.num_replicas
 
 
 def make_loader(
