@@ -247,23 +247,37 @@ def _to_device(batch: dict, device: "torch.device") -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def predict_logits(model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Logits (N, C) of every batch in order, and the labels (N,) when batches carry `labels` (notebook 06)."""
+def predict_logits(
+    model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, shard: bool | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits (N, C) of every batch in order, and the labels (N,) when batches carry `labels` (notebook 06).
+
+    Under DDP (notebook 10; `shard=None` means "when a process group is running") each rank predicts
+    every N-th batch and the pieces are gathered back into the loader's order, so every rank gets
+    the whole result: all ranks must call it together. `shard=False` predicts everything here.
+    """
     import torch
+
+    from ftlearn import distributed
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     precision = choose_precision(device)
+    split = distributed.is_distributed() if shard is None else shard
     was_training = model.training
     model.eval()  # dropout off: predictions are deterministic
     logits, labels = [], []
     with torch.no_grad(), _autocast(device, precision):
-        for batch in loader:
+        for batch in distributed.shard_iter(loader) if split else loader:
             batch = _to_device(batch, device)
             y = batch.pop("labels", None)
             logits.append(model(**batch).logits.float().cpu())
             if y is not None:
                 labels.append(y.cpu())
     model.train(was_training)
+    if split:
+        # every rank receives every rank's list of per-batch tensors; interleave restores the batch order
+        logits = distributed.interleave(distributed.all_gather_objects(logits))
+        labels = distributed.interleave(distributed.all_gather_objects(labels))
     return torch.cat(logits).numpy(), (torch.cat(labels).numpy() if labels else None)
 
 
@@ -274,12 +288,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def evaluate(model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, return_outputs: bool = False) -> dict:
+def evaluate(
+    model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, return_outputs: bool = False, shard: bool | None = None
+) -> dict:
     """Mean cross-entropy, accuracy, precision, recall, F1 and confusion matrix on a labelled loader (notebook 06).
 
-    With `return_outputs`, also `probs` (N, C) and `labels` (N,) for error analysis.
+    With `return_outputs`, also `probs` (N, C) and `labels` (N,) for error analysis. Under DDP the
+    ranks share the batches and gather the predictions (see `predict_logits`), so every rank
+    computes the same numbers from the same arrays (notebook 10).
     """
-    logits, labels = predict_logits(model, loader, device)
+    logits, labels = predict_logits(model, loader, device, shard)
     if labels is None:
         raise ValueError("evaluate needs batches with `labels`; use predict_logits for unlabelled data.")
     probs = softmax(logits.astype(np.float64))
@@ -390,6 +408,27 @@ def _lr_of(optimizer: "torch.optim.Optimizer") -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
+def _shard_for_ddp(train_loader: Any) -> Any:
+    """Make each rank draw its own 1/N of every epoch's batches; returns the BatchOrder it sharded, if any."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    from ftlearn import distributed
+
+    order = getattr(train_loader, "batch_sampler", None)
+    if hasattr(order, "shard"):  # ftlearn's BatchOrder: same seeded shuffle on every rank, then every N-th batch
+        order.shard(distributed.rank(), distributed.world_size())
+        return order
+    if isinstance(getattr(train_loader, "sampler", None), DistributedSampler):
+        return None  # already one share of the examples per rank (fit calls its set_epoch)
+    # A plain DataLoader would give every rank the whole data set, each in its own random order:
+    # N times the work, and not the large-batch training the user asked for.
+    raise ValueError(
+        f"Under DDP ({distributed.world_size()} processes) each rank must train on its own share of the batches. "
+        "Build the training loader with ftlearn.tokenization.make_loader (its BatchOrder shards itself), or pass "
+        "DataLoader(ds, batch_size=..., sampler=DistributedSampler(ds, shuffle=True), collate_fn=...)."
+    )
+
+
 def fit(
     model: "torch.nn.Module",
     train_loader: Any,
@@ -405,19 +444,28 @@ def fit(
     Batches are dicts with `input_ids`, `attention_mask`, `labels`; the model returns `.loss`.
     Exact resume needs a loader whose batch sampler has `set_epoch` (`ftlearn.tokenization.BatchOrder`).
     Callbacks are called as `cb(history, event)` with event "step", "eval" or "end".
+
+    Launched by torchrun or accelerate launch with N processes, the same call trains with DDP
+    (notebook 10): each rank takes every N-th batch, gradients are averaged across ranks, every rank
+    sees the same History and validation metrics, and only rank 0 prints and writes checkpoints.
     """
     import torch
 
+    from ftlearn import distributed
     from ftlearn.runtime import pick_device
 
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
+    ddp = distributed.setup(device)  # False in a notebook or a plain script: nothing below changes then
+    device = distributed.rank_device(device)  # under DDP on CUDA: this rank's own GPU
+    main = distributed.is_main_process()  # the one process that prints and writes
     model.to(device)
     precision = choose_precision(device, config.mixed_precision)
     k = config.grad_accum_steps
     if k < 1:
         raise ValueError(f"grad_accum_steps must be >= 1, got {k}.")
-    n_batches = len(train_loader)
+    sharded = _shard_for_ddp(train_loader) if ddp else None
+    n_batches = len(train_loader)  # this rank's micro-batches per epoch (1/N of them under DDP)
     per_epoch = steps_per_epoch(n_batches, k)
     total_steps = per_epoch * config.epochs
     warmup_steps = round(config.warmup_ratio * total_steps)
@@ -437,7 +485,8 @@ def fit(
         best_loss, bad_evals = info["best_loss"], info["bad_evals"]
         history = History.from_dict(info["history"])
         elapsed_before = history.train_seconds
-        print(f"Resumed from {resume_from}: step {step}, epoch {epoch + 1}, {batches_done} batches into it.")
+        if main:
+            print(f"Resumed from {resume_from}: step {step}, epoch {epoch + 1}, {batches_done} batches into it.")
 
     def snapshot() -> dict:
         return {
@@ -466,15 +515,20 @@ def fit(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=step, desc="training", unit="step") if config.progress else None
+    # Under DDP the forward and backward go through the wrapper: its backward averages the gradients
+    # over the ranks, so every rank takes the same optimizer step and the copies stay identical. (Its
+    # constructor also copies rank 0's weights to the others.) Evaluation and saving use `model` itself.
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if ddp else model
+    bar = tqdm(total=total_steps, initial=step, desc="training", unit="step") if config.progress and main else None
     start = time.perf_counter()
     stop = False
-    model.train()
+    net.train()
     optimizer.zero_grad(set_to_none=True)
     while epoch < config.epochs and not stop:
-        sampler = getattr(train_loader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)  # the epoch's shuffle depends on (seed, epoch) only
+        for sampler in (getattr(train_loader, "batch_sampler", None), getattr(train_loader, "sampler", None)):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)  # the epoch's shuffle depends on (seed, epoch) only
+                break
         group_losses: list[float] = []
         batches = iter(train_loader)  # a DataLoader draws a seed from torch's RNG here, every epoch
         if saved_rng is not None:
@@ -487,21 +541,29 @@ def fit(
             batch = _to_device(batch, device)
             # the last group of an epoch may hold fewer than k micro-batches; average over what it has
             group = min(k, n_batches - (i // k) * k)
-            with _autocast(device, precision):
-                loss = model(**batch).loss  # forward; mean cross-entropy over the micro-batch
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(
-                    f"The loss became {loss_value} at optimizer step {step + 1} (epoch {epoch + 1}, batch {i + 1}) "
-                    f"with learning rate {_lr_of(optimizer):.3g}. Try a smaller lr, more warm-up, or "
-                    f"mixed_precision='no'; the model's weights are now unusable."
-                )
-            # backward of loss/group: the accumulated gradient is the mean over the group's micro-batches
-            (scaler.scale(loss / group) if scaler else loss / group).backward()
+            # an optimizer step follows the k-th micro-batch of a group, or the epoch's last one;
+            # (i + 1) % k, not i % k, which would step on the first batch
+            ends_group = (i + 1) % k == 0 or i + 1 == n_batches
+            # DDP: average gradients across ranks once per group, in its last backward; no_sync() keeps
+            # the earlier backwards local (they only add into .grad), saving k - 1 all-reduces per step
+            with net.no_sync() if ddp and not ends_group else nullcontext():
+                with _autocast(device, precision):
+                    loss = net(**batch).loss  # forward; mean cross-entropy over the micro-batch
+                # the mean over ranks (the loss itself in one process): every rank logs the same number
+                # and, if it is NaN on any rank, every rank stops here together instead of waiting forever
+                loss_value = distributed.all_reduce_mean(loss.item(), device)
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(
+                        f"The loss became {loss_value} at optimizer step {step + 1} (epoch {epoch + 1}, batch {i + 1}) "
+                        f"with learning rate {_lr_of(optimizer):.3g}. Try a smaller lr, more warm-up, or "
+                        f"mixed_precision='no'; the model's weights are now unusable."
+                    )
+                # backward of loss/group: the accumulated gradient is the mean over the group's micro-batches
+                (scaler.scale(loss / group) if scaler else loss / group).backward()
             group_losses.append(loss_value)
             batches_done = i + 1
-            if (i + 1) % k != 0 and i + 1 != n_batches:
-                continue  # keep accumulating; (i + 1) % k, not i % k, which would step on the first batch
+            if not ends_group:
+                continue  # keep accumulating
             if scaler is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             max_norm = config.max_grad_norm if config.max_grad_norm is not None else math.inf
@@ -529,7 +591,8 @@ def fit(
                 cb(history, "step")
             if val_loader is not None and config.eval_every_steps and step % config.eval_every_steps == 0 and batches_done != n_batches:
                 stop = run_eval()
-            if config.checkpoint_every and config.checkpoint_dir and step % config.checkpoint_every == 0:
+            # one writer: the ranks hold identical weights, and N processes renaming the same folder would collide
+            if main and config.checkpoint_every and config.checkpoint_dir and step % config.checkpoint_every == 0:
                 save_checkpoint(Path(config.checkpoint_dir) / f"{CHECKPOINT_PREFIX}{step}", model, optimizer, scheduler, scaler, snapshot(), best_state)
                 _prune(Path(config.checkpoint_dir), config.keep_checkpoints)
             if stop or (config.max_steps is not None and step >= config.max_steps):
@@ -545,8 +608,11 @@ def fit(
     if bar is not None:
         bar.close()
     if config.restore_best and best_state is not None and history.best_step != step:
-        model.load_state_dict(best_state)
-        print(f"Restored the weights of step {history.best_step}, the lowest validation loss ({best_loss:.4f}).")
+        model.load_state_dict(best_state)  # on every rank: they all chose the same best step
+        if main:
+            print(f"Restored the weights of step {history.best_step}, the lowest validation loss ({best_loss:.4f}).")
+    if sharded is not None:
+        sharded.shard(0, 1)  # hand the loader back whole, as it came
     for cb in callbacks:
         cb(history, "end")
     return history
