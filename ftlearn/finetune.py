@@ -227,7 +227,12 @@ def finetune_bert(
     model_name: str | None = None,
     progress: bool = True,
 ) -> FinetuneResult:
-    """The whole of notebook 06 in one call (the `ftlearn finetune bert` command): train, test, save (notebook 06)."""
+    """The whole of notebook 06 in one call (the `ftlearn finetune bert` command): train, test, save (notebook 06).
+
+    Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 10), and
+    only rank 0 writes `out`; `recipe.batch_size` is then per rank.
+    """
+    from ftlearn import distributed
     from ftlearn.data import load_imdb
     from ftlearn.models import load_classifier
     from ftlearn.runtime import get_profile, hardware_summary, pick_device, seed_everything
@@ -235,12 +240,15 @@ def finetune_bert(
     start = time.perf_counter()
     profile = get_profile(profile) if isinstance(profile, str) else profile
     recipe = recipe or bert_recipe(profile)
+    distributed.quiet_other_ranks()  # one copy of the libraries' progress bars and warnings, from rank 0
     seed_everything(seed)
     dsd = load_imdb(profile=profile, seed=seed)
     seed_everything(seed)  # the new head's random init depends on this
     model, tokenizer, source = load_classifier(model_name or profile.bert_model)
     data = prepare_bert_data(dsd, tokenizer, recipe, seed)
     device = pick_device()
+    distributed.setup(device)  # join the other ranks when launched with several (fit would do it too)
+    device = distributed.rank_device(device)
     seed_everything(seed)  # dropout masks from here on
     history = fit(model, data.train_loader, data.val_loader, train_config(recipe, progress=progress), device=device)
     test = evaluate(model, data.test_loader, device)
@@ -266,11 +274,12 @@ def finetune_bert(
         "validation": history.evals,
         "precision_mode": history.precision,
         "device": str(device),
+        "world_size": distributed.world_size(),  # processes that trained together; global batch = batch_size x this
         "hardware": hardware_summary(),
         "seed": seed,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    if out is not None:
+    if out is not None and distributed.is_main_process():  # the ranks hold identical weights: one copy
         save_finetuned(out, model, tokenizer, recipe)
         (Path(out) / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return FinetuneResult(model, tokenizer, history, test, metrics)
