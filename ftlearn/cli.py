@@ -219,6 +219,7 @@ def _offline_gpt2_not_built() -> str | None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT on IMDB exactly as notebook 06 does; print test metrics; save model, tokenizer, metrics.json."""
     from ftlearn.data import IMDBDataError
+    from ftlearn.distributed import is_main_process
     from ftlearn.finetune import METRICS_FILE, bert_recipe, finetune_bert
     from ftlearn.metrics import format_metrics
     from ftlearn.models import ModelUnavailableError
@@ -230,17 +231,20 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
     recipe = bert_recipe(profile, epochs=args.epochs, lr=args.lr, max_length=args.max_length)
-    print(f"Fine-tuning BERT, profile {profile.name}: {recipe}")
+    # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 10).
+    show = print if is_main_process() else (lambda *_: None)
+    show(f"Fine-tuning BERT, profile {profile.name}: {recipe}")
     try:
         result = finetune_bert(profile, out=args.out, seed=args.seed, recipe=recipe, model_name=args.model)
     except (IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 1
     m = result.metrics
-    print(f"\ntest ({m['n_test']} reviews): {format_metrics(m)}")
-    print(f"confusion matrix [[TN, FP], [FN, TP]]: {m['confusion_matrix']}")
-    print(f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews), model {m['model']}")
-    print(f"saved the model, tokenizer and {METRICS_FILE} to {args.out}")
+    show(f"\ntest ({m['n_test']} reviews): {format_metrics(m)}")
+    show(f"confusion matrix [[TN, FP], [FN, TP]]: {m['confusion_matrix']}")
+    processes = f", {m['world_size']} processes" if m["world_size"] > 1 else ""
+    show(f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews{processes}), model {m['model']}")
+    show(f"saved the model, tokenizer and {METRICS_FILE} to {args.out}")
     return 0
 
 
@@ -332,3 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.jupyter_args = extra  # e.g. `ftlearn lab --no-browser --port 8890`
     return args.func(args)
+
+
+if __name__ == "__main__":  # `python -m ftlearn.cli ...`, the form torchrun's `-m` launches
+    raise SystemExit(main())
