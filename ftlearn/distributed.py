@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,13 +166,29 @@ def barrier() -> None:
         dist.barrier()
 
 
-def quiet_other_ranks() -> None:
-    """On ranks other than 0, silence the libraries' progress bars and warnings: one copy of each is enough (notebook 10)."""
+@contextmanager
+def quiet_other_ranks() -> Iterator[None]:
+    """Inside the block, ranks other than 0 print nothing and show no library progress bars or warnings (notebook 10).
+
+    N copies of every line would say nothing new: rank 0 speaks for all. Errors (stderr) still show.
+    """
     if is_main_process():
+        yield
         return
     import datasets
-    import transformers
+    from transformers.utils import logging as hf_logging
 
+    bars_were_on, hf_bars_were_on = not datasets.are_progress_bars_disabled(), hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     datasets.disable_progress_bars()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        with open(os.devnull, "w") as sink, redirect_stdout(sink):
+            yield
+    finally:  # leave the libraries as we found them
+        if bars_were_on:
+            datasets.enable_progress_bars()
+        if hf_bars_were_on:
+            hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)

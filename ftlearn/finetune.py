@@ -240,12 +240,12 @@ def finetune_bert(
     start = time.perf_counter()
     profile = get_profile(profile) if isinstance(profile, str) else profile
     recipe = recipe or bert_recipe(profile)
-    distributed.quiet_other_ranks()  # one copy of the libraries' progress bars and warnings, from rank 0
-    seed_everything(seed)
-    dsd = load_imdb(profile=profile, seed=seed)
-    seed_everything(seed)  # the new head's random init depends on this
-    model, tokenizer, source = load_classifier(model_name or profile.bert_model)
-    data = prepare_bert_data(dsd, tokenizer, recipe, seed)
+    with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
+        seed_everything(seed)
+        dsd = load_imdb(profile=profile, seed=seed)
+        seed_everything(seed)  # the new head's random init depends on this
+        model, tokenizer, source = load_classifier(model_name or profile.bert_model)
+        data = prepare_bert_data(dsd, tokenizer, recipe, seed)
     device = pick_device()
     distributed.setup(device)  # join the other ranks when launched with several (fit would do it too)
     device = distributed.rank_device(device)
