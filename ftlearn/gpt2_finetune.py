@@ -162,6 +162,18 @@ def lm_batches(blocks: Any, batch_size: int, seed: int) -> Callable[[int], Itera
     return make
 
 
+def _single_process_only(command: str) -> None:
+    """Refuse to run under a multi-process launcher: lessons 08-09's small loop knows nothing of DDP."""
+    from ftlearn.distributed import launched_world_size
+
+    if launched_world_size() > 1:
+        raise RuntimeError(
+            f"`ftlearn finetune {command}` runs in one process: its loop (lessons 08-09) does not split the data across "
+            f"ranks, so {launched_world_size()} processes would each train the whole run and write to the same folder. "
+            "Start it without torchrun / accelerate launch (docs/multi_gpu.md)."
+        )
+
+
 def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
     """Lesson 08 end to end: held-out perplexity, fine-tune on IMDB review text, perplexity again; metrics dict."""
     from ftlearn.causal_lm import mean_lm_loss, perplexity
@@ -169,6 +181,7 @@ def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, prog
     from ftlearn.models import count_parameters
     from ftlearn.runtime import pick_device, seed_everything
 
+    _single_process_only("gpt2-lm")
     seed_everything(seed)
     device = pick_device()
     dsd = load_imdb(profile=profile, seed=seed)
@@ -248,6 +261,7 @@ def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, pro
     from ftlearn.models import count_parameters
     from ftlearn.runtime import pick_device, seed_everything
 
+    _single_process_only("gpt2-cls")
     seed_everything(seed)
     device = pick_device()
     dsd = load_imdb(profile=profile, seed=seed)

@@ -60,3 +60,13 @@ def test_finetune_command_writes_metrics_and_a_model(task, keys, tmp_path, capsy
     assert all(0 <= metrics[k] < float("inf") for k in keys)  # smoke trains 2-4 steps: F1 may be 0
     assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "model" / "tokenizer.json").exists()
     assert "metrics.json" in capsys.readouterr().out
+
+
+def test_gpt2_commands_refuse_to_run_under_a_multi_process_launcher(monkeypatch) -> None:
+    from ftlearn.gpt2_finetune import finetune_cls, finetune_lm
+    from ftlearn.runtime import get_profile
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for fn, name in ((finetune_lm, "gpt2-lm"), (finetune_cls, "gpt2-cls")):
+        with pytest.raises(RuntimeError, match=f"`ftlearn finetune {name}` runs in one process"):
+            fn(get_profile("smoke"))
