@@ -39,7 +39,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("07_bert_trainer.ipynb", "BERT with the Trainer", "TrainingArguments, compute_metrics, checkpoints"),
     Lesson("08_gpt2_causal_lm.ipynb", "GPT-2 as a language model", "causal-LM loss, perplexity before/after, generation"),
     Lesson("09_gpt2_classifier.ipynb", "GPT-2 as a classifier", "last-token pooling, comparison with BERT"),
-    Lesson("10_efficient_full_finetuning.ipynb", "The cost of full fine-tuning", "memory anatomy, mixed precision, throughput"),
+    Lesson("10_efficient_full_finetuning.ipynb", "The cost of full fine-tuning", "memory anatomy, activations, mixed precision, checkpointing, padding, MFU, forgetting"),
 )
 
 
