@@ -70,8 +70,9 @@ def activation_bytes_per_layer(batch: int, seq: int, hidden: int, heads: int, by
 
     Follows the count of Korthikanti et al. (2022), "Reducing Activation Recomputation in Large
     Transformer Models": s*b*h*(34 + 5*a*s/h) bytes in 16-bit, i.e. 17 values per token and hidden
-    unit from the linear layers, norms and GELU, plus 2.5 values per attention score (scores,
-    softmax, dropout mask). Scaled here by bytes_per_value/2 for other precisions.
+    unit from the linear layers, norms and GELU, plus 5 bytes per attention score (the softmax
+    output and the dropped-out probabilities, 2 bytes each, and a 1-byte dropout mask). Scaled
+    here by bytes_per_value/2 for other precisions.
     """
     per_layer_16bit = seq * batch * hidden * 34 + 5 * heads * seq * seq * batch
     return per_layer_16bit * bytes_per_value // 2

@@ -1,0 +1,414 @@
+"""How fast is full BERT fine-tuning, done three ways on the same reviews? (lesson 10's benchmark)
+
+In one run, the same pretrained model (with the same seeded new head) is fine-tuned on the same
+IMDB reviews for the same number of epochs, three ways:
+
+  (a) seed     the recipe of the blog posts the course started from: every review padded to 512
+               tokens, fp32, a plain loop (batch 8, AdamW at a constant lr, no schedule, no clipping);
+  (b) trainer  Hugging Face `Trainer` with default `TrainingArguments` (batch 8, linear decay, fp32
+               unless told otherwise, truncation at 512 and dynamic padding by its default collator);
+  (c) ftlearn  `ftlearn.train.fit` with the course's recipe for the profile (`ftlearn.finetune.bert_recipe`:
+               head+tail truncation, dynamic padding, length-grouped batches, warm-up + linear decay,
+               bf16/fp16 autocast on a GPU), at the same batch size of 8 as the other two arms.
+
+Each arm is then tested on the same held-out reviews through its own inference path. The script
+prints a table of training samples/s, time, accuracy (with its standard error) and F1, and ends with
+the line `speedup_vs_seed=X speedup_vs_trainer=Y` (ratios of training samples/s, measured in this
+run). With --mfu (default on a GPU) it also measures model FLOPs utilisation for the bert-base
+architecture (random weights) against this device's measured matmul peak, and projects the time of
+one epoch over IMDB's 25,000 training reviews.
+
+    python benchmarks/finetune_throughput.py --profile cpu       # about 25 minutes on 2 CPU cores
+    python benchmarks/finetune_throughput.py --profile smoke     # a minute: checks the code paths
+    python benchmarks/finetune_throughput.py --profile gpu       # 4,000 reviews + the MFU section
+
+It is a script, not a test: timings depend on the machine, so nothing here asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SEED_MAX_LENGTH = 512  # the seeds padded every review to BERT's maximum (and the Trainer arm truncates there)
+SEED_BATCH_SIZE = 8  # seed 000's batch size (also TrainingArguments' default)
+IMDB_TRAIN_REVIEWS = 25_000
+
+# Reviews trained on / tested on, epochs, and the length the seed arm pads to (and the Trainer arm
+# truncates at), per profile: on cpu enough for accuracy to mean something (the test set is the
+# whole 468-review test split of the sample) within about 25 minutes; smoke only checks the code
+# paths, so it pads to 128 instead of 512.
+SIZES: dict[str, dict[str, int | None]] = {
+    "smoke": {"n_train": 8, "n_test": 8, "epochs": 1, "max_length": 128},
+    "cpu": {"n_train": 640, "n_test": None, "epochs": 1, "max_length": SEED_MAX_LENGTH},
+    "gpu": {"n_train": 4000, "n_test": 2000, "epochs": 1, "max_length": SEED_MAX_LENGTH},
+}
+
+
+@dataclass
+class ArmResult:
+    """What one way of fine-tuning achieved."""
+
+    arm: str
+    how: str
+    samples: int  # training examples processed (reviews x epochs)
+    train_seconds: float
+    accuracy: float
+    f1: float
+    n_test: int
+    tokens_per_review: float  # mean token slots per training review actually computed, padding included
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput."""
+        return self.samples / self.train_seconds
+
+    @property
+    def accuracy_se(self) -> float:
+        """One standard error of the test accuracy (binomial)."""
+        return math.sqrt(self.accuracy * (1 - self.accuracy) / self.n_test)
+
+
+def fresh_model(model_name: str, seed: int) -> tuple[Any, Any, Any]:
+    """The pretrained encoder with a new head whose random init depends on `seed` only."""
+    from ftlearn.models import load_classifier
+    from ftlearn.runtime import seed_everything
+
+    seed_everything(seed)
+    return load_classifier(model_name, verbose=False)
+
+
+def sync(device: Any) -> None:
+    """Wait for queued GPU work, so that wall-clock times are honest."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def scores(labels: np.ndarray, preds: np.ndarray) -> tuple[float, float]:
+    """Accuracy and F1 (ftlearn.metrics, tested against scikit-learn)."""
+    from ftlearn.metrics import accuracy, f1_score
+
+    return accuracy(labels, preds), f1_score(labels, preds)
+
+
+# ---------------------------------------------------------------- (a) the seeds' recipe
+
+
+def run_seed(dsd: Any, model_name: str, epochs: int, lr: float, seed: int, device: Any, max_length: int = SEED_MAX_LENGTH) -> ArmResult:
+    """(a) Pad to 512, fp32, a plain loop: forward, backward, step; nothing else."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, tokenizer, _ = fresh_model(model_name, seed)
+    model.to(device)
+
+    def encode(split: Any) -> TensorDataset:
+        enc = tokenizer(list(split["text"]), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+        return TensorDataset(enc["input_ids"], enc["attention_mask"], torch.tensor(list(split["label"])))
+
+    train, test = encode(dsd["train"]), encode(dsd["test"])
+    loader = DataLoader(train, batch_size=SEED_BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for ids, mask, labels in loader:
+            model.zero_grad()
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+            out.loss.backward()
+            optimizer.step()
+    sync(device)
+    seconds = time.perf_counter() - start
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for ids, mask, _ in DataLoader(test, batch_size=4 * SEED_BATCH_SIZE):
+            preds.append(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu())
+    acc, f1 = scores(np.asarray(list(dsd["test"]["label"])), torch.cat(preds).numpy())
+    how = f"pad to {max_length}, fp32, batch {SEED_BATCH_SIZE}, constant lr, plain loop"
+    return ArmResult("seed", how, len(train) * epochs, seconds, acc, f1, len(test), float(max_length))
+
+
+# ---------------------------------------------------------------- (b) the Trainer's defaults
+
+
+def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: int = SEED_MAX_LENGTH) -> ArmResult:
+    """(b) `Trainer` with default arguments, except: our epochs and seed, no checkpoints, no loggers, no bar."""
+    from transformers import Trainer, TrainingArguments
+
+    model, tokenizer, _ = fresh_model(model_name, seed)
+
+    def encode(split: Any) -> Any:
+        return split.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+
+    train, test = encode(dsd["train"]), encode(dsd["test"])
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out,
+            num_train_epochs=epochs,
+            seed=seed,
+            save_strategy="no",  # the other two arms write no checkpoints either
+            report_to="none",  # no experiment trackers
+            disable_tqdm=True,  # a bar costs nothing measurable; it would only clutter the report
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+        device = trainer.args.device
+        sync(device)
+        start = time.perf_counter()
+        trainer.train()
+        sync(device)
+        seconds = time.perf_counter() - start
+        preds = trainer.predict(test).predictions
+    acc, f1 = scores(np.asarray(list(test["label"])), np.asarray(preds).argmax(-1))
+    lengths = np.array([len(ids) for ids in train["input_ids"]])
+    how = f"defaults: batch {args.per_device_train_batch_size}, truncate at {max_length}, dynamic padding, {'bf16' if args.bf16 else 'fp16' if args.fp16 else 'fp32'}"
+    # the random batches' padding is not recorded; the mean real length is a lower bound of the slots
+    return ArmResult("trainer", how, len(train) * epochs, seconds, acc, f1, len(test), float(lengths.mean()), {"tokens_note": "real tokens (padding not counted)"})
+
+
+# ---------------------------------------------------------------- (c) ftlearn.train, the course's recipe
+
+
+def run_ftlearn(dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE) -> ArmResult:
+    """(c) `ftlearn.train.fit` with `bert_recipe(profile)`: head+tail, dynamic padding, length-grouped batches."""
+    from ftlearn.finetune import bert_recipe, train_config
+    from ftlearn.runtime import seed_everything
+    from ftlearn.tokenization import make_collator, make_loader, padding_cost, tokenize_dataset
+    from ftlearn.train import evaluate, fit
+
+    # The same batch size as the other two arms (the seeds' and the Trainer's 8): all three take the same
+    # number of optimizer steps, so accuracy differences come from what each does to the reviews, not
+    # from one arm getting half the updates. (The cpu profile's own recipe uses 16; per review the cost
+    # is about the same, so this leaves the speed comparison as it is.)
+    recipe = bert_recipe(profile, epochs=epochs, batch_size=batch_size)
+    model, tokenizer, _ = fresh_model(model_name, seed)
+    encode = dict(tokenizer=tokenizer, max_length=recipe.max_length, truncation=recipe.truncation, head_fraction=recipe.head_fraction)
+    train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    collator = make_collator(tokenizer)
+    loader = make_loader(train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed)
+    lengths = [len(ids) for ids in train["input_ids"]]
+    slots = 0  # token slots computed, padding included: the batches fit will see, epoch by epoch
+    for epoch in range(epochs):
+        loader.batch_sampler.set_epoch(epoch)
+        slots += padding_cost(lengths, loader.batch_sampler.batches())["slots"]
+    seed_everything(seed)
+    history = fit(model, loader, None, train_config(recipe, progress=False), device=device)
+    report = evaluate(model, make_loader(test, collator, 2 * recipe.batch_size, group_by_length=True), device)
+    how = f"{recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, {history.precision}"
+    return ArmResult("ftlearn", how, len(train) * epochs, history.train_seconds, report["accuracy"], report["f1"], len(test), slots / (len(lengths) * epochs))
+
+
+# ---------------------------------------------------------------- MFU of the bert-base architecture
+
+
+def measure_peak_flops(device: Any, dtype: Any, n: int, repeats: int = 10, trials: int = 5) -> float:
+    """This device's dense matmul FLOP/s in `dtype`: the best of `trials` timings of n x n matmuls (2n^3 FLOPs each)."""
+    import torch
+
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):  # warm-up: kernel selection, clocks
+        a @ b
+    best = 0.0
+    for _ in range(trials):  # the best trial: a peak is what the hardware can do, not what a busy moment gave
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        sync(device)
+        best = max(best, 2 * n**3 * repeats / (time.perf_counter() - start))
+    return best
+
+
+def measure_mfu(device: Any, batch: int, seq: int, steps: int, mean_review_tokens: float) -> dict[str, Any]:
+    """Training tokens/s of a random-init bert-base classifier, its MFU, and one IMDB epoch projected."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ftlearn.memory import flops_per_token, matmul_parameters, mfu
+    from ftlearn.runtime import seed_everything
+
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    peak = measure_peak_flops(device, dtype, 8192 if device.type == "cuda" else 2048, repeats=10 if device.type == "cuda" else 2)
+    seed_everything(0)
+    config = BertConfig(num_labels=2)  # bert-base: 12 layers, hidden 768, 12 heads
+    model = BertForSequenceClassification(config).to(device).train()
+    params = matmul_parameters(model)  # the N of 6N: embedding look-ups are not matmuls (notebook 10)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    ids = torch.randint(1000, config.vocab_size, (batch, seq), device=device)
+    labels = torch.randint(0, 2, (batch,), device=device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # warm-up
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    tokens_per_s = batch * seq * steps / (time.perf_counter() - start)
+    per_token = flops_per_token(params, config.num_hidden_layers, config.hidden_size, seq)
+    utilisation = mfu(tokens_per_s, per_token, peak)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return {
+        "device": name,
+        "dtype": str(dtype).replace("torch.", ""),
+        "batch": batch,
+        "seq": seq,
+        "params": params,
+        "peak_tflops": peak / 1e12,
+        "tokens_per_s": tokens_per_s,
+        "model_tflops": tokens_per_s * per_token / 1e12,
+        "mfu": utilisation,
+        # every review padded to `seq` tokens, vs. only the reviews' real tokens (length-grouped batches,
+        # assuming the same tokens/s at their shorter lengths; shorter sequences are, if anything, faster)
+        "epoch_minutes_padded": IMDB_TRAIN_REVIEWS * seq / tokens_per_s / 60,
+        "epoch_minutes_real_tokens": IMDB_TRAIN_REVIEWS * mean_review_tokens / tokens_per_s / 60,
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def flops_text(tflops: float) -> str:
+    """TFLOP/s, or GFLOP/s below one TFLOP/s (a CPU), with three significant figures."""
+    return f"{tflops:.3g} TFLOP/s" if tflops >= 1 else f"{tflops * 1e3:.3g} GFLOP/s"
+
+
+def print_table(results: list[ArmResult]) -> None:
+    """One row per arm: samples/s, training time, accuracy +- SE, F1, tokens per review."""
+    print()
+    print(f"{'arm':8s} {'samples/s':>9s} {'train s':>8s} {'accuracy':>14s} {'F1':>6s} {'tok/review':>10s}  how")
+    for r in results:
+        print(
+            f"{r.arm:8s} {r.samples_per_second:9.2f} {r.train_seconds:8.1f} {r.accuracy:7.3f} ± {r.accuracy_se:.3f} "
+            f"{r.f1:6.3f} {r.tokens_per_review:10.1f}  {r.how}"
+        )
+
+
+def accuracy_verdict(a: ArmResult, b: ArmResult) -> str:
+    """Whether two arms' test accuracies differ by more than two standard errors of the difference."""
+    diff = a.accuracy - b.accuracy
+    se = math.sqrt(a.accuracy_se**2 + b.accuracy_se**2)
+    same = abs(diff) <= 2 * se
+    return f"{a.arm} - {b.arm}: {diff:+.3f} ± {se:.3f} (1 SE) -> {'equal within noise' if same else 'a real difference'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three arms (and the MFU section), print the table and the speed-up line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (default; FTLEARN_PROFILE wins)")
+    parser.add_argument("--n-train", type=int, help="training reviews (default: per profile)")
+    parser.add_argument("--n-test", type=int, help="test reviews (default: per profile; cpu: the whole test split)")
+    parser.add_argument("--epochs", type=int, help="epochs, the same for every arm (default: per profile)")
+    parser.add_argument("--max-length", type=int, help="what the seed arm pads to and the Trainer arm truncates at (default 512; smoke 128)")
+    parser.add_argument("--lr", type=float, help="the seed arm's constant lr (default: the course recipe's lr, so that speed is what differs)")
+    parser.add_argument("--arms", default="seed,trainer,ftlearn", help="comma-separated subset of seed,trainer,ftlearn")
+    parser.add_argument("--mfu", action=argparse.BooleanOptionalAction, default=None, help="measure bert-base MFU (default: on a GPU only)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+
+    import datasets
+    import torch
+
+    from ftlearn.data import load_imdb
+    from ftlearn.finetune import bert_recipe
+    from ftlearn.runtime import get_profile, hardware_summary, package_version, pick_device
+
+    profile = get_profile(args.profile)
+    datasets.disable_progress_bar()  # tokenizing takes a second; its bars would bury the report
+    sizes = {**SIZES.get(profile.name, SIZES["cpu"])}
+    for key in ("n_train", "n_test", "epochs", "max_length"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = set(arms) - {"seed", "trainer", "ftlearn"}
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from seed, trainer, ftlearn")
+    device = pick_device()
+    lr = args.lr if args.lr is not None else bert_recipe(profile).lr
+    print(f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, transformers {package_version('transformers')}")
+    print(f"threads {torch.get_num_threads()} | model {profile.bert_model} | seed {args.seed}")
+    dsd = load_imdb(profile=profile, n_train=sizes["n_train"], n_test=sizes["n_test"], seed=args.seed)
+    n_train, n_test, epochs = len(dsd["train"]), len(dsd["test"]), sizes["epochs"]
+    print(f"{n_train} training reviews x {epochs} epoch(s), tested on {n_test} reviews; seed-arm lr {lr:g}")
+
+    results: list[ArmResult] = []
+    for arm in arms:
+        print(f"\n--- ({'abc'[['seed', 'trainer', 'ftlearn'].index(arm)]}) {arm} ...", flush=True)
+        if arm == "seed":
+            result = run_seed(dsd, profile.bert_model, epochs, lr, args.seed, device, sizes["max_length"])
+        elif arm == "trainer":
+            result = run_trainer(dsd, profile.bert_model, epochs, args.seed, sizes["max_length"])
+        else:
+            result = run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile)
+        print(f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, accuracy {result.accuracy:.3f}", flush=True)
+        results.append(result)
+
+    print_table(results)
+    by_arm = {r.arm: r for r in results}
+    if "ftlearn" in by_arm:
+        for other in ("seed", "trainer"):
+            if other in by_arm:
+                print(accuracy_verdict(by_arm["ftlearn"], by_arm[other]))
+
+    mfu_report = None
+    if args.mfu or (args.mfu is None and device.type == "cuda"):
+        from ftlearn.models import load_tokenizer
+
+        tokenizer = load_tokenizer("bert", name=profile.bert_model)
+        mean_tokens = float(np.mean([len(ids) for ids in tokenizer(list(dsd["train"]["text"]), truncation=True)["input_ids"]]))
+        shape = (32, 512, 20) if device.type == "cuda" else (4, 128, 3)
+        print(f"\n--- MFU: bert-base architecture (random weights), batch {shape[0]} x {shape[1]} tokens, {shape[2]} steps ...", flush=True)
+        mfu_report = measure_mfu(device, *shape, mean_review_tokens=mean_tokens)
+        m = mfu_report
+        print(
+            f"{m['device']} {m['dtype']}: measured matmul peak {flops_text(m['peak_tflops'])}; training {m['tokens_per_s']:,.0f} tokens/s "
+            f"= {flops_text(m['model_tflops'])} of model FLOPs -> MFU {m['mfu']:.1%} of the measured peak"
+        )
+        print(
+            f"one epoch of IMDB's {IMDB_TRAIN_REVIEWS:,} training reviews at {m['tokens_per_s']:,.0f} tokens/s: {m['epoch_minutes_padded']:.1f} min "
+            f"with every review padded to {m['seq']} tokens, about {m['epoch_minutes_real_tokens']:.1f} min for their real tokens "
+            f"(mean {mean_tokens:.0f} per review after truncation at 512, length-grouped batches)"
+        )
+
+    if args.json:
+        payload = {
+            "profile": profile.name, "device": str(device), "hardware": hardware_summary(), "sizes": sizes,
+            "arms": [{**asdict(r), "samples_per_second": r.samples_per_second, "accuracy_se": r.accuracy_se} for r in results],
+            "mfu": mfu_report,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+
+    if "ftlearn" in by_arm:
+        ratio = {k: by_arm["ftlearn"].samples_per_second / by_arm[k].samples_per_second if k in by_arm else float("nan") for k in ("seed", "trainer")}
+        print(f"speedup_vs_seed={ratio['seed']:.2f} speedup_vs_trainer={ratio['trainer']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""benchmarks/finetune_throughput.py runs end to end (smoke sizes) and reports what it promises.
+
+Timings are not checked (they depend on the machine); the figures' presence and consistency are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "finetune_throughput.py"
+
+
+def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> None:
+    out_json = tmp_path / "bench.json"
+    env = {**os.environ, "FTLEARN_PROFILE": "smoke", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--profile", "smoke", "--json", str(out_json)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+
+    # the table: a header, then one row per arm in the order (a) seed, (b) trainer, (c) ftlearn
+    header = next(i for i, line in enumerate(lines) if line.startswith("arm ") and "samples/s" in line)
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert [r[0] for r in rows] == ["seed", "trainer", "ftlearn"]
+    table_rate = {r[0]: float(r[1]) for r in rows}
+    assert all(rate > 0 for rate in table_rate.values())
+
+    # the last line is the speed-up line, and its ratios are the table's samples/s ratios
+    match = re.fullmatch(r"speedup_vs_seed=(\S+) speedup_vs_trainer=(\S+)", lines[-1])
+    assert match, lines[-1]
+    saved = json.loads(out_json.read_text())
+    rate = {arm["arm"]: arm["samples_per_second"] for arm in saved["arms"]}
+    assert math.isclose(float(match.group(1)), rate["ftlearn"] / rate["seed"], abs_tol=0.006)
+    assert math.isclose(float(match.group(2)), rate["ftlearn"] / rate["trainer"], abs_tol=0.006)
+    for arm in saved["arms"]:
+        assert math.isclose(table_rate[arm["arm"]], arm["samples_per_second"], abs_tol=0.006)
+        assert arm["samples"] == saved["sizes"]["n_train"] * saved["sizes"]["epochs"]
+        assert 0.0 <= arm["accuracy"] <= 1.0 and arm["n_test"] == saved["sizes"]["n_test"]
+    # the seed arm pads every review to the fixed length; ours computes fewer token slots per review
+    tokens = {arm["arm"]: arm["tokens_per_review"] for arm in saved["arms"]}
+    assert tokens["seed"] == saved["sizes"]["max_length"]
+    assert tokens["ftlearn"] < tokens["seed"]
+
+
+def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--profile", "smoke", "--arms", "seed,fast"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "unknown arm(s) fast" in proc.stderr
