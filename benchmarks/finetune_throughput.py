@@ -192,8 +192,7 @@ def run_ftlearn(dsd: Any, model_name: str, epochs: int, seed: int, device: Any, 
 
     # The same batch size as the other two arms (the seeds' and the Trainer's 8): all three take the same
     # number of optimizer steps, so accuracy differences come from what each does to the reviews, not
-    # from one arm getting half the updates. (The cpu profile's own recipe uses 16; per review the cost
-    # is about the same, so this leaves the speed comparison as it is.)
+    # from one arm getting half the updates. (The cpu profile's own recipe uses batches of 16.)
     recipe = bert_recipe(profile, epochs=epochs, batch_size=batch_size)
     model, tokenizer, _ = fresh_model(model_name, seed)
     encode = dict(tokenizer=tokenizer, max_length=recipe.max_length, truncation=recipe.truncation, head_fraction=recipe.head_fraction)
