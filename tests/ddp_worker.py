@@ -13,40 +13,19 @@ from functools import partial
 from pathlib import Path
 
 import datasets
-import numpy as np
 import torch
 
 from ftlearn.tokenization import make_loader, pad_collate
 from ftlearn.train import TrainConfig, evaluate, fit
+import toy_classifier  # tests/toy_classifier.py, shared with test_train.py
+from toy_classifier import toy_data
 
 TRAIN_N, VAL_N = 32, 20  # 32 = 4 global batches of 8: every batch full, so DDP's mean of means is the big batch's mean
 
 
 def tiny_bert() -> torch.nn.Module:
-    """A 2-layer BERT in float64 without dropout: the runs we compare must differ by rounding only."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=40, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    return BertForSequenceClassification(config).double()
-
-
-def toy_data(n: int, seed: int) -> datasets.Dataset:
-    """Token sequences of varying length; the label says whether token 7 appears."""
-    rng = np.random.default_rng(seed)
-    rows: dict[str, list] = {"input_ids": [], "attention_mask": [], "label": []}
-    for _ in range(n):
-        ids = rng.integers(10, 60, rng.integers(4, 20)).tolist()
-        label = int(rng.random() < 0.5)
-        if label:
-            ids[rng.integers(len(ids))] = 7
-        rows["input_ids"].append([1] + ids + [2])
-        rows["attention_mask"].append([1] * (len(ids) + 2))
-        rows["label"].append(label)
-    return datasets.Dataset.from_dict(rows)
+    """The tests' tiny BERT in float64 without dropout: the runs we compare must differ by rounding only."""
+    return toy_classifier.tiny_bert(seed=0, dropout=0.0).double()
 
 
 COLLATE = partial(pad_collate, pad_token_id=0)

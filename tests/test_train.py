@@ -3,7 +3,6 @@
 import math
 from functools import partial
 
-import datasets
 import numpy as np
 import pytest
 import torch
@@ -22,32 +21,7 @@ from ftlearn.train import (
     param_groups,
     warmup_linear,
 )
-
-
-def tiny_bert(seed=0, dropout=0.1):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=40, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-    )
-    return BertForSequenceClassification(config)
-
-
-def toy_data(n=40, seed=0, flip=False):
-    """Token sequences of varying length; the label says whether token 7 appears."""
-    rng = np.random.default_rng(seed)
-    rows = {"input_ids": [], "attention_mask": [], "label": []}
-    for _ in range(n):
-        ids = rng.integers(10, 60, rng.integers(4, 20)).tolist()
-        label = int(rng.random() < 0.5)
-        if label:
-            ids[rng.integers(len(ids))] = 7
-        rows["input_ids"].append([1] + ids + [2])
-        rows["attention_mask"].append([1] * (len(ids) + 2))
-        rows["label"].append(1 - label if flip else label)
-    return datasets.Dataset.from_dict(rows)
+from toy_classifier import tiny_bert, toy_data  # tests/toy_classifier.py, shared with the DDP worker
 
 
 def loader(ds, batch_size=4, shuffle=True, seed=0):
