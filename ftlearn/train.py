@@ -260,7 +260,11 @@ def predict_logits(
 
     from ftlearn import distributed
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if device is not None:
+        device = torch.device(device)
+        model.to(device)  # a model fresh from from_pretrained is on the CPU; predict where asked
+    else:
+        device = next(model.parameters()).device
     precision = choose_precision(device)
     split = distributed.is_distributed() if shard is None else shard
     was_training = model.training
