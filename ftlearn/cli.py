@@ -230,7 +230,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
-    recipe = bert_recipe(profile, epochs=args.epochs, lr=args.lr, max_length=args.max_length)
+    recipe = bert_recipe(profile, epochs=args.epochs, lr=args.lr, max_length=args.max_length, pooling=args.pooling)
     # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 10).
     show = print if is_main_process() else (lambda *_: None)
     show(f"Fine-tuning BERT, profile {profile.name}: {recipe}")
@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     bert.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     bert.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     bert.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
+    bert.add_argument("--pooling", choices=("auto", "cls", "mean"), default=None,
+                      help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (default: as the checkpoint was trained)")
     bert.set_defaults(func=cmd_finetune)
     from ftlearn.gpt2_finetune import add_commands as add_gpt2_commands
 

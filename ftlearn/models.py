@@ -127,18 +127,32 @@ def load_tokenizer(family: str = "bert", name: str | None = None, source: ModelS
     return AutoTokenizer.from_pretrained(source.location)
 
 
-def load_classifier(name: str | None = None, num_labels: int = 2, family: str = "bert", verbose: bool = True) -> tuple[Any, Any, ModelSource]:
-    """A pretrained encoder with a new classification head, its tokenizer, and where it came from."""
+def load_classifier(
+    name: str | None = None, num_labels: int = 2, family: str = "bert", verbose: bool = True, pooling: str = "cls"
+) -> tuple[Any, Any, ModelSource]:
+    """A pretrained encoder with a new classification head, its tokenizer, and where it came from.
+
+    BERT's head reads the [CLS] pooler (`pooling="cls"`), the mean of the token vectors ("mean"), or
+    whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 06).
+    """
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    if family != "bert" and pooling != "cls":
+        raise ValueError(f"pooling={pooling!r} is for BERT; a {family} classifier reads its own last token.")
     source = resolve_model(family, name)
+    model_class = AutoModelForSequenceClassification
+    if family == "bert" and pooling != "cls":
+        from ftlearn.pooling import classifier_class, resolve_pooling
+
+        pooling = resolve_pooling(pooling, source.location)
+        model_class = classifier_class(pooling)
     tokenizer = load_tokenizer(family, source=source)
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is taught in lesson 05 instead
     hf_logging.disable_progress_bar()  # a loading bar saved in a notebook shows up frozen at 0%
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(source.location, num_labels=num_labels)
+        model = model_class.from_pretrained(source.location, num_labels=num_labels)
     finally:
         hf_logging.set_verbosity(previous)
         hf_logging.enable_progress_bar()
@@ -148,4 +162,6 @@ def load_classifier(name: str | None = None, num_labels: int = 2, family: str = 
         model.config.pad_token_id = tokenizer.pad_token_id
     if verbose:
         _announce(source, model)
+        if pooling == "mean":
+            print("Head: reads the mean of the token vectors (no [CLS] pooler), as this checkpoint was trained to be used.")
     return model, tokenizer, source

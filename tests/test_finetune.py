@@ -95,5 +95,10 @@ def test_finetune_smoke_writes_model_and_metrics(tmp_path, capsys):
         assert key in metrics
     assert metrics["profile"] == "smoke" and 0 <= metrics["accuracy"] <= 1
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    # the head the recipe resolved to ("auto": as the checkpoint was trained) is the one that reloads
+    from ftlearn.pooling import checkpoint_pooling, model_pooling
+
+    assert metrics["recipe"]["pooling"] == "auto" and metrics["pooling"] == checkpoint_pooling(metrics["model"])
+    assert model_pooling(load_finetuned(out)[0]) == metrics["pooling"]
     assert "test (" in capsys.readouterr().out
     assert main(["predict", str(out), "a review"]) == 0
