@@ -27,6 +27,9 @@ CASES = [
     (cb.check_train_step, cb._step_ref, cb._step_no_zero, "zero_grad"),
     (cb.check_train_step, cb._step_ref, cb._step_clip_after, "before"),
     (cb.check_train_step, cb._step_ref, cb._step_no_clip, "clip"),  # same weights as clipping too late
+    (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_with_padding, "padding vectors"),
+    (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_over_length, "not by the padded length"),
+    (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_sum, "masked sum"),
 ]
 
 
@@ -44,3 +47,14 @@ def test_metrics_from_confusion_reference_agrees_with_sklearn():
     y, p = [0, 1, 1, 0, 1, 1], [0, 1, 0, 0, 1, 0]
     cm = cb._cm_ref(y, p)
     assert np.isclose(cb._mfc_ref(cm)["f1"], f1_score(y, p))
+
+
+def test_mean_pool_check_accepts_a_loop_and_explains_a_shape_error():
+    import torch
+
+    def loop(hidden, mask):
+        return torch.stack([hidden[b][mask[b].bool()].mean(dim=0) for b in range(hidden.shape[0])])
+
+    assert cb.check_mean_pool(loop).status == CORRECT
+    result = cb.check_mean_pool(lambda hidden, mask: (hidden * mask).sum(dim=1))  # mask not unsqueezed: (B,T,H) * (B,T)
+    assert result.status == WRONG and "RuntimeError" in result.message

@@ -300,3 +300,49 @@ def check_train_step(fn: Callable) -> CheckResult:
         ],
         hint="Order: loss = model(**batch).loss → loss.backward() → clip → optimizer.step() → optimizer.zero_grad(); return loss.item().",
     )
+
+
+def _mean_pool_cases() -> list[tuple]:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    masks = [
+        torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]]),  # padded, full, mostly padding
+        torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]]),
+    ]
+    return [(torch.randn(m.shape[0], m.shape[1], 5, generator=g), m) for m in masks]
+
+
+def _mean_pool_ref(hidden, mask):
+    from ftlearn.pooling import mean_pool
+
+    return mean_pool(hidden, mask)
+
+
+def _mean_pool_with_padding(hidden, mask):
+    return hidden.mean(dim=1)
+
+
+def _mean_pool_over_length(hidden, mask):
+    return (hidden * mask.unsqueeze(-1)).sum(dim=1) / hidden.shape[1]
+
+
+def _mean_pool_sum(hidden, mask):
+    return (hidden * mask.unsqueeze(-1)).sum(dim=1)
+
+
+def check_mean_pool(fn: Callable) -> CheckResult:
+    """Check `fn(hidden, mask)`: the mean of each row's real-token vectors, (B, T, H) → (B, H) (notebook 06)."""
+    return check(
+        "mean_pool",
+        fn,
+        _mean_pool_ref,
+        _mean_pool_cases(),
+        compare=lambda got, want: close(got, want, rtol=1e-5, atol=1e-6),
+        mistakes=[
+            Mistake(_mean_pool_with_padding, "padding vectors are in your average: multiply by the mask before summing, and divide by the number of real tokens."),
+            Mistake(_mean_pool_over_length, "divide by each row's number of real tokens, mask.sum(dim=1), not by the padded length T."),
+            Mistake(_mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."),
+        ],
+        hint="mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by mask.sum(dim=1, keepdim=True).",
+    )
