@@ -71,3 +71,21 @@ def test_close_handles_tensors_arrays_and_containers():
     assert not close({"a": 1}, {"b": 1})
     assert close([(1, "x")], [(1, "x")]) and not close([1, 2], [1, 2, 3])
     assert not close("3", 3.0 + 1) and close(3, 3.0)
+
+
+def test_the_package_re_exports_every_check():
+    """A lesson's check that `ftlearn.checks` forgot to re-export would be unreachable from the exercises."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ftlearn.checks as package
+
+    defined = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"ftlearn.checks.{info.name}")
+        defined |= {name for name, obj in vars(module).items()
+                    if name.startswith("check_") and inspect.isfunction(obj) and obj.__module__ == module.__name__}
+    assert defined, "no check_* functions found"
+    assert defined <= set(package.__all__), sorted(defined - set(package.__all__))
+    assert all(hasattr(package, name) for name in package.__all__)

@@ -392,17 +392,3 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
         ],
         hint="Two pieces: step / warmup_steps while step < warmup_steps, then (total - step) / (total - warmup), never below 0.",
     )
-
-
-__all__ = [
-    "check_adam_step",
-    "check_adamw_step",
-    "check_ce_grad_logits",
-    "check_central_difference",
-    "check_linear_grads",
-    "check_momentum_step",
-    "check_rmsprop_step",
-    "check_sgd_step",
-    "check_train_gd",
-    "check_warmup_linear",
-]
