@@ -174,19 +174,33 @@ def _single_process_only(command: str) -> None:
         )
 
 
-def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
-    """Lesson 08 end to end: held-out perplexity, fine-tune on IMDB review text, perplexity again; metrics dict."""
-    from ftlearn.causal_lm import mean_lm_loss, perplexity
+def _start_run(profile: "Profile", seed: int, task: str) -> tuple[Any, Any, Any, Any, Any, GPT2RunConfig]:
+    """What lessons 08 and 09 both do first: refuse a launcher, seed, pick the device, load data, model and sizes."""
     from ftlearn.data import load_imdb
-    from ftlearn.models import count_parameters
     from ftlearn.runtime import pick_device, seed_everything
 
-    _single_process_only("gpt2-lm")
+    _single_process_only(f"gpt2-{task}")
     seed_everything(seed)
     device = pick_device()
     dsd = load_imdb(profile=profile, seed=seed)
-    model, tokenizer, source = load_causal_lm(profile)
-    cfg = GPT2RunConfig.for_profile(profile, "lm", model.config)
+    model, tokenizer, source = load_causal_lm(profile) if task == "lm" else load_gpt2_classifier(profile)
+    return device, dsd, model, tokenizer, source, GPT2RunConfig.for_profile(profile, task, model.config)
+
+
+def _run_facts(task: str, profile: "Profile", source: Any, model: Any, cfg: GPT2RunConfig) -> dict:
+    """The metrics.json keys that say what ran: task, profile, model and its size, run sizes."""
+    from ftlearn.models import count_parameters
+
+    return {"task": task, "profile": profile.name, "model": source.location, "model_kind": source.kind,
+            "parameters": count_parameters(model), "run": asdict(cfg)}
+
+
+def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
+    """Lesson 08 end to end: held-out perplexity, fine-tune on IMDB review text, perplexity again; metrics dict."""
+    from ftlearn.causal_lm import mean_lm_loss, perplexity
+    from ftlearn.runtime import seed_everything
+
+    device, dsd, model, tokenizer, source, cfg = _start_run(profile, seed, "lm")
     train = lm_blocks(dsd["train"], tokenizer, cfg.block_size, cfg.max_train_blocks)
     test = lm_blocks(dsd["test"], tokenizer, cfg.block_size, cfg.max_eval_blocks)
     model.to(device)
@@ -200,8 +214,7 @@ def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, prog
     after = mean_lm_loss(model, test, cfg.batch_size, device)
     print(f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({seconds:.0f} s of training)")
     metrics = {
-        "task": "gpt2-lm", "profile": profile.name, "model": source.location, "model_kind": source.kind,
-        "parameters": count_parameters(model), "run": asdict(cfg), "train_tokens": int(train.numel()),
+        **_run_facts("gpt2-lm", profile, source, model, cfg), "train_tokens": int(train.numel()),
         "eval_tokens": int(test.numel()), "loss_before": before, "loss_after": after,
         "perplexity_before": perplexity(before), "perplexity_after": perplexity(after),
         "train_seconds": round(seconds, 1), "first_losses": losses[:5], "last_losses": losses[-5:],
@@ -257,16 +270,9 @@ def accuracy_and_f1(preds: list[int], truth: list[int]) -> dict[str, float]:
 
 def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
     """Lesson 09 end to end: GPT-2 with a classification head, fully fine-tuned on IMDB; metrics dict."""
-    from ftlearn.data import load_imdb
-    from ftlearn.models import count_parameters
-    from ftlearn.runtime import pick_device, seed_everything
+    from ftlearn.runtime import seed_everything
 
-    _single_process_only("gpt2-cls")
-    seed_everything(seed)
-    device = pick_device()
-    dsd = load_imdb(profile=profile, seed=seed)
-    model, tokenizer, source = load_gpt2_classifier(profile)
-    cfg = GPT2RunConfig.for_profile(profile, "cls", model.config)
+    device, dsd, model, tokenizer, source, cfg = _start_run(profile, seed, "cls")
     seed_everything(seed)
     start = time.perf_counter()
     steps = math.ceil(len(dsd["train"]) / cfg.batch_size)
@@ -277,8 +283,7 @@ def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, pro
     scores = accuracy_and_f1(preds, truth)
     print(f"test accuracy {scores['accuracy']:.3f}, F1 {scores['f1']:.3f} on {len(truth)} reviews ({seconds:.0f} s of training)")
     metrics = {
-        "task": "gpt2-cls", "profile": profile.name, "model": source.location, "model_kind": source.kind,
-        "parameters": count_parameters(model), "run": asdict(cfg), "n_train": len(dsd["train"]), "n_test": len(truth),
+        **_run_facts("gpt2-cls", profile, source, model, cfg), "n_train": len(dsd["train"]), "n_test": len(truth),
         **scores, "train_seconds": round(seconds, 1), "first_losses": losses[:5], "last_losses": losses[-5:],
     }
     if out is not None:
