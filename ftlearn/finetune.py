@@ -207,6 +207,9 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
         raise FinetunedModelError(f"{csv_in} has a header but no rows to predict.")
     model, tokenizer, settings = load_finetuned(folder)
     preds, p_pos = predict_texts(model, tokenizer, frame["text"].astype(str).tolist(), settings, batch_size)
+    replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
+    if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
+        print(f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; writing this model's predictions in their place.")
     frame["pred"] = preds
     frame["p_positive"] = np.round(p_pos, 6)
     Path(csv_out).parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,14 @@ def test_predict_file_keeps_row_order_and_adds_columns(saved_model, tmp_path, ca
     assert (out["pred"] == (out["p_positive"] > 0.5)).all()
 
 
+def test_predicting_a_file_twice_says_it_replaces_the_old_columns(saved_model, tmp_path, capsys):
+    pd.DataFrame({"text": ["great fun", "dull"]}).to_csv(tmp_path / "in.csv", index=False)
+    for _ in range(2):  # the second pass reads a file that already has pred / p_positive
+        assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "in.csv")]) == 0
+    assert "already has `pred` and `p_positive`" in capsys.readouterr().out
+    assert list(pd.read_csv(tmp_path / "in.csv").columns) == ["text", "pred", "p_positive"]
+
+
 def test_predict_one_text(saved_model, capsys):
     assert main(["predict", str(saved_model), "what a film"]) == 0
     assert "p_positive" in capsys.readouterr().out
