@@ -292,14 +292,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def loader_order(loader: Any) -> np.ndarray | None:
+    """The dataset index of each example in the order `loader` yields them; None when the loader cannot say (notebook 06).
+
+    A length-grouped loader (`BatchOrder`) yields its examples sorted by length, not in dataset order:
+    output row i is then *not* review i, which is what this undoes.
+    """
+    from torch.utils.data import SequentialSampler
+
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if hasattr(batch_sampler, "batches"):  # ftlearn.tokenization.BatchOrder
+        batches = batch_sampler.batches()
+        return np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if batches else np.zeros(0, dtype=np.int64)
+    if isinstance(getattr(loader, "sampler", None), SequentialSampler):  # DataLoader(ds, batch_size=..., shuffle=False)
+        return np.arange(len(loader.sampler), dtype=np.int64)
+    return None
+
+
 def evaluate(
     model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, return_outputs: bool = False, shard: bool | None = None
 ) -> dict:
     """Mean cross-entropy, accuracy, precision, recall, F1 and confusion matrix on a labelled loader (notebook 06).
 
-    With `return_outputs`, also `probs` (N, C) and `labels` (N,) for error analysis. Under DDP the
-    ranks share the batches and gather the predictions (see `predict_logits`), so every rank
-    computes the same numbers from the same arrays (notebook 10).
+    With `return_outputs`, also `probs` (N, C) and `labels` (N,) for error analysis, put back in
+    dataset order (row i is the dataset's example i) when the loader's order is known
+    (`loader_order`); `in_dataset_order` says whether it was. Under DDP the ranks share the batches
+    and gather the predictions (see `predict_logits`), so every rank computes the same numbers from
+    the same arrays (notebook 10).
     """
     logits, labels = predict_logits(model, loader, device, shard)
     if labels is None:
@@ -309,7 +328,13 @@ def evaluate(
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     report = {"loss": loss, **classification_report(labels, probs.argmax(axis=-1))}
     if return_outputs:
-        report["probs"], report["labels"] = probs, labels
+        order = loader_order(loader)
+        known = order is not None and len(order) == len(labels) and np.array_equal(np.sort(order), np.arange(len(labels)))
+        if known:  # row k of the outputs is example order[k]: scatter it back to its place
+            probs_ds, labels_ds = np.empty_like(probs), np.empty_like(labels)
+            probs_ds[order], labels_ds[order] = probs, labels
+            probs, labels = probs_ds, labels_ds
+        report["probs"], report["labels"], report["in_dataset_order"] = probs, labels, bool(known)
     return report
 
 

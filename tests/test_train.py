@@ -16,6 +16,7 @@ from ftlearn.train import (
     fit,
     latest_checkpoint,
     list_checkpoints,
+    loader_order,
     make_scheduler,
     no_decay_names,
     param_groups,
@@ -119,6 +120,26 @@ def test_evaluate_matches_torch_cross_entropy():
     assert report["accuracy"] == pytest.approx((logits.argmax(-1) == labels).float().mean().item())
     assert np.array_equal(report["labels"], labels.numpy())
     assert report["probs"].shape == (20, 2)
+
+
+def test_evaluate_returns_outputs_in_dataset_order_from_a_length_grouped_loader():
+    """A length-grouped loader yields the longest examples first; row i of the outputs must still be example i."""
+    model, ds = tiny_bert(), toy_data(20)
+    grouped = make_loader(ds, partial(pad_collate, pad_token_id=0), 8, group_by_length=True)
+    order = loader_order(grouped)
+    assert not np.array_equal(order, np.arange(20)), "the toy lengths should make the grouped order differ"
+    report = evaluate(model, grouped, "cpu", return_outputs=True)
+    assert report["in_dataset_order"]
+    assert np.array_equal(report["labels"], np.array(ds["label"]))
+    model.eval()
+    with torch.no_grad():  # each example alone: no padding, the dataset's own order
+        alone = [{k: v for k, v in pad_collate([ds[i]], pad_token_id=0).items() if k != "labels"} for i in range(len(ds))]
+        one_by_one = torch.cat([torch.softmax(model(**batch).logits.double(), -1) for batch in alone])
+    np.testing.assert_allclose(report["probs"], one_by_one.numpy(), atol=1e-5)
+    # a loader that does not say its order keeps the loader's order, and says so
+    shuffled = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, collate_fn=partial(pad_collate, pad_token_id=0))
+    assert loader_order(shuffled) is None
+    assert evaluate(model, shuffled, "cpu", return_outputs=True)["in_dataset_order"] is False
 
 
 def test_early_stopping_restores_the_best_weights():
