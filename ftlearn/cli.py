@@ -276,6 +276,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two models saved by `ftlearn finetune bert` on the same test reviews (paired)."""
+    from ftlearn.data import IMDBDataError
+    from ftlearn.finetune import FinetunedModelError, compare_finetuned
+
+    try:
+        out = compare_finetuned(args.model_a, args.model_b, args.profile)
+    except (FinetunedModelError, IMDBDataError, ValueError) as exc:
+        print(f"ftlearn compare: {exc}", file=sys.stderr)
+        return 1
+    print(f"test reviews ({out['profile']} profile): {out['n']}")
+    print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
+    print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
+    print(f"A - B: {out['difference']:+.3f} ± {out['se']:.3f} (paired standard error); right only with A: {out['a_only_right']}, "
+          f"only with B: {out['b_only_right']}; {out['verdict']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ftlearn` command."""
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
@@ -327,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
     predict.set_defaults(func=cmd_predict)
+
+    compare = sub.add_parser("compare", help="two saved BERT models on the same test reviews: accuracies and their paired difference")
+    compare.add_argument("model_a", help="a folder written by `ftlearn finetune bert --out`")
+    compare.add_argument("model_b", help="another such folder")
+    compare.add_argument("--profile", default=None, help="whose test set to use (default: the profile in A's metrics.json)")
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -217,6 +217,27 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
     return len(frame)
 
 
+def compare_finetuned(folder_a: str | Path, folder_b: str | Path, profile: "Profile | str | None" = None, seed: int = 0) -> dict:
+    """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 06).
+
+    The test set is the one of `profile`, by default the profile recorded in A's metrics.json.
+    """
+    from ftlearn.data import load_imdb
+    from ftlearn.metrics import accuracy, paired_accuracy_difference
+    from ftlearn.runtime import get_profile
+
+    if profile is None:
+        recorded = Path(folder_a).expanduser() / METRICS_FILE
+        profile = json.loads(recorded.read_text(encoding="utf-8")).get("profile", "auto") if recorded.is_file() else "auto"
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]  # both checked before the data is read
+    test = load_imdb(profile=profile, seed=seed)["test"]
+    texts, labels = list(test["text"]), np.array(test["label"])
+    preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]
+    return {"profile": profile.name, "accuracy_a": accuracy(labels, preds[0]), "accuracy_b": accuracy(labels, preds[1]),
+            **paired_accuracy_difference(labels, preds[0], preds[1])}
+
+
 @dataclass
 class FinetuneResult:
     """What `finetune_bert` produced."""

@@ -94,3 +94,21 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[
 def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "precision", "recall", "f1")) -> str:
     """One line such as 'accuracy 0.884 · precision 0.870 · recall 0.890 · f1 0.880' (notebook 06)."""
     return " · ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
+
+
+def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int]) -> dict[str, Any]:
+    """Accuracy of A minus B on the same examples, its paired standard error and a 2-SE verdict (notebook 06).
+
+    Per example g = [A right] - [B right] is +1, 0 or -1; the difference is mean(g) and its standard
+    error sd(g) / sqrt(N), which only the examples where A and B disagree make non-zero.
+    """
+    t, a, b = _as_labels(y_true), _as_labels(pred_a), _as_labels(pred_b)
+    if not len(t) == len(a) == len(b):
+        raise ValueError(f"y_true, pred_a and pred_b must have the same length, got {len(t)}, {len(a)}, {len(b)}.")
+    if len(t) < 2:
+        raise ValueError("a paired difference needs at least 2 examples.")
+    g = (a == t).astype(float) - (b == t).astype(float)
+    diff, se = float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g)))
+    verdict = "A better" if diff > 2 * se else "B better" if diff < -2 * se else "within 2 standard errors"
+    return {"difference": diff, "se": se, "n": int(len(g)), "a_only_right": int((g > 0).sum()),
+            "b_only_right": int((g < 0).sum()), "verdict": verdict}

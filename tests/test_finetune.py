@@ -110,3 +110,35 @@ def test_finetune_smoke_writes_model_and_metrics(tmp_path, capsys):
     assert model_pooling(load_finetuned(out)[0]) == metrics["pooling"]
     assert "test (" in capsys.readouterr().out
     assert main(["predict", str(out), "a review"]) == 0
+
+
+def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path, capsys):
+    import numpy as np
+    import torch
+    from transformers import BertForSequenceClassification
+
+    from ftlearn.data import load_imdb
+    from ftlearn.finetune import compare_finetuned
+    from ftlearn.metrics import accuracy
+
+    model, tokenizer, settings = load_finetuned(saved_model)
+    torch.manual_seed(1)  # another random head and body: different predictions
+    other = save_finetuned(tmp_path / "other", BertForSequenceClassification(model.config), tokenizer,
+                           BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+    out = compare_finetuned(saved_model, other, "smoke")
+    test = load_imdb(profile=get_profile("smoke"))["test"]
+    labels = np.array(test["label"])
+    for key, folder in (("accuracy_a", saved_model), ("accuracy_b", other)):
+        m, t, s = load_finetuned(folder)
+        assert out[key] == pytest.approx(accuracy(labels, predict_texts(m, t, list(test["text"]), s)[0]))
+    assert out["difference"] == pytest.approx(out["accuracy_a"] - out["accuracy_b"])
+    assert out["n"] == len(test) and out["a_only_right"] - out["b_only_right"] == round(out["difference"] * len(test))
+
+    assert main(["compare", str(saved_model), str(saved_model), "--profile", "smoke"]) == 0
+    printed = capsys.readouterr().out
+    assert "A - B: +0.000 ± 0.000" in printed and "within 2 standard errors" in printed
+
+
+def test_compare_names_a_missing_model_folder(saved_model, tmp_path, capsys):
+    assert main(["compare", str(saved_model), str(tmp_path / "nope"), "--profile", "smoke"]) == 1
+    assert "No model folder" in capsys.readouterr().err

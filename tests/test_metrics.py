@@ -70,3 +70,26 @@ def test_bad_input_is_explained():
 
 def test_format_metrics():
     assert fm.format_metrics({"accuracy": 0.5, "f1": 0.25}) == "accuracy 0.500 · f1 0.250"
+
+
+def test_paired_accuracy_difference_by_hand():
+    y = np.array([1, 0, 1, 1, 0, 0, 1, 0])
+    a = np.array([1, 0, 1, 1, 0, 1, 1, 0])  # wrong on example 5
+    b = np.array([1, 1, 0, 1, 0, 1, 1, 0])  # wrong on 1, 2, 5
+    out = fm.paired_accuracy_difference(y, a, b)
+    g = np.array([0, 1, 1, 0, 0, 0, 0, 0])  # A alone right on 1 and 2
+    assert out["difference"] == pytest.approx(fm.accuracy(y, a) - fm.accuracy(y, b)) == pytest.approx(g.mean())
+    assert out["se"] == pytest.approx(np.std(g, ddof=1) / np.sqrt(8))
+    assert (out["a_only_right"], out["b_only_right"], out["n"]) == (2, 0, 8)
+    assert out["verdict"] == "within 2 standard errors"  # 0.25 vs 2 x 0.164
+    same = fm.paired_accuracy_difference(y, a, a)
+    assert same["difference"] == 0 and same["se"] == 0 and same["verdict"] == "within 2 standard errors"
+
+
+def test_paired_accuracy_difference_verdicts_and_errors():
+    y = np.ones(100, dtype=int)
+    good, bad = np.ones(100, dtype=int), np.r_[np.zeros(30, dtype=int), np.ones(70, dtype=int)]
+    assert fm.paired_accuracy_difference(y, good, bad)["verdict"] == "A better"
+    assert fm.paired_accuracy_difference(y, bad, good)["verdict"] == "B better"
+    with pytest.raises(ValueError, match="same length"):
+        fm.paired_accuracy_difference(y, good[:5], bad)
