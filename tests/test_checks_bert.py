@@ -30,6 +30,8 @@ CASES = [
     (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_with_padding, "padding vectors"),
     (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_over_length, "not by the padded length"),
     (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_sum, "masked sum"),
+    (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_count_without_keepdim, "lines up with H"),
+    (cb.check_mean_pool, cb._mean_pool_ref, cb._mean_pool_over_batch_total, "whole batch"),
 ]
 
 

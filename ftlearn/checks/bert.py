@@ -306,11 +306,13 @@ def _mean_pool_cases() -> list[tuple]:
     import torch
 
     g = torch.Generator().manual_seed(0)
-    masks = [
-        torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]]),  # padded, full, mostly padding
-        torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]]),
+    # (mask, H): in the first case B == H, so dividing by mask.sum(dim=1) without keepdim runs (and is wrong)
+    # instead of failing to broadcast, and its hint can be shown
+    cases = [
+        (torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]]), 3),  # padded, full, mostly padding
+        (torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]]), 5),
     ]
-    return [(torch.randn(m.shape[0], m.shape[1], 5, generator=g), m) for m in masks]
+    return [(torch.randn(m.shape[0], m.shape[1], h, generator=g), m) for m, h in cases]
 
 
 def _mean_pool_ref(hidden, mask):
@@ -331,6 +333,14 @@ def _mean_pool_sum(hidden, mask):
     return (hidden * mask.unsqueeze(-1)).sum(dim=1)
 
 
+def _mean_pool_count_without_keepdim(hidden, mask):
+    return (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1)  # (B, H) / (B,): lines up with H, not B
+
+
+def _mean_pool_over_batch_total(hidden, mask):
+    return (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum()
+
+
 def check_mean_pool(fn: Callable) -> CheckResult:
     """Check `fn(hidden, mask)`: the mean of each row's real-token vectors, (B, T, H) → (B, H) (notebook 06)."""
     return check(
@@ -341,8 +351,10 @@ def check_mean_pool(fn: Callable) -> CheckResult:
         compare=lambda got, want: close(got, want, rtol=1e-5, atol=1e-6),
         mistakes=[
             Mistake(_mean_pool_with_padding, "padding vectors are in your average: multiply by the mask before summing, and divide by the number of real tokens."),
-            Mistake(_mean_pool_over_length, "divide by each row's number of real tokens, mask.sum(dim=1), not by the padded length T."),
+            Mistake(_mean_pool_over_length, "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the padded length T."),
             Mistake(_mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."),
+            Mistake(_mean_pool_count_without_keepdim, "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use mask.sum(dim=1, keepdim=True), shape (B, 1)."),
+            Mistake(_mean_pool_over_batch_total, "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, mask.sum(dim=1, keepdim=True)."),
         ],
         hint="mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by mask.sum(dim=1, keepdim=True).",
     )
