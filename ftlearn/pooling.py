@@ -1,7 +1,8 @@
 """Which vector the classification head reads: the [CLS] pooler, or the mean of the token vectors.
 
 Introduced in notebook 06. `BertForSequenceClassification` feeds its head the pooler output: a dense
-layer + tanh on the [CLS] token's final vector, pretrained by BERT's next-sentence task. Sentence-
+layer + tanh on the [CLS] token's final vector, pretrained by BERT's next-sentence task where a checkpoint
+had that pretraining (a sentence-embedding model's own training leaves it untouched). Sentence-
 embedding checkpoints such as all-MiniLM-L6-v2 (the course's offline BERT) were trained instead to
 make the *average* of the token vectors meaningful, and say so in `1_Pooling/config.json`;
 `checkpoint_pooling` reads that file, and `BertMeanPoolForSequenceClassification` is BERT with a head
@@ -28,6 +29,7 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torc
     if attention_mask is None:
         return hidden.mean(dim=1)
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 1 for a token, 0 for padding
+    # clamp: a row with no real tokens would divide 0 by 0; its (zero) sum is returned instead of NaN
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
@@ -50,7 +52,11 @@ def _pooling_file(location: str) -> Path | None:
 
 
 def checkpoint_pooling(location: str) -> str:
-    """"mean" when a checkpoint declares mean pooling (sentence-transformers' 1_Pooling/config.json), else "cls"."""
+    """"mean" if the checkpoint declares mean pooling (sentence-transformers' 1_Pooling/config.json), else "cls".
+
+    "cls" means BERT's tanh pooler on [CLS]: exact for plain BERT checkpoints, only the nearest choice for a
+    sentence-transformers model that declares raw-[CLS], max or sqrt-length pooling.
+    """
     path = _pooling_file(location)
     if path is None:
         return "cls"
