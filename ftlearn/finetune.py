@@ -223,7 +223,7 @@ def compare_finetuned(folder_a: str | Path, folder_b: str | Path, profile: "Prof
     The test set is the one of `profile`, by default the profile recorded in A's metrics.json.
     """
     from ftlearn.data import load_imdb
-    from ftlearn.metrics import accuracy, paired_accuracy_difference
+    from ftlearn.metrics import paired_accuracy_difference
     from ftlearn.runtime import get_profile
 
     if profile is None:
@@ -234,8 +234,7 @@ def compare_finetuned(folder_a: str | Path, folder_b: str | Path, profile: "Prof
     test = load_imdb(profile=profile, seed=seed)["test"]
     texts, labels = list(test["text"]), np.array(test["label"])
     preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]
-    return {"profile": profile.name, "accuracy_a": accuracy(labels, preds[0]), "accuracy_b": accuracy(labels, preds[1]),
-            **paired_accuracy_difference(labels, preds[0], preds[1])}
+    return {"profile": profile.name, **paired_accuracy_difference(labels, preds[0], preds[1])}
 
 
 @dataclass

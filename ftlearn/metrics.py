@@ -97,7 +97,7 @@ def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "
 
 
 def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int]) -> dict[str, Any]:
-    """Accuracy of A minus B on the same examples, its paired standard error and a 2-SE verdict (notebook 06).
+    """Accuracies of A and B on the same examples, A minus B, its paired standard error and a 2-SE verdict (notebook 06).
 
     Per example g = [A right] - [B right] is +1, 0 or -1; the difference is mean(g) and its standard
     error sd(g) / sqrt(N), which only the examples where A and B disagree make non-zero.
@@ -107,8 +107,9 @@ def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pre
         raise ValueError(f"y_true, pred_a and pred_b must have the same length, got {len(t)}, {len(a)}, {len(b)}.")
     if len(t) < 2:
         raise ValueError("a paired difference needs at least 2 examples.")
-    g = (a == t).astype(float) - (b == t).astype(float)
+    right_a, right_b = (a == t).astype(float), (b == t).astype(float)
+    g = right_a - right_b
     diff, se = float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g)))
     verdict = "A better" if diff > 2 * se else "B better" if diff < -2 * se else "within 2 standard errors"
-    return {"difference": diff, "se": se, "n": int(len(g)), "a_only_right": int((g > 0).sum()),
-            "b_only_right": int((g < 0).sum()), "verdict": verdict}
+    return {"accuracy_a": float(right_a.mean()), "accuracy_b": float(right_b.mean()), "difference": diff, "se": se,
+            "n": int(len(g)), "a_only_right": int((g > 0).sum()), "b_only_right": int((g < 0).sum()), "verdict": verdict}
