@@ -107,7 +107,9 @@ def scores(labels: np.ndarray, preds: np.ndarray) -> tuple[float, float]:
 # ---------------------------------------------------------------- (a) the seeds' recipe
 
 
-def run_seed(dsd: Any, model_name: str, epochs: int, lr: float, seed: int, device: Any, max_length: int = SEED_MAX_LENGTH) -> ArmResult:
+def run_seed(
+    dsd: Any, model_name: str, epochs: int, lr: float, seed: int, device: Any, max_length: int = SEED_MAX_LENGTH
+) -> ArmResult:
     """(a) Pad to 512, fp32, a plain loop: forward, backward, step; nothing else."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -116,7 +118,9 @@ def run_seed(dsd: Any, model_name: str, epochs: int, lr: float, seed: int, devic
     model.to(device)
 
     def encode(split: Any) -> TensorDataset:
-        enc = tokenizer(list(split["text"]), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer(
+            list(split["text"]), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt"
+        )
         return TensorDataset(enc["input_ids"], enc["attention_mask"], torch.tensor(list(split["label"])))
 
     train, test = encode(dsd["train"]), encode(dsd["test"])
@@ -153,7 +157,11 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
     model, tokenizer, _ = fresh_model(model_name, seed)
 
     def encode(split: Any) -> Any:
-        return split.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+        return split.map(
+            lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+            batched=True,
+            remove_columns=["text"],
+        )
 
     train, test = encode(dsd["train"]), encode(dsd["test"])
     with tempfile.TemporaryDirectory() as out:
@@ -177,13 +185,25 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
     lengths = np.array([len(ids) for ids in train["input_ids"]])
     how = f"defaults: batch {args.per_device_train_batch_size}, truncate at {max_length}, dynamic padding, {'bf16' if args.bf16 else 'fp16' if args.fp16 else 'fp32'}"
     # the random batches' padding is not recorded; the mean real length is a lower bound of the slots
-    return ArmResult("trainer", how, len(train) * epochs, seconds, acc, f1, len(test), float(lengths.mean()), {"tokens_note": "real tokens (padding not counted)"})
+    return ArmResult(
+        "trainer",
+        how,
+        len(train) * epochs,
+        seconds,
+        acc,
+        f1,
+        len(test),
+        float(lengths.mean()),
+        {"tokens_note": "real tokens (padding not counted)"},
+    )
 
 
 # ---------------------------------------------------------------- (c) ftlearn.train, the course's recipe
 
 
-def run_ftlearn(dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE) -> ArmResult:
+def run_ftlearn(
+    dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
+) -> ArmResult:
     """(c) `ftlearn.train.fit` with `bert_recipe(profile)`: head+tail, dynamic padding, length-grouped batches."""
     from ftlearn.finetune import bert_recipe, train_config
     from ftlearn.runtime import seed_everything
@@ -195,10 +215,17 @@ def run_ftlearn(dsd: Any, model_name: str, epochs: int, seed: int, device: Any, 
     # from one arm getting half the updates. (The cpu profile's own recipe uses batches of 16.)
     recipe = bert_recipe(profile, epochs=epochs, batch_size=batch_size)
     model, tokenizer, _ = fresh_model(model_name, seed)
-    encode = dict(tokenizer=tokenizer, max_length=recipe.max_length, truncation=recipe.truncation, head_fraction=recipe.head_fraction)
+    encode = dict(
+        tokenizer=tokenizer,
+        max_length=recipe.max_length,
+        truncation=recipe.truncation,
+        head_fraction=recipe.head_fraction,
+    )
     train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
     collator = make_collator(tokenizer)
-    loader = make_loader(train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed)
+    loader = make_loader(
+        train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
+    )
     lengths = [len(ids) for ids in train["input_ids"]]
     slots = 0  # token slots computed, padding included: the batches fit will see, epoch by epoch
     for epoch in range(epochs):
@@ -208,7 +235,16 @@ def run_ftlearn(dsd: Any, model_name: str, epochs: int, seed: int, device: Any, 
     history = fit(model, loader, None, train_config(recipe, progress=False), device=device)
     report = evaluate(model, make_loader(test, collator, 2 * recipe.batch_size, group_by_length=True), device)
     how = f"{recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, {history.precision}"
-    return ArmResult("ftlearn", how, len(train) * epochs, history.train_seconds, report["accuracy"], report["f1"], len(test), slots / (len(lengths) * epochs))
+    return ArmResult(
+        "ftlearn",
+        how,
+        len(train) * epochs,
+        history.train_seconds,
+        report["accuracy"],
+        report["f1"],
+        len(test),
+        slots / (len(lengths) * epochs),
+    )
 
 
 # ---------------------------------------------------------------- MFU of the bert-base architecture
@@ -243,7 +279,9 @@ def measure_mfu(device: Any, batch: int, seq: int, steps: int, mean_review_token
 
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float32
-    peak = measure_peak_flops(device, dtype, 8192 if device.type == "cuda" else 2048, repeats=10 if device.type == "cuda" else 2)
+    peak = measure_peak_flops(
+        device, dtype, 8192 if device.type == "cuda" else 2048, repeats=10 if device.type == "cuda" else 2
+    )
     seed_everything(0)
     config = BertConfig(num_labels=2)  # bert-base: 12 layers, hidden 768, 12 heads
     model = BertForSequenceClassification(config).to(device).train()
@@ -311,20 +349,37 @@ def accuracy_verdict(a: ArmResult, b: ArmResult) -> str:
     diff = a.accuracy - b.accuracy
     se = math.sqrt(a.accuracy_se**2 + b.accuracy_se**2)
     same = abs(diff) <= 2 * se
-    return f"{a.arm} - {b.arm}: {diff:+.3f} ± {se:.3f} (1 SE) -> {'equal within noise' if same else 'a real difference'}"
+    return (
+        f"{a.arm} - {b.arm}: {diff:+.3f} ± {se:.3f} (1 SE) -> {'equal within noise' if same else 'a real difference'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the three arms (and the MFU section), print the table and the speed-up line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="auto", help="smoke | cpu | gpu | auto (default; FTLEARN_PROFILE wins)")
     parser.add_argument("--n-train", type=int, help="training reviews (default: per profile)")
     parser.add_argument("--n-test", type=int, help="test reviews (default: per profile; cpu: the whole test split)")
     parser.add_argument("--epochs", type=int, help="epochs, the same for every arm (default: per profile)")
-    parser.add_argument("--max-length", type=int, help="what the seed arm pads to and the Trainer arm truncates at (default 512; smoke 128)")
-    parser.add_argument("--lr", type=float, help="the seed arm's constant lr (default: the course recipe's lr, so that speed is what differs)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help="what the seed arm pads to and the Trainer arm truncates at (default 512; smoke 128)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        help="the seed arm's constant lr (default: the course recipe's lr, so that speed is what differs)",
+    )
     parser.add_argument("--arms", default="seed,trainer,ftlearn", help="comma-separated subset of seed,trainer,ftlearn")
-    parser.add_argument("--mfu", action=argparse.BooleanOptionalAction, default=None, help="measure bert-base MFU (default: on a GPU only)")
+    parser.add_argument(
+        "--mfu",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure bert-base MFU (default: on a GPU only)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args(argv)
@@ -349,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from seed, trainer, ftlearn")
     device = pick_device()
     lr = args.lr if args.lr is not None else bert_recipe(profile).lr
-    print(f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, transformers {package_version('transformers')}")
+    print(
+        f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, transformers {package_version('transformers')}"
+    )
     source = resolve_model("bert", profile.bert_model)
     print(f"threads {torch.get_num_threads()} | model {source.location} ({source.note}) | seed {args.seed}")
     dsd = load_imdb(profile=profile, n_train=sizes["n_train"], n_test=sizes["n_test"], seed=args.seed)
@@ -365,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             result = run_trainer(dsd, profile.bert_model, epochs, args.seed, sizes["max_length"])
         else:
             result = run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile)
-        print(f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, accuracy {result.accuracy:.3f}", flush=True)
+        print(
+            f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, accuracy {result.accuracy:.3f}",
+            flush=True,
+        )
         results.append(result)
 
     print_table(results)
@@ -380,16 +440,25 @@ def main(argv: list[str] | None = None) -> int:
         from ftlearn.models import load_tokenizer
 
         tokenizer = load_tokenizer("bert", name=profile.bert_model)
-        mean_tokens = float(np.mean([len(ids) for ids in tokenizer(list(dsd["train"]["text"]), truncation=True)["input_ids"]]))
+        mean_tokens = float(
+            np.mean([len(ids) for ids in tokenizer(list(dsd["train"]["text"]), truncation=True)["input_ids"]])
+        )
         shape = (32, 512, 20) if device.type == "cuda" else (4, 128, 3)
-        print(f"\n--- MFU: bert-base architecture (random weights), batch {shape[0]} x {shape[1]} tokens, {shape[2]} steps ...", flush=True)
+        print(
+            f"\n--- MFU: bert-base architecture (random weights), batch {shape[0]} x {shape[1]} tokens, {shape[2]} steps ...",
+            flush=True,
+        )
         mfu_report = measure_mfu(device, *shape, mean_review_tokens=mean_tokens)
         m = mfu_report
         print(
             f"{m['device']} {m['dtype']}: measured matmul peak {flops_text(m['peak_tflops'])}; training {m['tokens_per_s']:,.0f} tokens/s "
             f"= {flops_text(m['model_tflops'])} of model FLOPs -> MFU {m['mfu']:.1%} of the measured peak"
         )
-        padded = f"; {m['epoch_minutes_padded']:.1f} min with every review padded to 512" if m["seq"] == SEED_MAX_LENGTH else ""
+        padded = (
+            f"; {m['epoch_minutes_padded']:.1f} min with every review padded to 512"
+            if m["seq"] == SEED_MAX_LENGTH
+            else ""
+        )
         print(
             f"one epoch of IMDB's {IMDB_TRAIN_REVIEWS:,} training reviews at {m['tokens_per_s']:,.0f} tokens/s: about "
             f"{m['epoch_minutes_real_tokens']:.1f} min for their real tokens (mean {mean_tokens:.0f} per review after truncation "
@@ -398,15 +467,23 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         payload = {
-            "profile": profile.name, "device": str(device), "hardware": hardware_summary(), "sizes": sizes,
-            "arms": [{**asdict(r), "samples_per_second": r.samples_per_second, "accuracy_se": r.accuracy_se} for r in results],
+            "profile": profile.name,
+            "device": str(device),
+            "hardware": hardware_summary(),
+            "sizes": sizes,
+            "arms": [
+                {**asdict(r), "samples_per_second": r.samples_per_second, "accuracy_se": r.accuracy_se} for r in results
+            ],
             "mfu": mfu_report,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
 
     if "ftlearn" in by_arm:
-        ratio = {k: by_arm["ftlearn"].samples_per_second / by_arm[k].samples_per_second if k in by_arm else float("nan") for k in ("seed", "trainer")}
+        ratio = {
+            k: by_arm["ftlearn"].samples_per_second / by_arm[k].samples_per_second if k in by_arm else float("nan")
+            for k in ("seed", "trainer")
+        }
         print(f"speedup_vs_seed={ratio['seed']:.2f} speedup_vs_trainer={ratio['trainer']:.2f}")
     return 0
 

@@ -97,8 +97,9 @@ def top_p_filter(logits: Any, p: float) -> Any:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def sample_next_token(logits: Any, temperature: float = 1.0, top_k: int | None = None,
-                      top_p: float | None = None, generator: Any = None) -> Any:
+def sample_next_token(
+    logits: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, generator: Any = None
+) -> Any:
     """Pick the next token id from last-position logits (B, V): greedy when temperature is 0 (notebook 08)."""
     import torch
 
@@ -112,8 +113,17 @@ def sample_next_token(logits: Any, temperature: float = 1.0, top_k: int | None =
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-def sample_text(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = 40, temperature: float = 1.0,
-                top_k: int | None = None, top_p: float | None = None, seed: int = 0, device: Any = "cpu") -> str:
+def sample_text(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    max_new_tokens: int = 40,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int = 0,
+    device: Any = "cpu",
+) -> str:
     """Continue `prompt` one token at a time with `sample_next_token` (a hand-written `generate`, notebook 08)."""
     import torch
 

@@ -66,14 +66,22 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         _row(FAIL, "device", str(exc))
         failures += 1
     online = is_online()
-    _row(INFO, "network", "online: the hub is reachable" if online else "offline: the hub is not reachable (or HF_HUB_OFFLINE=1)")
+    _row(
+        INFO,
+        "network",
+        "online: the hub is reachable" if online else "offline: the hub is not reachable (or HF_HUB_OFFLINE=1)",
+    )
 
     source = imdb_source()
     if source == HUB_NAME:
         if online:
             _row(OK, "data", f"IMDB from the hub ({HUB_NAME}), cached after the first download")
         else:
-            _row(FAIL, "data", f"offline and {DIR_ENV} is not set. Fix: export {DIR_ENV}=/path/to/imdb-folder (train.csv, test.csv)")
+            _row(
+                FAIL,
+                "data",
+                f"offline and {DIR_ENV} is not set. Fix: export {DIR_ENV}=/path/to/imdb-folder (train.csv, test.csv)",
+            )
             failures += 1
     else:
         try:
@@ -88,7 +96,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(INFO, family, note)  # doctor only reports; building takes minutes, so the lesson does it
             continue
         try:
-            found = resolve_model(family, get_profile(args.profile).bert_model if family == "bert" else None, online=online)
+            found = resolve_model(
+                family, get_profile(args.profile).bert_model if family == "bert" else None, online=online
+            )
             _row(OK, family, f"{found.location}: {found.note}")
         except ModelUnavailableError as exc:
             _row(FAIL if required else INFO, family, str(exc))
@@ -115,7 +125,10 @@ def cmd_lab(args: argparse.Namespace) -> int:
     """Open JupyterLab on the course, starting at the welcome notebook."""
     root = _root_or_exit()
     command = [
-        sys.executable, "-m", "jupyter", "lab",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
         f"--ServerApp.root_dir={root}",
         "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb",
         *args.jupyter_args,
@@ -243,7 +256,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     show(f"\ntest ({m['n_test']} reviews): {format_metrics(m)}")
     show(f"confusion matrix [[TN, FP], [FN, TP]]: {m['confusion_matrix']}")
     processes = f", {m['world_size']} processes" if m["world_size"] > 1 else ""
-    show(f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews{processes}), model {m['model']}")
+    show(
+        f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews{processes}), model {m['model']}"
+    )
     show(f"saved the model, tokenizer and {METRICS_FILE} to {args.out}")
     return 0
 
@@ -253,7 +268,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ftlearn.finetune import FinetunedModelError, load_finetuned, predict_file, predict_texts
 
     if (args.text is None) == (args.file is None):
-        print('ftlearn predict: give either a review in quotes or --file reviews.csv (with --out preds.csv).', file=sys.stderr)
+        print(
+            "ftlearn predict: give either a review in quotes or --file reviews.csv (with --out preds.csv).",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.file is not None:
@@ -289,8 +307,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"test reviews ({out['profile']} profile): {out['n']}")
     print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
     print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
-    print(f"A - B: {out['difference']:+.3f} ± {out['se']:.3f} (paired standard error); right only with A: {out['a_only_right']}, "
-          f"only with B: {out['b_only_right']}; {out['verdict']}")
+    print(
+        f"A - B: {out['difference']:+.3f} ± {out['se']:.3f} (paired standard error); right only with A: {out['a_only_right']}, "
+        f"only with B: {out['b_only_right']}; {out['verdict']}"
+    )
     return 0
 
 
@@ -300,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     doctor = sub.add_parser("doctor", help="check that the course can run here, and say what to fix")
-    doctor.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default; FTLEARN_PROFILE overrides auto)")
+    doctor.add_argument(
+        "--profile", default="auto", help="smoke, cpu, gpu or auto (default; FTLEARN_PROFILE overrides auto)"
+    )
     doctor.set_defaults(func=cmd_doctor)
 
     lab = sub.add_parser("lab", help="open JupyterLab on the course (other options go on to `jupyter lab`)")
@@ -310,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebooks", nargs="+")
     run.add_argument("--profile", help="inject PROFILE into the parameters cell (smoke, cpu, gpu, auto)")
     run.add_argument("--inplace", action="store_true", help="save outputs and a run stamp into the notebook")
-    run.add_argument("--record", action="store_true", help="add the run time to notebooks/timings.json (the course map)")
+    run.add_argument(
+        "--record", action="store_true", help="add the run time to notebooks/timings.json (the course map)"
+    )
     run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
     run.set_defaults(func=cmd_run)
 
@@ -332,8 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     bert.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     bert.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     bert.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
-    bert.add_argument("--pooling", choices=("auto", "cls", "mean"), default=None,
-                      help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (default: as the checkpoint was trained)")
+    bert.add_argument(
+        "--pooling",
+        choices=("auto", "cls", "mean"),
+        default=None,
+        help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (default: as the checkpoint was trained)",
+    )
     bert.set_defaults(func=cmd_finetune)
     from ftlearn.gpt2_finetune import add_commands as add_gpt2_commands
 
@@ -346,10 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
     predict.set_defaults(func=cmd_predict)
 
-    compare = sub.add_parser("compare", help="two saved BERT models on the same test reviews: accuracies and their paired difference")
+    compare = sub.add_parser(
+        "compare", help="two saved BERT models on the same test reviews: accuracies and their paired difference"
+    )
     compare.add_argument("model_a", help="a folder written by `ftlearn finetune bert --out`")
     compare.add_argument("model_b", help="another such folder")
-    compare.add_argument("--profile", default=None, help="whose test set to use (default: the profile in A's metrics.json)")
+    compare.add_argument(
+        "--profile", default=None, help="whose test set to use (default: the profile in A's metrics.json)"
+    )
     compare.set_defaults(func=cmd_compare)
     return parser
 

@@ -30,16 +30,42 @@ class Lesson:
 
 LESSONS: tuple[Lesson, ...] = (
     Lesson("00_welcome.ipynb", "Welcome", "course map, profiles, environment check, how exercises are checked"),
-    Lesson("01_language_model_probability.ipynb", "Language-model probability", "chain rule, counted n-gram LM, sampling, perplexity"),
-    Lesson("02_cross_entropy.ipynb", "Cross-entropy", "NLL, stable log-softmax, neural bigram, MSE vs CE, ignore_index, label smoothing"),
-    Lesson("03_gradient_descent.ipynb", "Gradient descent", "p - y by hand, SGD, gradient check, a bag-of-words IMDB baseline"),
-    Lesson("04_adam.ipynb", "Adam and AdamW", "momentum, RMSProp, Adam's five equations, decoupled weight decay, schedules"),
-    Lesson("05_tokenization_and_data.ipynb", "Tokenization and data", "WordPiece, attention masks, truncation, dynamic padding"),
-    Lesson("06_bert_finetune_loop.ipynb", "BERT fine-tuning, by hand", "the training loop, metrics, error analysis, saving"),
+    Lesson(
+        "01_language_model_probability.ipynb",
+        "Language-model probability",
+        "chain rule, counted n-gram LM, sampling, perplexity",
+    ),
+    Lesson(
+        "02_cross_entropy.ipynb",
+        "Cross-entropy",
+        "NLL, stable log-softmax, neural bigram, MSE vs CE, ignore_index, label smoothing",
+    ),
+    Lesson(
+        "03_gradient_descent.ipynb",
+        "Gradient descent",
+        "p - y by hand, SGD, gradient check, a bag-of-words IMDB baseline",
+    ),
+    Lesson(
+        "04_adam.ipynb", "Adam and AdamW", "momentum, RMSProp, Adam's five equations, decoupled weight decay, schedules"
+    ),
+    Lesson(
+        "05_tokenization_and_data.ipynb",
+        "Tokenization and data",
+        "WordPiece, attention masks, truncation, dynamic padding",
+    ),
+    Lesson(
+        "06_bert_finetune_loop.ipynb", "BERT fine-tuning, by hand", "the training loop, metrics, error analysis, saving"
+    ),
     Lesson("07_bert_trainer.ipynb", "BERT with the Trainer", "TrainingArguments, compute_metrics, checkpoints"),
-    Lesson("08_gpt2_causal_lm.ipynb", "GPT-2 as a language model", "causal-LM loss, perplexity before/after, generation"),
+    Lesson(
+        "08_gpt2_causal_lm.ipynb", "GPT-2 as a language model", "causal-LM loss, perplexity before/after, generation"
+    ),
     Lesson("09_gpt2_classifier.ipynb", "GPT-2 as a classifier", "last-token pooling, comparison with BERT"),
-    Lesson("10_efficient_full_finetuning.ipynb", "The cost of full fine-tuning", "memory anatomy, activations, mixed precision, checkpointing, padding, MFU, forgetting"),
+    Lesson(
+        "10_efficient_full_finetuning.ipynb",
+        "The cost of full fine-tuning",
+        "memory anatomy, activations, mixed precision, checkpointing, padding, MFU, forgetting",
+    ),
 )
 
 
@@ -128,7 +154,10 @@ def course_map(root: Path | None = None) -> list[dict]:
                 "title": lesson.title,
                 "teaches": lesson.teaches,
                 "available": bool(root and (root / "notebooks" / lesson.file).exists()),
-                **{f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else None for p in ("smoke", "cpu", "gpu")},
+                **{
+                    f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else None
+                    for p in ("smoke", "cpu", "gpu")
+                },
             }
         )
     return rows

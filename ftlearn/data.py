@@ -63,7 +63,7 @@ def find_split_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def _read_table(path: Path) -> "pd.DataFrame":
+def _read_table(path: Path) -> pd.DataFrame:
     """Read one CSV/parquet file and check it has the IMDB schema; errors name the file and the problem."""
     import pandas as pd
 
@@ -97,8 +97,7 @@ def _read_table(path: Path) -> "pd.DataFrame":
         value = frame["label"].iloc[row]
         value = value.item() if hasattr(value, "item") else value  # numpy scalar -> plain python for the message
         raise IMDBDataError(
-            f"{path}: labels must be 0 or 1, but data row {row + 1} has label {value!r} "
-            f"({len(bad)} bad row(s) in all)."
+            f"{path}: labels must be 0 or 1, but data row {row + 1} has label {value!r} ({len(bad)} bad row(s) in all)."
         )
     texts = frame["text"]
     empty = frame.index[~texts.map(lambda t: isinstance(t, str) and bool(t.strip()))]
@@ -107,7 +106,7 @@ def _read_table(path: Path) -> "pd.DataFrame":
     return pd.DataFrame({"text": texts.astype(str), "label": labels.astype("int64")})
 
 
-def load_local(folder: str | os.PathLike) -> "datasets.DatasetDict":
+def load_local(folder: str | os.PathLike) -> datasets.DatasetDict:
     """Load IMDB from a local folder of CSV or parquet files, validated, with the hub's schema."""
     import datasets
     import pandas as pd
@@ -122,7 +121,7 @@ def load_local(folder: str | os.PathLike) -> "datasets.DatasetDict":
     return datasets.DatasetDict(splits)
 
 
-def load_hub(name: str = HUB_NAME) -> "datasets.DatasetDict":
+def load_hub(name: str = HUB_NAME) -> datasets.DatasetDict:
     """Load IMDB from the Hugging Face hub (cached after the first download); train and test only."""
     import datasets
 
@@ -136,7 +135,7 @@ def load_hub(name: str = HUB_NAME) -> "datasets.DatasetDict":
     return datasets.DatasetDict({split: loaded[split] for split in SPLITS})
 
 
-def stratified_subset(ds: "datasets.Dataset", n: int | None, seed: int = 0) -> "datasets.Dataset":
+def stratified_subset(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
     """A seeded subset of `n` rows with the same label proportions as `ds` (all of it, shuffled, if n is None or too big)."""
     import numpy as np
 
@@ -160,12 +159,12 @@ def stratified_subset(ds: "datasets.Dataset", n: int | None, seed: int = 0) -> "
 def load_imdb(
     path: str | os.PathLike | None = None,
     *,
-    profile: "Profile | str | None" = None,
+    profile: Profile | str | None = None,
     n_train: int | None = None,
     n_test: int | None = None,
     seed: int = 0,
     verbose: bool = True,
-) -> "datasets.DatasetDict":
+) -> datasets.DatasetDict:
     """IMDB as a DatasetDict (train, test), from `path`, $FTLEARN_IMDB_DIR or the hub, cut to the profile's size.
 
     Explicit `n_train` / `n_test` win over the profile's sizes; subsets are seeded and stratified.

@@ -63,7 +63,7 @@ def is_distributed() -> bool:
     return is_initialized() and world_size() > 1
 
 
-def setup(device: "torch.device | str | None" = None) -> bool:
+def setup(device: torch.device | str | None = None) -> bool:
     """Join the launcher's process group if one was launched; True when training is distributed (notebook 10).
 
     gloo on CPU, nccl on CUDA (each rank then uses GPU LOCAL_RANK). Safe to call more than once.
@@ -93,7 +93,7 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def rank_device(device: "torch.device") -> "torch.device":
+def rank_device(device: torch.device) -> torch.device:
     """Under DDP on CUDA, this rank's own GPU (cuda:LOCAL_RANK); otherwise `device` unchanged (notebook 10)."""
     import torch
 
@@ -125,7 +125,7 @@ def shard_iter(batches: Iterable[T], rank_: int | None = None, world: int | None
             yield batch
 
 
-def all_reduce_mean(value: float, device: "torch.device | str" = "cpu") -> float:
+def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
     """The mean of a number over all ranks, the same on every rank; `value` itself in one process (notebook 10)."""
     import torch
     import torch.distributed as dist

@@ -28,11 +28,11 @@ def clean_review(text: str) -> str:
 class BagOfWords:
     """Features of one train/test split: X_* are (N, V) float tensors, y_* are (N,) int64 labels."""
 
-    X_train: "torch.Tensor"
-    y_train: "torch.Tensor"
-    X_test: "torch.Tensor"
-    y_test: "torch.Tensor"
-    vectorizer: "TfidfVectorizer"
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    vectorizer: TfidfVectorizer
 
     @property
     def vocabulary(self) -> list[str]:
@@ -48,7 +48,7 @@ def bag_of_words(
     *,
     max_features: int = 5000,
     min_df: int = 2,
-    dtype: "torch.dtype | None" = None,
+    dtype: torch.dtype | None = None,
 ) -> BagOfWords:
     """TF-IDF vectors (unigrams, sublinear tf, rows of length 1) fitted on train only (notebook 03).
 
@@ -75,4 +75,6 @@ def bag_of_words(
 
 def imdb_bag_of_words(dsd, **kwargs) -> BagOfWords:
     """`bag_of_words` on a DatasetDict from `ftlearn.data.load_imdb` (notebooks 03 and 04)."""
-    return bag_of_words(dsd["train"]["text"], dsd["train"]["label"], dsd["test"]["text"], dsd["test"]["label"], **kwargs)
+    return bag_of_words(
+        dsd["train"]["text"], dsd["train"]["label"], dsd["test"]["text"], dsd["test"]["label"], **kwargs
+    )

@@ -66,7 +66,7 @@ RECIPE_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def bert_recipe(profile: "Profile", **overrides: Any) -> BertRecipe:
+def bert_recipe(profile: Profile, **overrides: Any) -> BertRecipe:
     """The recipe for a profile: its epochs/batch size/max_length, then RECIPE_OVERRIDES, then `overrides` (notebook 06)."""
     base = {"epochs": profile.epochs, "batch_size": profile.batch_size, "max_length": profile.max_length, "lr": 5e-5}
     base.update(RECIPE_OVERRIDES.get(profile.name, {}))
@@ -91,27 +91,34 @@ def train_config(recipe: BertRecipe, **overrides: Any) -> TrainConfig:
 class BertData:
     """Tokenized train/validation/test sets and their loaders (notebook 06)."""
 
-    train: "datasets.Dataset"
-    val: "datasets.Dataset"
-    test: "datasets.Dataset"
+    train: datasets.Dataset
+    val: datasets.Dataset
+    test: datasets.Dataset
     train_loader: Any
     val_loader: Any
     test_loader: Any
     collator: Any
 
 
-def split_train_val(ds: "datasets.Dataset", val_fraction: float, seed: int = 0) -> tuple["datasets.Dataset", "datasets.Dataset"]:
+def split_train_val(
+    ds: datasets.Dataset, val_fraction: float, seed: int = 0
+) -> tuple[datasets.Dataset, datasets.Dataset]:
     """A stratified, seeded validation set carved out of the training set (notebook 06)."""
     parts = ds.train_test_split(test_size=val_fraction, stratify_by_column="label", seed=seed)
     return parts["train"], parts["test"]
 
 
-def prepare_bert_data(dsd: "datasets.DatasetDict", tokenizer: Any, recipe: BertRecipe, seed: int = 0) -> BertData:
+def prepare_bert_data(dsd: datasets.DatasetDict, tokenizer: Any, recipe: BertRecipe, seed: int = 0) -> BertData:
     """Split off validation, tokenize with the recipe's truncation, and build dynamic-padding loaders (notebook 06)."""
     from ftlearn.tokenization import make_collator, make_loader, tokenize_dataset
 
     train_text, val_text = split_train_val(dsd["train"], recipe.val_fraction, seed)
-    encode = dict(tokenizer=tokenizer, max_length=recipe.max_length, truncation=recipe.truncation, head_fraction=recipe.head_fraction)
+    encode = dict(
+        tokenizer=tokenizer,
+        max_length=recipe.max_length,
+        truncation=recipe.truncation,
+        head_fraction=recipe.head_fraction,
+    )
     train, val, test = (tokenize_dataset(d, **encode) for d in (train_text, val_text, dsd["test"]))
     collator = make_collator(tokenizer)
     eval_size = 2 * recipe.batch_size  # no gradients at evaluation: bigger batches fit
@@ -119,7 +126,9 @@ def prepare_bert_data(dsd: "datasets.DatasetDict", tokenizer: Any, recipe: BertR
         train=train,
         val=val,
         test=test,
-        train_loader=make_loader(train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed),
+        train_loader=make_loader(
+            train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
+        ),
         # evaluation order does not matter for the metrics, so sort by length to waste no padding
         val_loader=make_loader(val, collator, eval_size, group_by_length=True),
         test_loader=make_loader(test, collator, eval_size, group_by_length=True),
@@ -163,14 +172,22 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
         hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     settings_path = folder / PREPROCESS_FILE
-    settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {
-        "max_length": min(512, getattr(tokenizer, "model_max_length", 512)), "truncation": "head", "head_fraction": 0.25,
-    }
+    settings = (
+        json.loads(settings_path.read_text(encoding="utf-8"))
+        if settings_path.exists()
+        else {
+            "max_length": min(512, getattr(tokenizer, "model_max_length", 512)),
+            "truncation": "head",
+            "head_fraction": 0.25,
+        }
+    )
     model.eval()
     return model, tokenizer, settings
 
 
-def predict_texts(model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def predict_texts(
+    model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 06)."""
     from torch.utils.data import DataLoader
 
@@ -178,7 +195,13 @@ def predict_texts(model: Any, tokenizer: Any, texts: list[str], settings: dict, 
 
     if not texts:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    enc = encode_texts(tokenizer, list(texts), settings["max_length"], settings.get("truncation", "head"), settings.get("head_fraction", 0.25))
+    enc = encode_texts(
+        tokenizer,
+        list(texts),
+        settings["max_length"],
+        settings.get("truncation", "head"),
+        settings.get("head_fraction", 0.25),
+    )
     features = [{"input_ids": i, "attention_mask": m} for i, m in zip(enc["input_ids"], enc["attention_mask"])]
     # unshuffled: the outputs come back in the input order
     logits, _ = predict_logits(model, DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer)))
@@ -196,7 +219,9 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
     try:
         frame = pd.read_csv(csv_in, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise FinetunedModelError(f"{csv_in} is empty: it needs a header line with a `text` column and one row per review.") from None
+        raise FinetunedModelError(
+            f"{csv_in} is empty: it needs a header line with a `text` column and one row per review."
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise FinetunedModelError(f"{csv_in} could not be read as CSV: {str(exc).splitlines()[0]}") from None
     if "text" not in frame.columns:
@@ -209,7 +234,9 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
     preds, p_pos = predict_texts(model, tokenizer, frame["text"].astype(str).tolist(), settings, batch_size)
     replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
     if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
-        print(f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; writing this model's predictions in their place.")
+        print(
+            f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; writing this model's predictions in their place."
+        )
     frame["pred"] = preds
     frame["p_positive"] = np.round(p_pos, 6)
     Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +244,9 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
     return len(frame)
 
 
-def compare_finetuned(folder_a: str | Path, folder_b: str | Path, profile: "Profile | str | None" = None, seed: int = 0) -> dict:
+def compare_finetuned(
+    folder_a: str | Path, folder_b: str | Path, profile: Profile | str | None = None, seed: int = 0
+) -> dict:
     """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 06).
 
     The test set is the one of `profile`, by default the profile recorded in A's metrics.json.
@@ -228,7 +257,9 @@ def compare_finetuned(folder_a: str | Path, folder_b: str | Path, profile: "Prof
 
     if profile is None:
         recorded = Path(folder_a).expanduser() / METRICS_FILE
-        profile = json.loads(recorded.read_text(encoding="utf-8")).get("profile", "auto") if recorded.is_file() else "auto"
+        profile = (
+            json.loads(recorded.read_text(encoding="utf-8")).get("profile", "auto") if recorded.is_file() else "auto"
+        )
     profile = get_profile(profile) if isinstance(profile, str) else profile
     loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]  # both checked before the data is read
     test = load_imdb(profile=profile, seed=seed)["test"]
@@ -249,7 +280,7 @@ class FinetuneResult:
 
 
 def finetune_bert(
-    profile: "Profile | str" = "auto",
+    profile: Profile | str = "auto",
     out: str | Path | None = None,
     seed: int = 0,
     recipe: BertRecipe | None = None,

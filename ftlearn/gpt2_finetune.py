@@ -35,7 +35,7 @@ class GPT2RunConfig:
     lr: float
 
     @classmethod
-    def for_profile(cls, profile: "Profile", task: str, model_config: Any = None) -> "GPT2RunConfig":
+    def for_profile(cls, profile: Profile, task: str, model_config: Any = None) -> GPT2RunConfig:
         """The run sizes for `task` ("lm" or "cls") in `profile`, fitted to the model (its context and width).
 
         A small model (hidden size under 768, the offline build) gets a larger learning rate and, on a CPU,
@@ -65,7 +65,7 @@ class GPT2RunConfig:
 # ---------------------------------------------------------------- loading
 
 
-def load_causal_lm(profile: "Profile", verbose: bool = True) -> tuple[Any, Any, Any]:
+def load_causal_lm(profile: Profile, verbose: bool = True) -> tuple[Any, Any, Any]:
     """GPT-2 with its LM head (hub, cache, or the offline build that suits `profile`), its tokenizer and source (notebook 08)."""
     from transformers import AutoModelForCausalLM
 
@@ -81,7 +81,7 @@ def load_causal_lm(profile: "Profile", verbose: bool = True) -> tuple[Any, Any, 
     return model, tokenizer, source
 
 
-def load_gpt2_classifier(profile: "Profile", num_labels: int = 2, verbose: bool = True) -> tuple[Any, Any, Any]:
+def load_gpt2_classifier(profile: Profile, num_labels: int = 2, verbose: bool = True) -> tuple[Any, Any, Any]:
     """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 09)."""
     from ftlearn.models import load_classifier
     from ftlearn.offline_gpt2 import preferred_build
@@ -93,8 +93,17 @@ def load_gpt2_classifier(profile: "Profile", num_labels: int = 2, verbose: bool 
 # ---------------------------------------------------------------- the loop
 
 
-def fit(model: Any, make_batches: Callable[[int], Iterable[dict]], steps_per_epoch: int, epochs: int, lr: float,
-        device: Any, weight_decay: float = 0.01, warmup_frac: float = 0.1, progress: bool = True) -> list[float]:
+def fit(
+    model: Any,
+    make_batches: Callable[[int], Iterable[dict]],
+    steps_per_epoch: int,
+    epochs: int,
+    lr: float,
+    device: Any,
+    weight_decay: float = 0.01,
+    warmup_frac: float = 0.1,
+    progress: bool = True,
+) -> list[float]:
     """Train `model` on the batches `make_batches(epoch)` yields (dicts for `model(**batch)`); returns the step losses.
 
     AdamW without decay on biases and LayerNorm, linear warm-up then linear decay, gradient clipping at 1.
@@ -104,14 +113,17 @@ def fit(model: Any, make_batches: Callable[[int], Iterable[dict]], steps_per_epo
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
-        [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
         lr=lr,
     )
     total = steps_per_epoch * epochs
     warmup = max(1, int(warmup_frac * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
     model.to(device).train()
     losses: list[float] = []
     bar = tqdm(total=total, desc="fine-tuning", disable=not progress)
@@ -138,7 +150,10 @@ def lm_texts(ds: Any, prefix: bool = True) -> list[str]:
     """Cleaned reviews of a split, each with its 'Review (positive):' prefix when `prefix` (notebook 08)."""
     from ftlearn.causal_lm import clean_review, with_sentiment_prefix
 
-    return [with_sentiment_prefix(clean_review(t), y) if prefix else clean_review(t) for t, y in zip(ds["text"], ds["label"])]
+    return [
+        with_sentiment_prefix(clean_review(t), y) if prefix else clean_review(t)
+        for t, y in zip(ds["text"], ds["label"])
+    ]
 
 
 def lm_blocks(ds: Any, tokenizer: Any, block_size: int, max_blocks: int | None = None, prefix: bool = True) -> Any:
@@ -175,7 +190,7 @@ def _single_process_only(command: str) -> None:
         )
 
 
-def _start_run(profile: "Profile", seed: int, task: str) -> tuple[Any, Any, Any, Any, Any, GPT2RunConfig]:
+def _start_run(profile: Profile, seed: int, task: str) -> tuple[Any, Any, Any, Any, Any, GPT2RunConfig]:
     """What lessons 08 and 09 both do first: refuse a launcher, seed, pick the device, load data, model and sizes."""
     from ftlearn.data import load_imdb
     from ftlearn.runtime import pick_device, seed_everything
@@ -188,15 +203,21 @@ def _start_run(profile: "Profile", seed: int, task: str) -> tuple[Any, Any, Any,
     return device, dsd, model, tokenizer, source, GPT2RunConfig.for_profile(profile, task, model.config)
 
 
-def _run_facts(task: str, profile: "Profile", source: Any, model: Any, cfg: GPT2RunConfig) -> dict:
+def _run_facts(task: str, profile: Profile, source: Any, model: Any, cfg: GPT2RunConfig) -> dict:
     """The metrics.json keys that say what ran: task, profile, model and its size, run sizes."""
     from ftlearn.models import count_parameters
 
-    return {"task": task, "profile": profile.name, "model": source.location, "model_kind": source.kind,
-            "parameters": count_parameters(model), "run": asdict(cfg)}
+    return {
+        "task": task,
+        "profile": profile.name,
+        "model": source.location,
+        "model_kind": source.kind,
+        "parameters": count_parameters(model),
+        "run": asdict(cfg),
+    }
 
 
-def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
+def finetune_lm(profile: Profile, seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
     """Lesson 08 end to end: held-out perplexity, fine-tune on IMDB review text, perplexity again; metrics dict."""
     from ftlearn.causal_lm import mean_lm_loss, perplexity
     from ftlearn.runtime import seed_everything
@@ -215,10 +236,16 @@ def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, prog
     after = mean_lm_loss(model, test, cfg.batch_size, device)
     print(f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({seconds:.0f} s of training)")
     metrics = {
-        **_run_facts("gpt2-lm", profile, source, model, cfg), "train_tokens": int(train.numel()),
-        "eval_tokens": int(test.numel()), "loss_before": before, "loss_after": after,
-        "perplexity_before": perplexity(before), "perplexity_after": perplexity(after),
-        "train_seconds": round(seconds, 1), "first_losses": losses[:5], "last_losses": losses[-5:],
+        **_run_facts("gpt2-lm", profile, source, model, cfg),
+        "train_tokens": int(train.numel()),
+        "eval_tokens": int(test.numel()),
+        "loss_before": before,
+        "loss_after": after,
+        "perplexity_before": perplexity(before),
+        "perplexity_after": perplexity(after),
+        "train_seconds": round(seconds, 1),
+        "first_losses": losses[:5],
+        "last_losses": losses[-5:],
     }
     if out is not None:
         _save(out, model, tokenizer, metrics)
@@ -228,7 +255,9 @@ def finetune_lm(profile: "Profile", seed: int = 0, out: Path | None = None, prog
 # ---------------------------------------------------------------- lesson 09: the classifier
 
 
-def cls_batches(ds: Any, tokenizer: Any, max_length: int, batch_size: int, seed: int | None) -> Callable[[int], Iterable[dict]]:
+def cls_batches(
+    ds: Any, tokenizer: Any, max_length: int, batch_size: int, seed: int | None
+) -> Callable[[int], Iterable[dict]]:
     """A `make_batches(epoch)` of tokenized reviews, padded per batch (right side, pad = eos); shuffled unless seed is None."""
     import torch
 
@@ -238,17 +267,24 @@ def cls_batches(ds: Any, tokenizer: Any, max_length: int, batch_size: int, seed:
     labels = torch.tensor(ds["label"])
 
     def make(epoch: int) -> Iterable[dict]:
-        order = (torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed + epoch))
-                 if seed is not None else torch.arange(len(texts)))
+        order = (
+            torch.randperm(len(texts), generator=torch.Generator().manual_seed(seed + epoch))
+            if seed is not None
+            else torch.arange(len(texts))
+        )
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size].tolist()
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
             yield {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels[idx]}
 
     return make
 
 
-def predict_classifier(model: Any, tokenizer: Any, ds: Any, max_length: int, batch_size: int, device: Any) -> tuple[list[int], list[int]]:
+def predict_classifier(
+    model: Any, tokenizer: Any, ds: Any, max_length: int, batch_size: int, device: Any
+) -> tuple[list[int], list[int]]:
     """Predicted and true labels of a split (argmax of the logits), without gradients (notebook 09)."""
     import torch
 
@@ -269,7 +305,7 @@ def accuracy_and_f1(preds: list[int], truth: list[int]) -> dict[str, float]:
     return {"accuracy": scores["accuracy"], "f1": scores["f1"]}
 
 
-def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
+def finetune_cls(profile: Profile, seed: int = 0, out: Path | None = None, progress: bool = True) -> dict:
     """Lesson 09 end to end: GPT-2 with a classification head, fully fine-tuned on IMDB; metrics dict."""
     from ftlearn.runtime import seed_everything
 
@@ -277,15 +313,29 @@ def finetune_cls(profile: "Profile", seed: int = 0, out: Path | None = None, pro
     seed_everything(seed)
     start = time.perf_counter()
     steps = math.ceil(len(dsd["train"]) / cfg.batch_size)
-    losses = fit(model, cls_batches(dsd["train"], tokenizer, cfg.block_size, cfg.batch_size, seed), steps,
-                 cfg.epochs, cfg.lr, device, progress=progress)
+    losses = fit(
+        model,
+        cls_batches(dsd["train"], tokenizer, cfg.block_size, cfg.batch_size, seed),
+        steps,
+        cfg.epochs,
+        cfg.lr,
+        device,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
     preds, truth = predict_classifier(model, tokenizer, dsd["test"], cfg.block_size, cfg.batch_size, device)
     scores = accuracy_and_f1(preds, truth)
-    print(f"test accuracy {scores['accuracy']:.3f}, F1 {scores['f1']:.3f} on {len(truth)} reviews ({seconds:.0f} s of training)")
+    print(
+        f"test accuracy {scores['accuracy']:.3f}, F1 {scores['f1']:.3f} on {len(truth)} reviews ({seconds:.0f} s of training)"
+    )
     metrics = {
-        **_run_facts("gpt2-cls", profile, source, model, cfg), "n_train": len(dsd["train"]), "n_test": len(truth),
-        **scores, "train_seconds": round(seconds, 1), "first_losses": losses[:5], "last_losses": losses[-5:],
+        **_run_facts("gpt2-cls", profile, source, model, cfg),
+        "n_train": len(dsd["train"]),
+        "n_test": len(truth),
+        **scores,
+        "train_seconds": round(seconds, 1),
+        "first_losses": losses[:5],
+        "last_losses": losses[-5:],
     }
     if out is not None:
         _save(out, model, tokenizer, metrics)
@@ -322,8 +372,10 @@ def _cmd(task: str) -> Callable[[argparse.Namespace], int]:
 
 def add_commands(targets: Any) -> None:
     """Register `gpt2-lm` and `gpt2-cls` under `ftlearn finetune` (argparse sub-parsers object)."""
-    for task, help_text in (("gpt2-lm", "GPT-2 as a language model on IMDB review text (lesson 08)"),
-                            ("gpt2-cls", "GPT-2 as a sentiment classifier on IMDB (lesson 09)")):
+    for task, help_text in (
+        ("gpt2-lm", "GPT-2 as a language model on IMDB review text (lesson 08)"),
+        ("gpt2-cls", "GPT-2 as a sentiment classifier on IMDB (lesson 09)"),
+    ):
         cmd = targets.add_parser(task, help=help_text)
         cmd.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
         cmd.add_argument("--out", help=f"folder for metrics.json and the model (default runs/{task}-PROFILE)")

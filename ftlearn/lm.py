@@ -38,11 +38,13 @@ class Vocab:
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, docs: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, docs: Iterable[Sequence[str]], min_count: int = 1, max_size: int | None = None) -> Vocab:
         """Keep words seen at least `min_count` times, most frequent first, at most `max_size` in all."""
         counts = Counter(w for doc in docs for w in doc)
         # ties broken alphabetically so the vocabulary does not depend on document order
-        words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIALS), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in SPECIALS), key=lambda w: (-counts[w], w)
+        )
         if max_size is not None:
             words = words[: max(0, max_size - len(SPECIALS))]
         return cls([*SPECIALS, *words])
@@ -121,7 +123,7 @@ class NGramLM:
         """Number of tokens a prediction ranges over."""
         return len(self.targets)
 
-    def fit(self, docs: Iterable[Sequence[str]]) -> "NGramLM":
+    def fit(self, docs: Iterable[Sequence[str]]) -> NGramLM:
         """Count every (context, next) pair in the documents (out-of-vocabulary words become <unk>)."""
         for doc in docs:
             for gram in ngrams(self.vocab.map_unk(doc), self.n):

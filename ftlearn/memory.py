@@ -99,8 +99,14 @@ def mfu(tokens_per_second: float, flops_per_tok: float, peak_flops: float) -> fl
 # grad_fn types that only view or cast their single input: a tensor reached from a parameter through
 # these alone is a copy of that parameter (e.g. autocast's bf16 weight), not an activation.
 _VIEW_OR_CAST = {
-    "ToCopyBackward0", "TBackward0", "ViewBackward0", "UnsafeViewBackward0", "TransposeBackward0",
-    "PermuteBackward0", "ExpandBackward0", "AliasBackward0",
+    "ToCopyBackward0",
+    "TBackward0",
+    "ViewBackward0",
+    "UnsafeViewBackward0",
+    "TransposeBackward0",
+    "PermuteBackward0",
+    "ExpandBackward0",
+    "AliasBackward0",
 }
 
 
@@ -157,7 +163,7 @@ class SavedTensors:
             self.activations_by_dtype[dtype] = self.activations_by_dtype.get(dtype, 0) + nbytes
         return tensor
 
-    def __enter__(self) -> "SavedTensors":
+    def __enter__(self) -> SavedTensors:
         import torch
 
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
@@ -196,7 +202,9 @@ GPU_PEAK_FLOPS: dict[str, float] = {
 }
 
 
-def epoch_seconds(n_examples: int, tokens_per_example: float, flops_per_tok: float, peak_flops: float, mfu: float) -> float:
+def epoch_seconds(
+    n_examples: int, tokens_per_example: float, flops_per_tok: float, peak_flops: float, mfu: float
+) -> float:
     """Predicted seconds for one training epoch: examples x tokens x FLOPs per token / (peak x MFU) (notebook 10)."""
     if not 0 < mfu <= 1:
         raise ValueError(f"mfu is a fraction of the peak, 0 < mfu <= 1; got {mfu}.")

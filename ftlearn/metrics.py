@@ -111,5 +111,13 @@ def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pre
     g = right_a - right_b
     diff, se = float(g.mean()), float(g.std(ddof=1) / np.sqrt(len(g)))
     verdict = "A better" if diff > 2 * se else "B better" if diff < -2 * se else "within 2 standard errors"
-    return {"accuracy_a": float(right_a.mean()), "accuracy_b": float(right_b.mean()), "difference": diff, "se": se,
-            "n": int(len(g)), "a_only_right": int((g > 0).sum()), "b_only_right": int((g < 0).sum()), "verdict": verdict}
+    return {
+        "accuracy_a": float(right_a.mean()),
+        "accuracy_b": float(right_b.mean()),
+        "difference": diff,
+        "se": se,
+        "n": int(len(g)),
+        "a_only_right": int((g > 0).sum()),
+        "b_only_right": int((g < 0).sum()),
+        "verdict": verdict,
+    }

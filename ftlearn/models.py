@@ -63,7 +63,9 @@ def _bert_fallback() -> ModelSource | None:
 
 
 def _gpt2_fallback() -> ModelSource | None:
-    from ftlearn.offline_gpt2 import fallback_source  # builds the model on first use (seconds to minutes), then caches it
+    from ftlearn.offline_gpt2 import (
+        fallback_source,
+    )  # builds the model on first use (seconds to minutes), then caches it
 
     return fallback_source()
 
@@ -165,6 +167,10 @@ def load_classifier(
         if pooling == "mean":
             from ftlearn.pooling import checkpoint_pooling
 
-            why = "as this checkpoint was trained to be used" if checkpoint_pooling(source.location) == "mean" else "as asked (this checkpoint declares no pooling)"
+            why = (
+                "as this checkpoint was trained to be used"
+                if checkpoint_pooling(source.location) == "mean"
+                else "as asked (this checkpoint declares no pooling)"
+            )
             print(f"Head: reads the mean of the token vectors (no [CLS] pooler), {why}.")
     return model, tokenizer, source

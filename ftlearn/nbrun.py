@@ -89,7 +89,9 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     params = {"PROFILE": profile} if profile else {}
     inject_parameters(nb, params)
     env_profile = profile or os.environ.get("FTLEARN_PROFILE") or "auto"
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     # Figures must land in the outputs: a backend such as Agg inherited from the shell would
     # swallow every plt.show(), so the kernel always gets Jupyter's inline backend.
     kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}

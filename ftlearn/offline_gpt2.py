@@ -66,11 +66,33 @@ class BuildConfig:
 
 BUILDS: dict[str, BuildConfig] = {
     # CI: the whole build in well under 30 s on 2 busy CPU cores; the model is barely trained.
-    "smoke": BuildConfig("smoke", corpus_chars=150_000, vocab_size=1024, n_positions=128, n_embd=64,
-                         n_layer=2, n_head=2, block_size=64, batch_size=16, steps=40, lr=3e-3),
+    "smoke": BuildConfig(
+        "smoke",
+        corpus_chars=150_000,
+        vocab_size=1024,
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        block_size=64,
+        batch_size=16,
+        steps=40,
+        lr=3e-3,
+    ),
     # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones); English-looking text, little sense.
-    "cpu": BuildConfig("cpu", corpus_chars=1_500_000, vocab_size=4096, n_positions=256, n_embd=128,
-                       n_layer=4, n_head=4, block_size=128, batch_size=16, steps=300, lr=2e-3),
+    "cpu": BuildConfig(
+        "cpu",
+        corpus_chars=1_500_000,
+        vocab_size=4096,
+        n_positions=256,
+        n_embd=128,
+        n_layer=4,
+        n_head=4,
+        block_size=128,
+        batch_size=16,
+        steps=300,
+        lr=2e-3,
+    ),
 }
 
 
@@ -243,17 +265,26 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
     n_val = max(2, len(blocks) // 50)
     val, train = blocks[:n_val], blocks[n_val:]  # (N_val, T), (N_train, T)
     gpt_config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=config.n_positions, n_embd=config.n_embd,
-        n_layer=config.n_layer, n_head=config.n_head,
+        vocab_size=len(tokenizer),
+        n_positions=config.n_positions,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
         # no dropout: a short pretraining run underfits, it does not overfit
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model = GPT2LMHeadModel(gpt_config)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # matrices decay; biases and LayerNorm do not
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=config.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.95),
+    )
     warmup = max(1, config.steps // 10)
 
     def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the peak
@@ -276,15 +307,21 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         if verbose and (step + 1) % max(1, config.steps // 5) == 0:
-            print(f"  pretraining step {step + 1}/{config.steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.3f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"  pretraining step {step + 1}/{config.steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.3f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
     model.eval()
     with torch.no_grad():
         val_loss = model(input_ids=val, labels=val).loss.item()
     info = {
-        "train_blocks": len(train), "train_tokens_seen": config.steps * config.batch_size * config.block_size,
-        "first_loss": losses[0], "last_loss": sum(losses[-20:]) / len(losses[-20:]),
-        "val_loss": val_loss, "val_perplexity": math.exp(val_loss),
+        "train_blocks": len(train),
+        "train_tokens_seen": config.steps * config.batch_size * config.block_size,
+        "first_loss": losses[0],
+        "last_loss": sum(losses[-20:]) / len(losses[-20:]),
+        "val_loss": val_loss,
+        "val_perplexity": math.exp(val_loss),
     }
     return model, info
 
@@ -306,14 +343,22 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
     docs, sources = build_corpus(config.corpus_chars)
     tokenizer = train_tokenizer(docs, config.vocab_size)
     if verbose:
-        print(f"  corpus: {len(docs):,} paragraphs, {sum(sources.values()):,} characters "
-              f"({', '.join(f'{k} {v:,}' for k, v in sources.items())}); BPE vocabulary {len(tokenizer):,} "
-              f"({time.perf_counter() - start:.0f} s)", flush=True)
+        print(
+            f"  corpus: {len(docs):,} paragraphs, {sum(sources.values()):,} characters "
+            f"({', '.join(f'{k} {v:,}' for k, v in sources.items())}); BPE vocabulary {len(tokenizer):,} "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
     model, info = pretrain(config, docs, tokenizer, verbose=verbose)
     info.update(
-        config=asdict(config), corpus_sources=sources, corpus_paragraphs=len(docs),
-        parameters=sum(p.numel() for p in model.parameters()), seconds=round(time.perf_counter() - start, 1),
-        python=sys.version.split()[0], torch=torch.__version__, builder=BUILDER_VERSION,
+        config=asdict(config),
+        corpus_sources=sources,
+        corpus_paragraphs=len(docs),
+        parameters=sum(p.numel() for p in model.parameters()),
+        seconds=round(time.perf_counter() - start, 1),
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        builder=BUILDER_VERSION,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -331,8 +376,11 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
-        print(f"  done in {info['seconds']:.0f} s: {info['parameters'] / 1e6:.2f}M parameters, held-out perplexity "
-              f"on documentation text {info['val_perplexity']:.1f}", flush=True)
+        print(
+            f"  done in {info['seconds']:.0f} s: {info['parameters'] / 1e6:.2f}M parameters, held-out perplexity "
+            f"on documentation text {info['val_perplexity']:.1f}",
+            flush=True,
+        )
     return target
 
 

@@ -75,7 +75,9 @@ class Momentum(_Base):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0):
         if lr < 0 or weight_decay < 0 or not 0.0 <= momentum < 1.0:
-            raise ValueError(f"need lr >= 0, weight_decay >= 0, 0 <= momentum < 1; got {lr}, {weight_decay}, {momentum}")
+            raise ValueError(
+                f"need lr >= 0, weight_decay >= 0, 0 <= momentum < 1; got {lr}, {weight_decay}, {momentum}"
+            )
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
@@ -96,7 +98,9 @@ class RMSProp(_Base):
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
         if lr < 0 or eps < 0 or weight_decay < 0 or not 0.0 <= alpha < 1.0:
-            raise ValueError(f"need lr, eps, weight_decay >= 0 and 0 <= alpha < 1; got {lr}, {eps}, {weight_decay}, {alpha}")
+            raise ValueError(
+                f"need lr, eps, weight_decay >= 0 and 0 <= alpha < 1; got {lr}, {eps}, {weight_decay}, {alpha}"
+            )
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
@@ -120,9 +124,18 @@ class Adam(_Base):
 
     decoupled = False  # AdamW flips this: decay the weights directly instead of through g
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"need lr, eps, weight_decay >= 0 and betas in [0, 1); got {lr}, {eps}, {weight_decay}, {betas}")
+            raise ValueError(
+                f"need lr, eps, weight_decay >= 0 and betas in [0, 1); got {lr}, {eps}, {weight_decay}, {betas}"
+            )
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def _update(self, p, g, state, group):
@@ -153,7 +166,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
@@ -192,5 +212,7 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 def warmup_linear_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
     """A torch LambdaLR applying `warmup_linear`; call `.step()` once after each `optimizer.step()` (notebook 04)."""
     if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps > 0; got {warmup_steps}, {total_steps}")
+        raise ValueError(
+            f"need 0 <= warmup_steps <= total_steps and total_steps > 0; got {warmup_steps}, {total_steps}"
+        )
     return LambdaLR(optimizer, lambda step: warmup_linear(step, warmup_steps, total_steps))

@@ -52,7 +52,7 @@ def _pooling_file(location: str) -> Path | None:
 
 
 def checkpoint_pooling(location: str) -> str:
-    """"mean" if the checkpoint declares mean pooling (sentence-transformers' 1_Pooling/config.json), else "cls".
+    """ "mean" if the checkpoint declares mean pooling (sentence-transformers' 1_Pooling/config.json), else "cls".
 
     "cls" means BERT's tanh pooler on [CLS]: exact for plain BERT checkpoints, only the nearest choice for a
     sentence-transformers model that declares raw-[CLS], max or sqrt-length pooling.
@@ -65,7 +65,7 @@ def checkpoint_pooling(location: str) -> str:
 
 
 def resolve_pooling(pooling: str, location: str) -> str:
-    """"cls" or "mean": `pooling` itself, or for "auto" the pooling the checkpoint was trained with (BERT only)."""
+    """ "cls" or "mean": `pooling` itself, or for "auto" the pooling the checkpoint was trained with (BERT only)."""
     if pooling not in ("auto", *POOLINGS):
         raise ValueError(f"Unknown pooling {pooling!r}; choose 'auto', {', '.join(map(repr, POOLINGS))}.")
     if pooling == "cls":
@@ -76,7 +76,9 @@ def resolve_pooling(pooling: str, location: str) -> str:
     if pooling == "auto":  # a non-BERT checkpoint keeps its own transformers head, whatever it declares
         return checkpoint_pooling(location) if model_type == "bert" else "cls"
     if model_type != "bert":
-        raise ValueError(f"pooling='mean' is implemented for BERT checkpoints; {location} is a {model_type!r} model. Use pooling='cls'.")
+        raise ValueError(
+            f"pooling='mean' is implemented for BERT checkpoints; {location} is a {model_type!r} model. Use pooling='cls'."
+        )
     return pooling
 
 
@@ -88,7 +90,9 @@ class BertMeanPoolForSequenceClassification(BertPreTrainedModel):
         if config.num_labels < 2:
             raise ValueError(f"{type(self).__name__} classifies into num_labels >= 2 classes, got {config.num_labels}.")
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)  # an unused pooler would have no gradient (and upset DDP)
+        self.bert = BertModel(
+            config, add_pooling_layer=False
+        )  # an unused pooler would have no gradient (and upset DDP)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -116,8 +120,12 @@ class BertMeanPoolForSequenceClassification(BertPreTrainedModel):
         )
         pooled = mean_pool(outputs.last_hidden_state, attention_mask)
         logits = self.classifier(self.dropout(pooled))
-        loss = None if labels is None else nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        loss = (
+            None if labels is None else nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        )
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
 
 
 def classifier_class(pooling: str) -> type:
@@ -140,6 +148,6 @@ def saved_class(folder: str | Path) -> type:
 
 
 def model_pooling(model: nn.Module) -> str:
-    """"mean" for a `BertMeanPoolForSequenceClassification` (also inside a DDP wrapper), else "cls"."""
+    """ "mean" for a `BertMeanPoolForSequenceClassification` (also inside a DDP wrapper), else "cls"."""
     model = getattr(model, "module", model)
     return "mean" if isinstance(model, BertMeanPoolForSequenceClassification) else "cls"

@@ -26,7 +26,9 @@ def clean_review(text: str) -> str:
     return " ".join(_BR.sub(" ", text).split())
 
 
-def truncate_ids(ids: Sequence[int], budget: int, strategy: str = "head+tail", head_fraction: float = 0.25) -> list[int]:
+def truncate_ids(
+    ids: Sequence[int], budget: int, strategy: str = "head+tail", head_fraction: float = 0.25
+) -> list[int]:
     """Keep at most `budget` token ids: the first ones, the last ones, or both ends (notebook 05).
 
     head+tail keeps `round(head_fraction * budget)` tokens from the start and the rest from the end
@@ -79,12 +81,12 @@ def encode_texts(
 
 
 def tokenize_dataset(
-    ds: "datasets.Dataset | datasets.DatasetDict",
+    ds: datasets.Dataset | datasets.DatasetDict,
     tokenizer: Any,
     max_length: int,
     truncation: str = "head+tail",
     head_fraction: float = 0.25,
-) -> "datasets.Dataset | datasets.DatasetDict":
+) -> datasets.Dataset | datasets.DatasetDict:
     """`ds.map` of `encode_texts` over a `text` column; keeps `label`, drops `text` (notebook 05)."""
 
     def encode(batch: dict) -> dict:
@@ -94,7 +96,7 @@ def tokenize_dataset(
     return ds.map(encode, batched=True, remove_columns=[c for c in columns if c != "label"], desc="tokenizing")
 
 
-def pad_collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, "torch.Tensor"]:
+def pad_collate(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
     """Pad a list of examples to the longest one in the batch (dynamic padding), as tensors (notebook 05).
 
     Same output as `DataCollatorWithPadding`: input_ids and attention_mask of shape (B, T_max) with
@@ -122,7 +124,9 @@ def make_collator(tokenizer: Any) -> Any:
     return DataCollatorWithPadding(tokenizer=tokenizer, return_tensors="pt")
 
 
-def padding_cost(lengths: Sequence[int], batches: Sequence[Sequence[int]], pad_to: int | None = None) -> dict[str, float]:
+def padding_cost(
+    lengths: Sequence[int], batches: Sequence[Sequence[int]], pad_to: int | None = None
+) -> dict[str, float]:
     """Token slots computed vs. real tokens when `batches` (lists of indices) are padded (notebook 05).
 
     pad_to=None pads each batch to its longest member (dynamic padding); an int pads every
@@ -186,9 +190,16 @@ class BatchOrder:
         if self.group_by_length:
             chunk = self.batch_size * self.chunk_batches
             # stable sort keeps the shuffled order among equal lengths; longest first within a chunk
-            order = np.concatenate(
-                [c[np.argsort(-self.lengths[c], kind="stable")] for c in np.array_split(order, max(1, math.ceil(n / chunk)))]
-            ) if n else order
+            order = (
+                np.concatenate(
+                    [
+                        c[np.argsort(-self.lengths[c], kind="stable")]
+                        for c in np.array_split(order, max(1, math.ceil(n / chunk)))
+                    ]
+                )
+                if n
+                else order
+            )
         batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
@@ -213,13 +224,13 @@ class BatchOrder:
 
 
 def make_loader(
-    ds: "datasets.Dataset",
+    ds: datasets.Dataset,
     collate_fn: Any,
     batch_size: int,
     shuffle: bool = False,
     group_by_length: bool = False,
     seed: int = 0,
-) -> "torch.utils.data.DataLoader":
+) -> torch.utils.data.DataLoader:
     """A DataLoader over a tokenized dataset with a `BatchOrder` batch sampler (notebook 05)."""
     from torch.utils.data import DataLoader
 

@@ -65,7 +65,7 @@ class TrainConfig:
 # ---------------------------------------------------------------- optimizer and schedule
 
 
-def no_decay_names(model: "torch.nn.Module") -> set[str]:
+def no_decay_names(model: torch.nn.Module) -> set[str]:
     """Names of parameters that get no weight decay: every bias and every LayerNorm weight (notebook 06)."""
     import torch
 
@@ -80,7 +80,7 @@ def no_decay_names(model: "torch.nn.Module") -> set[str]:
     return names
 
 
-def param_groups(model: "torch.nn.Module", weight_decay: float) -> list[dict]:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Two optimizer groups: weight matrices with decay, biases and LayerNorm without (notebook 06)."""
     skip = no_decay_names(model)
     decay, no_decay = [], []
@@ -93,7 +93,7 @@ def param_groups(model: "torch.nn.Module", weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(model: "torch.nn.Module", config: TrainConfig, optimizer_cls: Any = None) -> "torch.optim.Optimizer":
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, optimizer_cls: Any = None) -> torch.optim.Optimizer:
     """AdamW over `param_groups` (torch's by default; pass `ftlearn.optim.AdamW` to use lesson 04's) (notebook 06)."""
     import torch
 
@@ -101,7 +101,9 @@ def make_optimizer(model: "torch.nn.Module", config: TrainConfig, optimizer_cls:
     return cls(param_groups(model, config.weight_decay), lr=config.lr)
 
 
-def make_scheduler(optimizer: "torch.optim.Optimizer", warmup_steps: int, total_steps: int) -> "torch.optim.lr_scheduler.LambdaLR":
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR applying `warmup_linear`; the same curve as transformers' get_linear_schedule_with_warmup (notebook 06)."""
     from functools import partial
 
@@ -133,7 +135,7 @@ class Precision:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
 
 
-def choose_precision(device: "torch.device", mode: str = "auto") -> Precision:
+def choose_precision(device: torch.device, mode: str = "auto") -> Precision:
     """bf16 on GPUs that support it, else fp16 with loss scaling; none of it on CPU (notebook 06)."""
     import torch
 
@@ -148,7 +150,7 @@ def choose_precision(device: "torch.device", mode: str = "auto") -> Precision:
     return Precision(torch.float16, True)  # fp16 gradients underflow without scaling
 
 
-def _autocast(device: "torch.device", precision: Precision):
+def _autocast(device: torch.device, precision: Precision):
     import torch
 
     if precision.dtype is None:
@@ -179,7 +181,7 @@ class History:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "History":
+    def from_dict(cls, data: dict) -> History:
         """Inverse of `to_dict`."""
         return cls(**data)
 
@@ -202,7 +204,9 @@ class History:
             ax_loss.plot(self.step, self.loss, color="tab:blue", alpha=0.3, lw=1, label="train loss (per step)")
             window = max(1, min(smooth, len(self.loss)))
             running = np.convolve(self.loss, np.ones(window) / window, mode="valid")
-            ax_loss.plot(self.step[window - 1 :], running, color="tab:blue", lw=2, label=f"train loss (mean of {window})")
+            ax_loss.plot(
+                self.step[window - 1 :], running, color="tab:blue", lw=2, label=f"train loss (mean of {window})"
+            )
             ax_lr.plot(self.step, self.lr, color="tab:green")
         if self.evals:
             ax_loss.plot(self.val("step"), self.val("loss"), "o-", color="tab:red", label="validation loss")
@@ -243,12 +247,12 @@ class LiveLossPlot:
 # ---------------------------------------------------------------- evaluation and prediction
 
 
-def _to_device(batch: dict, device: "torch.device") -> dict:
+def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
 def predict_logits(
-    model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, shard: bool | None = None
+    model: torch.nn.Module, loader: Iterable[dict], device: torch.device | None = None, shard: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits (N, C) of every batch in order, and the labels (N,) when batches carry `labels` (notebook 06).
 
@@ -303,14 +307,20 @@ def loader_order(loader: Any) -> np.ndarray | None:
     batch_sampler = getattr(loader, "batch_sampler", None)
     if hasattr(batch_sampler, "batches"):  # ftlearn.tokenization.BatchOrder
         batches = batch_sampler.batches()
-        return np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if batches else np.zeros(0, dtype=np.int64)
+        return (
+            np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if batches else np.zeros(0, dtype=np.int64)
+        )
     if isinstance(getattr(loader, "sampler", None), SequentialSampler):  # DataLoader(ds, batch_size=..., shuffle=False)
         return np.arange(len(loader.sampler), dtype=np.int64)
     return None
 
 
 def evaluate(
-    model: "torch.nn.Module", loader: Iterable[dict], device: "torch.device | None" = None, return_outputs: bool = False, shard: bool | None = None
+    model: torch.nn.Module,
+    loader: Iterable[dict],
+    device: torch.device | None = None,
+    return_outputs: bool = False,
+    shard: bool | None = None,
 ) -> dict:
     """Mean cross-entropy, accuracy, precision, recall, F1 and confusion matrix on a labelled loader (notebook 06).
 
@@ -329,7 +339,9 @@ def evaluate(
     report = {"loss": loss, **classification_report(labels, probs.argmax(axis=-1))}
     if return_outputs:
         order = loader_order(loader)
-        known = order is not None and len(order) == len(labels) and np.array_equal(np.sort(order), np.arange(len(labels)))
+        known = (
+            order is not None and len(order) == len(labels) and np.array_equal(np.sort(order), np.arange(len(labels)))
+        )
         if known:  # row k of the outputs is example order[k]: scatter it back to its place
             probs_ds, labels_ds = np.empty_like(probs), np.empty_like(labels)
             probs_ds[order], labels_ds[order] = probs, labels
@@ -360,8 +372,8 @@ def _set_rng_state(state: dict) -> None:
 
 def save_checkpoint(
     folder: str | Path,
-    model: "torch.nn.Module",
-    optimizer: "torch.optim.Optimizer",
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: Any,
     info: dict,
@@ -398,7 +410,9 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / INFO_FILE).exists()]
+    found = [
+        p for p in folder.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / INFO_FILE).exists()
+    ]
     return sorted(found, key=lambda p: int(p.name.removeprefix(CHECKPOINT_PREFIX)))
 
 
@@ -413,7 +427,9 @@ def _prune(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(path: Path, model: "torch.nn.Module", optimizer: Any, scheduler: Any, scaler: Any) -> tuple[dict, dict | None, dict]:
+def _load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any
+) -> tuple[dict, dict | None, dict]:
     import torch
     from safetensors.torch import load_file, load_model
 
@@ -433,7 +449,7 @@ def _load_checkpoint(path: Path, model: "torch.nn.Module", optimizer: Any, sched
 # ---------------------------------------------------------------- the loop
 
 
-def _lr_of(optimizer: "torch.optim.Optimizer") -> float:
+def _lr_of(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
@@ -459,11 +475,11 @@ def _shard_for_ddp(train_loader: Any) -> Any:
 
 
 def fit(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     train_loader: Any,
     val_loader: Any = None,
     config: TrainConfig | None = None,
-    device: "torch.device | str | None" = None,
+    device: torch.device | str | None = None,
     optimizer_cls: Any = None,
     callbacks: Sequence[Callable[[History, str], None]] = (),
     resume_from: str | Path | None = None,
@@ -519,15 +535,23 @@ def fit(
 
     def snapshot() -> dict:
         return {
-            "step": step, "epoch": epoch, "batches_done": batches_done,
-            "best_loss": best_loss, "bad_evals": bad_evals, "history": history.to_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "best_loss": best_loss,
+            "bad_evals": bad_evals,
+            "history": history.to_dict(),
         }
 
     def run_eval() -> bool:
         """Evaluate, track the best weights; True when early stopping says stop."""
         nonlocal best_loss, bad_evals, best_state
         report = evaluate(model, val_loader, device)
-        row = {"step": step, "epoch": round(step / per_epoch, 3), **{k_: v for k_, v in report.items() if k_ != "confusion_matrix"}}
+        row = {
+            "step": step,
+            "epoch": round(step / per_epoch, 3),
+            **{k_: v for k_, v in report.items() if k_ != "confusion_matrix"},
+        }
         history.evals.append(row)
         if report["loss"] < best_loss:
             best_loss, bad_evals = report["loss"], 0
@@ -539,7 +563,9 @@ def fit(
         for cb in callbacks:
             cb(history, "eval")
         if bar is not None:
-            bar.write(f"step {step} (epoch {row['epoch']:.2f}): val loss {report['loss']:.4f}, accuracy {report['accuracy']:.3f}, f1 {report['f1']:.3f}")
+            bar.write(
+                f"step {step} (epoch {row['epoch']:.2f}): val loss {report['loss']:.4f}, accuracy {report['accuracy']:.3f}, f1 {report['f1']:.3f}"
+            )
         return config.patience is not None and bad_evals >= config.patience
 
     from tqdm.auto import tqdm
@@ -547,7 +573,11 @@ def fit(
     # Under DDP the forward and backward go through the wrapper: its backward averages the gradients
     # over the ranks, so every rank takes the same optimizer step and the copies stay identical. (Its
     # constructor also copies rank 0's weights to the others.) Evaluation and saving use `model` itself.
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if ddp else model
+    net = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        if ddp
+        else model
+    )
     bar = tqdm(total=total_steps, initial=step, desc="training", unit="step") if config.progress and main else None
     start = time.perf_counter()
     stop = False
@@ -618,11 +648,24 @@ def fit(
                 bar.set_postfix(loss=f"{history.loss[-1]:.3f}", lr=f"{lr:.1e}")
             for cb in callbacks:
                 cb(history, "step")
-            if val_loader is not None and config.eval_every_steps and step % config.eval_every_steps == 0 and batches_done != n_batches:
+            if (
+                val_loader is not None
+                and config.eval_every_steps
+                and step % config.eval_every_steps == 0
+                and batches_done != n_batches
+            ):
                 stop = run_eval()
             # one writer: the ranks hold identical weights, and N processes renaming the same folder would collide
             if main and config.checkpoint_every and config.checkpoint_dir and step % config.checkpoint_every == 0:
-                save_checkpoint(Path(config.checkpoint_dir) / f"{CHECKPOINT_PREFIX}{step}", model, optimizer, scheduler, scaler, snapshot(), best_state)
+                save_checkpoint(
+                    Path(config.checkpoint_dir) / f"{CHECKPOINT_PREFIX}{step}",
+                    model,
+                    optimizer,
+                    scheduler,
+                    scaler,
+                    snapshot(),
+                    best_state,
+                )
                 _prune(Path(config.checkpoint_dir), config.keep_checkpoints)
             if stop or (config.max_steps is not None and step >= config.max_steps):
                 stop = True

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import datasets
 import torch
+import toy_classifier  # tests/toy_classifier.py, shared with test_train.py
+from toy_classifier import toy_data
 
 from ftlearn.tokenization import make_loader, pad_collate
 from ftlearn.train import TrainConfig, evaluate, fit
-import toy_classifier  # tests/toy_classifier.py, shared with test_train.py
-from toy_classifier import toy_data
 
 TRAIN_N, VAL_N = 32, 20  # 32 = 4 global batches of 8: every batch full, so DDP's mean of means is the big batch's mean
 
@@ -37,7 +37,13 @@ def loader(ds: datasets.Dataset, batch_size: int, shuffle: bool = True) -> torch
     return make_loader(ds, COLLATE, batch_size, shuffle=shuffle, group_by_length=False, seed=3)
 
 
-def train_once(batch_size: int, grad_accum_steps: int = 1, checkpoint_dir: str | None = None, train_loader=None, restore_best: bool = True) -> dict:
+def train_once(
+    batch_size: int,
+    grad_accum_steps: int = 1,
+    checkpoint_dir: str | None = None,
+    train_loader=None,
+    restore_best: bool = True,
+) -> dict:
     """Train a fresh tiny BERT with `fit`; return its history, final weights and validation report.
 
     32 toy examples are too few to learn from (validation loss rises after epoch 1), so with
@@ -46,8 +52,14 @@ def train_once(batch_size: int, grad_accum_steps: int = 1, checkpoint_dir: str |
     train, val = toy_data(TRAIN_N, seed=0), toy_data(VAL_N, seed=1)
     model = tiny_bert()
     config = TrainConfig(
-        lr=3e-3, epochs=2, warmup_ratio=0.25, grad_accum_steps=grad_accum_steps, max_grad_norm=1.0,
-        checkpoint_every=1 if checkpoint_dir else None, checkpoint_dir=checkpoint_dir, restore_best=restore_best,
+        lr=3e-3,
+        epochs=2,
+        warmup_ratio=0.25,
+        grad_accum_steps=grad_accum_steps,
+        max_grad_norm=1.0,
+        checkpoint_every=1 if checkpoint_dir else None,
+        checkpoint_dir=checkpoint_dir,
+        restore_best=restore_best,
     )
     # validation in batches of 4: 5 batches, so under DDP the ranks get unequal shares (3 and 2)
     val_loader = loader(val, 4, shuffle=False)
@@ -75,8 +87,11 @@ def main(out: Path) -> None:
         # a DistributedSampler without shuffling gives rank r the examples r, r+2, ...: batch j of the
         # two ranks together is examples 8j..8j+7, the single process's batch j of 8 in order
         "sampler": train_once(
-            4, restore_best=False,
-            train_loader=DataLoader(train, batch_size=4, sampler=DistributedSampler(train, shuffle=False), collate_fn=COLLATE),
+            4,
+            restore_best=False,
+            train_loader=DataLoader(
+                train, batch_size=4, sampler=DistributedSampler(train, shuffle=False), collate_fn=COLLATE
+            ),
         ),
     }
     try:

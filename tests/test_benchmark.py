@@ -22,7 +22,11 @@ def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> No
     env = {**os.environ, "FTLEARN_PROFILE": "smoke", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--profile", "smoke", "--json", str(out_json)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
@@ -54,7 +58,10 @@ def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> No
 def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--profile", "smoke", "--arms", "seed,fast"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "unknown arm(s) fast" in proc.stderr

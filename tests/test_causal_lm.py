@@ -62,7 +62,9 @@ def test_filters_match_transformers_logits_warpers():
     ids = torch.zeros(4, 1, dtype=torch.long)
     assert torch.equal(lm.top_k_filter(scores, 5), TopKLogitsWarper(top_k=5)(ids, scores.clone()))
     for p in (0.3, 0.9):
-        assert torch.equal(torch.isinf(lm.top_p_filter(scores, p)), torch.isinf(TopPLogitsWarper(top_p=p)(ids, scores.clone())))
+        assert torch.equal(
+            torch.isinf(lm.top_p_filter(scores, p)), torch.isinf(TopPLogitsWarper(top_p=p)(ids, scores.clone()))
+        )
 
 
 def test_greedy_hand_sampling_equals_generate(tiny_gpt2):
@@ -76,7 +78,9 @@ def test_greedy_hand_sampling_equals_generate(tiny_gpt2):
             return " ".join(str(int(i)) for i in ids)
 
     text = lm.sample_text(tiny_gpt2, Tok(), "5 7 9", max_new_tokens=6, temperature=0)
-    want = tiny_gpt2.generate(torch.tensor([[5, 7, 9]]), max_new_tokens=6, do_sample=False, eos_token_id=0, pad_token_id=0)
+    want = tiny_gpt2.generate(
+        torch.tensor([[5, 7, 9]]), max_new_tokens=6, do_sample=False, eos_token_id=0, pad_token_id=0
+    )
     assert text.split() == [str(int(i)) for i in want[0]]
 
 
@@ -97,8 +101,12 @@ def test_checks_accept_the_reference_and_reject_a_classic_mistake(monkeypatch):
     assert not wrong and "wrong way" in wrong.message
     unweighted = check_perplexity_from_batches(lambda ls, ns: math.exp(sum(ls) / len(ls)))
     assert "weight" in unweighted.message
-    assert "-inf" in check_top_k_filter(lambda lg, k: lg.masked_fill(lg < torch.topk(lg, k).values[..., -1:], 0.0)).message
-    unshifted = check_causal_lm_loss(lambda lg, lb: F.cross_entropy(lg.reshape(-1, lg.size(-1)), lb.reshape(-1), ignore_index=-100))
+    assert (
+        "-inf" in check_top_k_filter(lambda lg, k: lg.masked_fill(lg < torch.topk(lg, k).values[..., -1:], 0.0)).message
+    )
+    unshifted = check_causal_lm_loss(
+        lambda lg, lb: F.cross_entropy(lg.reshape(-1, lg.size(-1)), lb.reshape(-1), ignore_index=-100)
+    )
     assert "shifted" in unshifted.message
 
 

@@ -29,7 +29,9 @@ def test_statuses_and_their_display(monkeypatch):
 
 def test_known_mistakes_give_their_hint(monkeypatch):
     monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
-    result = check("square", lambda x: 2 * x, square, [(3,)], mistakes=[Mistake(lambda x: 2 * x, "squaring is x * x, not 2 * x")])
+    result = check(
+        "square", lambda x: 2 * x, square, [(3,)], mistakes=[Mistake(lambda x: 2 * x, "squaring is x * x, not 2 * x")]
+    )
     assert result.message == "Hint: squaring is x * x, not 2 * x"
     for fn, hint in [
         (lambda texts: sum(len(t) for t in texts) / len(texts), "counted characters"),
@@ -49,11 +51,14 @@ def test_learner_exceptions_become_one_line(monkeypatch):
 
 def test_nan_gets_the_stability_hint(monkeypatch):
     monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
+
     def naive_logsumexp(x):
         with np.errstate(over="ignore"):  # the overflow is the point of this test
             return np.log(np.exp(x).sum())
 
-    result = check("logsumexp", naive_logsumexp, lambda x: float(torch.logsumexp(torch.tensor(x), 0)), [(np.array([1e4, 0.0]),)])
+    result = check(
+        "logsumexp", naive_logsumexp, lambda x: float(torch.logsumexp(torch.tensor(x), 0)), [(np.array([1e4, 0.0]),)]
+    )
     assert result.status == WRONG and "NaN or inf" in result.message
 
 
@@ -84,8 +89,11 @@ def test_the_package_re_exports_every_check():
     defined = set()
     for info in pkgutil.iter_modules(package.__path__):
         module = importlib.import_module(f"ftlearn.checks.{info.name}")
-        defined |= {name for name, obj in vars(module).items()
-                    if name.startswith("check_") and inspect.isfunction(obj) and obj.__module__ == module.__name__}
+        defined |= {
+            name
+            for name, obj in vars(module).items()
+            if name.startswith("check_") and inspect.isfunction(obj) and obj.__module__ == module.__name__
+        }
     assert defined, "no check_* functions found"
     assert defined <= set(package.__all__), sorted(defined - set(package.__all__))
     assert all(hasattr(package, name) for name in package.__all__)

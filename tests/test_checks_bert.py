@@ -19,7 +19,7 @@ def stub(*args):
 CASES = [
     (cb.check_dynamic_pad, cb._pad_ref, cb._pad_mask_ones, "attention mask"),
     (cb.check_dynamic_pad, cb._pad_ref, cb._pad_fixed, "longest"),
-    (cb.check_head_tail, cb._head_tail_ref, lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h):], "ids[-0:]"),
+    (cb.check_head_tail, cb._head_tail_ref, lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h) :], "ids[-0:]"),
     (cb.check_padding_waste, cb._waste_ref, lambda L, b: 1 - sum(L) / (len(L) * max(L)), "own longest"),
     (cb.check_confusion_matrix, cb._cm_ref, lambda t, p: cb._cm_ref(t, p).T, "transposed"),
     (cb.check_metrics_from_confusion, cb._mfc_ref, cb._mfc_f1_arith, "harmonic"),

@@ -149,7 +149,10 @@ CASES = {
         ce_ignore,
         [
             (lambda z, y, ignore_index=-100: ce_ignore(z, y, divide_by_all=True), "divided by all rows"),
-            (lambda z, y, ignore_index=-100: -stable_log_softmax(z)[torch.arange(len(y)), y].mean(), "used as a class index"),
+            (
+                lambda z, y, ignore_index=-100: -stable_log_softmax(z)[torch.arange(len(y)), y].mean(),
+                "used as a class index",
+            ),
             (lambda z, y, ignore_index=-100: ce(z, torch.where(y == ignore_index, 0, y)), "replaced -100 by class 0"),
         ],
     ),

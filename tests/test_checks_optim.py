@@ -79,37 +79,71 @@ def _fd_unbracketed(f, x, h):
 
 CASES = [
     # (check, a correct answer, [(wrong answer, words the hint must contain)])
-    (co.check_ce_grad_logits, co._ce_grad, [
-        (lambda z, y: co._ce_grad(z, y) * z.shape[0], "mean"),
-        (lambda z, y: -co._ce_grad(z, y), "sign"),
-        (_naive_ce_grad, "NaN"),
-    ]),
-    (co.check_linear_grads, co._linear_grads, [
-        (lambda X, y, W, b: (co._linear_grads(X, y, W, b)[0].T, co._linear_grads(X, y, W, b)[1]), "shape"),
-    ]),
-    (co.check_sgd_step, lambda t, g, lr, wd: t - lr * g - lr * wd * t, [
-        (lambda t, g, lr, wd: t - lr * g, "weight-decay"),
-        (lambda t, g, lr, wd: t - (g + wd * t), "lr times the whole gradient"),
-        (lambda t, g, lr, wd: t - 2 * lr * g, "expected"),  # no known mistake matches: falls back to the generic message
-    ]),
-    (co.check_central_difference, _fd_in_place, [
-        (_fd_forward, "one-sided"),
-        (_fd_unbracketed, "/ (2 * h)"),
-        (lambda f, x, h: torch.zeros_like(x), "expected"),  # all zeros must not be mistaken for the `/ 2 * h` slip
-    ]),
+    (
+        co.check_ce_grad_logits,
+        co._ce_grad,
+        [
+            (lambda z, y: co._ce_grad(z, y) * z.shape[0], "mean"),
+            (lambda z, y: -co._ce_grad(z, y), "sign"),
+            (_naive_ce_grad, "NaN"),
+        ],
+    ),
+    (
+        co.check_linear_grads,
+        co._linear_grads,
+        [
+            (lambda X, y, W, b: (co._linear_grads(X, y, W, b)[0].T, co._linear_grads(X, y, W, b)[1]), "shape"),
+        ],
+    ),
+    (
+        co.check_sgd_step,
+        lambda t, g, lr, wd: t - lr * g - lr * wd * t,
+        [
+            (lambda t, g, lr, wd: t - lr * g, "weight-decay"),
+            (lambda t, g, lr, wd: t - (g + wd * t), "lr times the whole gradient"),
+            (
+                lambda t, g, lr, wd: t - 2 * lr * g,
+                "expected",
+            ),  # no known mistake matches: falls back to the generic message
+        ],
+    ),
+    (
+        co.check_central_difference,
+        _fd_in_place,
+        [
+            (_fd_forward, "one-sided"),
+            (_fd_unbracketed, "/ (2 * h)"),
+            (lambda f, x, h: torch.zeros_like(x), "expected"),  # all zeros must not be mistaken for the `/ 2 * h` slip
+        ],
+    ),
     (co.check_train_gd, co._train_gd, [(lambda X, y, k, lr, s: co._train_gd(X, y, k, lr, s - 1), "one step short")]),
-    (co.check_momentum_step, co._momentum_step, [
-        (lambda t, g, b, lr, mu: (t - lr * (mu * b + (1 - mu) * g), mu * b + (1 - mu) * g), "averaging form"),
-    ]),
-    (co.check_rmsprop_step, co._rmsprop_step, [
-        (lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e).sqrt(), a * v + (1 - a) * g**2), "outside the square root"),
-    ]),
+    (
+        co.check_momentum_step,
+        co._momentum_step,
+        [
+            (lambda t, g, b, lr, mu: (t - lr * (mu * b + (1 - mu) * g), mu * b + (1 - mu) * g), "averaging form"),
+        ],
+    ),
+    (
+        co.check_rmsprop_step,
+        co._rmsprop_step,
+        [
+            (
+                lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e).sqrt(), a * v + (1 - a) * g**2),
+                "outside the square root",
+            ),
+        ],
+    ),
     (co.check_adam_step, co._adam_step, [(_adam_no_bias, "bias correction")]),
     (co.check_adamw_step, _adamw_by_hand, [(_adamw_l2, "L2")]),
-    (co.check_warmup_linear, co._warmup_linear, [
-        (lambda s, w, n: (s + 1) / w if s < w else co._warmup_linear(s, w, n), "off by one"),
-        (lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w), "clamp"),
-    ]),
+    (
+        co.check_warmup_linear,
+        co._warmup_linear,
+        [
+            (lambda s, w, n: (s + 1) / w if s < w else co._warmup_linear(s, w, n), "off by one"),
+            (lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w), "clamp"),
+        ],
+    ),
 ]
 
 

@@ -15,7 +15,9 @@ def ftlearn(*args, env_extra=None, cwd=ROOT):
     import os
 
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "ftlearn", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ftlearn", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def test_doctor_passes_offline_with_local_data_and_offline_bert():

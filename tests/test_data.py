@@ -23,7 +23,12 @@ def write_split(folder: Path, train: pd.DataFrame, test: pd.DataFrame | None = N
 
 
 def reviews(n: int = 10) -> pd.DataFrame:
-    return pd.DataFrame({"text": [f"review number {i}, quite {'good' if i % 2 else 'bad'}" for i in range(n)], "label": [i % 2 for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "text": [f"review number {i}, quite {'good' if i % 2 else 'bad'}" for i in range(n)],
+            "label": [i % 2 for i in range(n)],
+        }
+    )
 
 
 @needs_sample
@@ -89,7 +94,10 @@ def test_source_setting(monkeypatch, tmp_path):
         (lambda d: (d.mkdir(), reviews().to_csv(d / "train.csv", index=False)), "No test file"),
         (lambda d: write_split(d, reviews().drop(columns="label")), "has no `label` column"),
         (lambda d: write_split(d, reviews().rename(columns={"text": "review"})), "has no `text` column"),
-        (lambda d: write_split(d, reviews().assign(label=[0, 1, 2] + [0] * 7)), "labels must be 0 or 1, but data row 3 has label 2"),
+        (
+            lambda d: write_split(d, reviews().assign(label=[0, 1, 2] + [0] * 7)),
+            "labels must be 0 or 1, but data row 3 has label 2",
+        ),
         (lambda d: write_split(d, reviews().assign(label=["pos"] * 10)), "labels must be 0 or 1"),
         (lambda d: write_split(d, reviews().assign(text=[""] + ["ok"] * 9)), "data row 1 has no review text"),
         (lambda d: write_split(d, reviews().iloc[:0]), "has a header but no reviews"),
@@ -109,7 +117,7 @@ def test_empty_and_undecodable_files_name_the_file(tmp_path):
     (folder / "test.csv").write_bytes(b"")
     with pytest.raises(IMDBDataError, match=r"test\.csv is empty"):
         load_local(folder)
-    (folder / "test.csv").write_bytes("text,label\n".encode() + "caf\xe9 review,1\n".encode("latin-1"))
+    (folder / "test.csv").write_bytes(b"text,label\n" + "caf\xe9 review,1\n".encode("latin-1"))
     with pytest.raises(IMDBDataError, match=r"test\.csv is not valid UTF-8"):
         load_local(folder)
 

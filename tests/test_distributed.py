@@ -25,7 +25,16 @@ def two_ranks(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)  # the launcher sets these; stale values from the outside would confuse it
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HERE / "ddp_worker.py"), str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(HERE / "ddp_worker.py"),
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     logs = "".join((out / f"rank{r}.log").read_text() for r in (0, 1) if (out / f"rank{r}.log").exists())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + logs[-3000:]

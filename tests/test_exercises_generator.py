@@ -27,7 +27,11 @@ def test_stub_keeps_indentation_and_surroundings():
 
 @pytest.mark.parametrize(
     "source, message",
-    [("### BEGIN SOLUTION\nx = 1", "never closed"), ("x = 1\n### END SOLUTION", "without a"), ("### BEGIN SOLUTION\n### BEGIN SOLUTION", "inside another")],
+    [
+        ("### BEGIN SOLUTION\nx = 1", "never closed"),
+        ("x = 1\n### END SOLUTION", "without a"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION", "inside another"),
+    ],
 )
 def test_unpaired_markers_are_reported_with_their_place(source, message):
     with pytest.raises(ExerciseFormatError, match=message):
@@ -36,8 +40,16 @@ def test_unpaired_markers_are_reported_with_their_place(source, message):
 
 def make_solution():
     nb = nbformat.v4.new_notebook()
-    code = nbformat.v4.new_code_cell(SOLUTION_CELL, execution_count=3, outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "4"}, execution_count=3)])
-    nb.cells = [nbformat.v4.new_markdown_cell("# Exercise"), code, nbformat.v4.new_markdown_cell(f"{SOLUTIONS_NOTE}\nWhy x + x works.")]
+    code = nbformat.v4.new_code_cell(
+        SOLUTION_CELL,
+        execution_count=3,
+        outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "4"}, execution_count=3)],
+    )
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Exercise"),
+        code,
+        nbformat.v4.new_markdown_cell(f"{SOLUTIONS_NOTE}\nWhy x + x works."),
+    ]
     nb.metadata["ftlearn"] = {"profile": "cpu"}
     return nb
 

@@ -21,10 +21,22 @@ def saved_model(tmp_path_factory):
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(offline_bert_dir()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     folder = tmp_path_factory.mktemp("model")
-    save_finetuned(folder, BertForSequenceClassification(config), tokenizer, BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+    save_finetuned(
+        folder,
+        BertForSequenceClassification(config),
+        tokenizer,
+        BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48),
+    )
     return folder
 
 
@@ -38,7 +50,9 @@ def test_recipe_takes_profile_then_overrides():
 def test_predict_file_keeps_row_order_and_adds_columns(saved_model, tmp_path, capsys):
     texts = ["great fun", "awful, " * 200, "fine", "a film", "not my cup of tea at all"]
     pd.DataFrame({"id": range(5), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    assert (
+        main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    )
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["id", "text", "pred", "p_positive"]
     assert out["id"].tolist() == list(range(5)) and out["text"].tolist() == texts
@@ -55,7 +69,10 @@ def test_predict_file_keeps_row_order_and_adds_columns(saved_model, tmp_path, ca
 def test_predicting_a_file_twice_says_it_replaces_the_old_columns(saved_model, tmp_path, capsys):
     pd.DataFrame({"text": ["great fun", "dull"]}).to_csv(tmp_path / "in.csv", index=False)
     for _ in range(2):  # the second pass reads a file that already has pred / p_positive
-        assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "in.csv")]) == 0
+        assert (
+            main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "in.csv")])
+            == 0
+        )
     assert "already has `pred` and `p_positive`" in capsys.readouterr().out
     assert list(pd.read_csv(tmp_path / "in.csv").columns) == ["text", "pred", "p_positive"]
 
@@ -123,8 +140,12 @@ def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path
 
     model, tokenizer, settings = load_finetuned(saved_model)
     torch.manual_seed(1)  # another random head and body: different predictions
-    other = save_finetuned(tmp_path / "other", BertForSequenceClassification(model.config), tokenizer,
-                           BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+    other = save_finetuned(
+        tmp_path / "other",
+        BertForSequenceClassification(model.config),
+        tokenizer,
+        BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48),
+    )
     out = compare_finetuned(saved_model, other, "smoke")
     test = load_imdb(profile=get_profile("smoke"))["test"]
     labels = np.array(test["label"])

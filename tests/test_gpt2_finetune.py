@@ -37,8 +37,10 @@ def test_cls_batches_pad_per_batch_and_keep_labels_aligned():
         def __call__(self, texts, truncation, max_length, padding, return_tensors):
             ids = [[len(w) for w in t.split()][:max_length] for t in texts]
             width = max(map(len, ids))
-            return {"input_ids": torch.tensor([x + [0] * (width - len(x)) for x in ids]),
-                    "attention_mask": torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])}
+            return {
+                "input_ids": torch.tensor([x + [0] * (width - len(x)) for x in ids]),
+                "attention_mask": torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids]),
+            }
 
     ds = {"text": ["a bb<br />ccc", "dddd", "e ff ggg hhhh iiiii"], "label": [1, 0, 1]}
     batch = next(iter(cls_batches(ds, Tok(), max_length=3, batch_size=3, seed=None)(0)))
@@ -52,7 +54,9 @@ def test_accuracy_and_f1_by_hand():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,keys", [("gpt2-lm", {"perplexity_before", "perplexity_after"}), ("gpt2-cls", {"accuracy", "f1"})])
+@pytest.mark.parametrize(
+    "task,keys", [("gpt2-lm", {"perplexity_before", "perplexity_after"}), ("gpt2-cls", {"accuracy", "f1"})]
+)
 def test_finetune_command_writes_metrics_and_a_model(task, keys, tmp_path, capsys):
     assert main(["finetune", task, "--profile", "smoke", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -30,7 +30,9 @@ def both_grads(fn_ours, fn_torch, logits, *args, **kwargs):
     a = logits.clone().requires_grad_(True)
     b = logits.clone().requires_grad_(True)
     out_a, out_b = fn_ours(a, *args, **kwargs), fn_torch(b, *args, **kwargs)
-    weights = torch.linspace(0.5, 1.5, out_a.numel(), dtype=torch.float64).view_as(out_a)  # so 'none' gets a non-trivial gradient
+    weights = torch.linspace(0.5, 1.5, out_a.numel(), dtype=torch.float64).view_as(
+        out_a
+    )  # so 'none' gets a non-trivial gradient
     (out_a * weights).sum().backward()
     (out_b * weights).sum().backward()
     return out_a.detach(), out_b.detach(), a.grad, b.grad
@@ -112,7 +114,9 @@ def test_cross_entropy_probability_targets_match_torch():
     logits, _ = logits_and_target(n=5, c=4, seed=3)
     probs = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64), dim=1)
     for ls in (0.0, 0.3):
-        ours, theirs, g_ours, g_theirs = both_grads(losses.cross_entropy, F.cross_entropy, logits, probs, label_smoothing=ls)
+        ours, theirs, g_ours, g_theirs = both_grads(
+            losses.cross_entropy, F.cross_entropy, logits, probs, label_smoothing=ls
+        )
         assert_rel_close(ours, theirs)
         assert_rel_close(g_ours, g_theirs)
 
@@ -173,7 +177,10 @@ def test_binary_ce_equals_two_class_ce_with_logits_zero_and_z():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_matches_torch(reduction):
     gen = torch.Generator().manual_seed(5)
-    pred, target = torch.randn(4, 3, generator=gen, dtype=torch.float64), torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    pred, target = (
+        torch.randn(4, 3, generator=gen, dtype=torch.float64),
+        torch.randn(4, 3, generator=gen, dtype=torch.float64),
+    )
     ours, theirs, g_ours, g_theirs = both_grads(losses.mse, F.mse_loss, pred, target, reduction=reduction)
     assert_rel_close(ours, theirs)
     assert_rel_close(g_ours, g_theirs)

@@ -19,7 +19,14 @@ from ftlearn.memory import (
 
 def tiny_bert():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     return BertForSequenceClassification(config)
 
 
@@ -32,7 +39,12 @@ def test_fp32_adamw_holds_exactly_16_bytes_per_parameter():
     measured = measure_state_memory(model, optimizer)
     params = sum(p.numel() for p in model.parameters())
     predicted = predict_state_memory(params, "fp32")
-    assert measured == {"weights": 4 * params, "gradients": 4 * params, "optimizer_exp_avg": 4 * params, "optimizer_exp_avg_sq": 4 * params}
+    assert measured == {
+        "weights": 4 * params,
+        "gradients": 4 * params,
+        "optimizer_exp_avg": 4 * params,
+        "optimizer_exp_avg_sq": 4 * params,
+    }
     assert sum(measured.values()) == predicted.total and predicted.bytes_per_param == 16
 
 
@@ -48,7 +60,9 @@ def test_flops_and_activation_formulas():
     assert flops_per_token(110_000_000, 12, 768, 512) == 6 * 110e6 + 12 * 12 * 512 * 768
     assert flops_per_token(100, 1, 1, 1, training=False) == 204
     assert activation_bytes_per_layer(1, 512, 768, 12) == 512 * 768 * 34 + 5 * 12 * 512 * 512
-    assert activation_bytes_per_layer(1, 512, 768, 12, bytes_per_value=4) == 2 * activation_bytes_per_layer(1, 512, 768, 12)
+    assert activation_bytes_per_layer(1, 512, 768, 12, bytes_per_value=4) == 2 * activation_bytes_per_layer(
+        1, 512, 768, 12
+    )
     assert mfu(1000, 1e9, 1e13) == pytest.approx(0.1)
 
 
@@ -83,7 +97,14 @@ def test_saved_tensors_under_bf16_autocast_separates_weight_copies():
 def test_saved_tensors_of_a_bert_layer_match_the_hand_count_and_checkpointing_cuts_them():
     torch.manual_seed(0)
     # intermediate = 4 x hidden, as in BERT: the layout the per-layer count assumes
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
     model = BertForSequenceClassification(config)
     model.train()
     ids = torch.randint(0, 100, (2, 16))

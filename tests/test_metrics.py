@@ -81,7 +81,10 @@ def test_paired_accuracy_difference_by_hand():
     assert out["difference"] == pytest.approx(fm.accuracy(y, a) - fm.accuracy(y, b)) == pytest.approx(g.mean())
     assert out["se"] == pytest.approx(np.std(g, ddof=1) / np.sqrt(8))
     assert (out["a_only_right"], out["b_only_right"], out["n"]) == (2, 0, 8)
-    assert (out["accuracy_a"], out["accuracy_b"]) == (pytest.approx(fm.accuracy(y, a)), pytest.approx(fm.accuracy(y, b)))
+    assert (out["accuracy_a"], out["accuracy_b"]) == (
+        pytest.approx(fm.accuracy(y, a)),
+        pytest.approx(fm.accuracy(y, b)),
+    )
     assert out["verdict"] == "within 2 standard errors"  # 0.25 vs 2 x 0.164
     same = fm.paired_accuracy_difference(y, a, a)
     assert same["difference"] == 0 and same["se"] == 0 and same["verdict"] == "within 2 standard errors"

@@ -32,10 +32,20 @@ def test_every_notebook_starts_with_the_current_header(path):
 def test_committed_outputs_come_from_the_committed_code(path):
     nb = nbformat.read(path, as_version=4)
     stamp = nb.metadata.get("ftlearn", {})
-    assert stamp.get("code_sha256"), f"{rel(path)} has no run stamp: run `ftlearn run {rel(path)} --profile cpu --inplace`"
-    assert stamp["code_sha256"] == code_hash(nb), f"code changed after the outputs were made: re-run `ftlearn run {rel(path)} --profile {stamp['profile']} --inplace`"
+    assert stamp.get("code_sha256"), (
+        f"{rel(path)} has no run stamp: run `ftlearn run {rel(path)} --profile cpu --inplace`"
+    )
+    assert stamp["code_sha256"] == code_hash(nb), (
+        f"code changed after the outputs were made: re-run `ftlearn run {rel(path)} --profile {stamp['profile']} --inplace`"
+    )
     assert stamp["profile"] in ("smoke", "cpu", "gpu") and stamp["hardware"]
-    errors = [o for c in nb.cells if "raises-exception" not in c.metadata.get("tags", []) for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [
+        o
+        for c in nb.cells
+        if "raises-exception" not in c.metadata.get("tags", [])
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
     assert not errors, f"{rel(path)} was committed with an error output"
 
 
@@ -47,9 +57,15 @@ def shows_a_figure(source: str) -> bool:
         tree = ast.parse(source)
     except SyntaxError:  # IPython syntax (magics): fall back to a plain search
         return "plt.show()" in source
-    inside_defs = {id(n) for d in ast.walk(tree) if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) for n in ast.walk(d)}
+    inside_defs = {
+        id(n)
+        for d in ast.walk(tree)
+        if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for n in ast.walk(d)
+    }
     return any(
-        isinstance(node, ast.Call) and ast.unparse(node.func) == "plt.show" and id(node) not in inside_defs for node in ast.walk(tree)
+        isinstance(node, ast.Call) and ast.unparse(node.func) == "plt.show" and id(node) not in inside_defs
+        for node in ast.walk(tree)
     )
 
 
@@ -64,7 +80,9 @@ def test_every_cell_that_shows_a_figure_kept_it(path):
         and shows_a_figure(cell.source)
         and not any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
     ]
-    assert not missing, f"{rel(path)}: cells {missing} call plt.show() but have no image output (re-run with `ftlearn run --inplace`)"
+    assert not missing, (
+        f"{rel(path)}: cells {missing} call plt.show() but have no image output (re-run with `ftlearn run --inplace`)"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=rel)
@@ -79,7 +97,9 @@ def test_lessons_have_parameters_and_are_on_the_course_map(path):
 def test_exercise_is_generated_from_its_solution(path):
     target = ROOT / "exercises" / path.name
     assert target.exists(), "run `ftlearn exercises`"
-    assert nbformat.writes(make_exercise(nbformat.read(path, as_version=4), path.name)) + "\n" == target.read_text(encoding="utf-8")
+    assert nbformat.writes(make_exercise(nbformat.read(path, as_version=4), path.name)) + "\n" == target.read_text(
+        encoding="utf-8"
+    )
 
 
 @pytest.mark.parametrize("path", EXERCISES, ids=rel)
@@ -97,7 +117,9 @@ def test_exercise_runs_to_the_first_stub_and_reports_not_attempted(path, monkeyp
 
     monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")  # the learner's setting: checks print, never raise
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     verdicts, errors = [], []
     for cell in nb.cells:
         for output in cell.get("outputs", []):

@@ -6,10 +6,21 @@ import json
 import pytest
 import torch
 
-from ftlearn import models, offline_gpt2 as og
+from ftlearn import models
+from ftlearn import offline_gpt2 as og
 
-TINY = dataclasses.replace(og.BUILDS["smoke"], name="tiny", corpus_chars=30_000, vocab_size=400, n_embd=32,
-                           n_layer=1, n_head=2, block_size=32, batch_size=4, steps=3)
+TINY = dataclasses.replace(
+    og.BUILDS["smoke"],
+    name="tiny",
+    corpus_chars=30_000,
+    vocab_size=400,
+    n_embd=32,
+    n_layer=1,
+    n_head=2,
+    block_size=32,
+    batch_size=4,
+    steps=3,
+)
 
 
 def test_paragraph_filter_keeps_prose_and_drops_code_and_markup():
@@ -59,7 +70,9 @@ def test_build_saves_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, ca
     monkeypatch.setitem(og.BUILDS, "tiny", TINY)
     monkeypatch.setenv(og.BUILD_ENV, "tiny")
     folder = og.ensure_built()
-    assert {"config.json", "model.safetensors", "tokenizer.json", "build_info.json"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "build_info.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     info = json.loads((folder / "build_info.json").read_text())
     assert info["config"]["steps"] == 3 and info["corpus_sources"]["stdlib docstrings"] > 0
     stamp = (folder / "model.safetensors").stat().st_mtime_ns

@@ -1,8 +1,9 @@
 """Project files agree: pyproject vs environment.yml, README's test command vs .ci/run."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge spells a few packages differently from PyPI
@@ -24,7 +25,9 @@ def test_environment_yml_matches_pyproject():
     have = {CONDA_TO_PYPI.get(n, n) for n in names(conda)} - {"python", "pip"}
     have |= names(p for p in pip if p != "-e .")
     assert "-e ." in pip  # the course package itself
-    assert have == wanted, f"only in environment.yml: {sorted(have - wanted)}; only in pyproject: {sorted(wanted - have)}"
+    assert have == wanted, (
+        f"only in environment.yml: {sorted(have - wanted)}; only in pyproject: {sorted(wanted - have)}"
+    )
 
 
 def test_ci_runs_the_readme_test_command():

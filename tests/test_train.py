@@ -6,6 +6,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from toy_classifier import tiny_bert, toy_data  # tests/toy_classifier.py, shared with the DDP worker
 
 from ftlearn.tokenization import make_loader, pad_collate
 from ftlearn.train import (
@@ -22,11 +23,12 @@ from ftlearn.train import (
     param_groups,
     warmup_linear,
 )
-from toy_classifier import tiny_bert, toy_data  # tests/toy_classifier.py, shared with the DDP worker
 
 
 def loader(ds, batch_size=4, shuffle=True, seed=0):
-    return make_loader(ds, partial(pad_collate, pad_token_id=0), batch_size, shuffle=shuffle, group_by_length=shuffle, seed=seed)
+    return make_loader(
+        ds, partial(pad_collate, pad_token_id=0), batch_size, shuffle=shuffle, group_by_length=shuffle, seed=seed
+    )
 
 
 def test_warmup_linear_matches_transformers_schedule():
@@ -82,7 +84,9 @@ def test_resume_continues_to_the_same_losses(tmp_path):
     torch.manual_seed(123)
     ckpt = tmp_path / "ckpt"
     first = fit(
-        tiny_bert(), loader(train), loader(val, 8, shuffle=False),
+        tiny_bert(),
+        loader(train),
+        loader(val, 8, shuffle=False),
         TrainConfig(**base, checkpoint_every=4, checkpoint_dir=str(ckpt), max_steps=9, keep_checkpoints=2),
         device="cpu",
     )
@@ -92,7 +96,14 @@ def test_resume_continues_to_the_same_losses(tmp_path):
     assert (saved / "model.safetensors").exists() and (saved / "trainer_state.pt").exists()
 
     torch.manual_seed(999)  # a different RNG state and fresh weights: the checkpoint must restore both
-    resumed = fit(tiny_bert(seed=5), loader(train), loader(val, 8, shuffle=False), TrainConfig(**base), device="cpu", resume_from=saved)
+    resumed = fit(
+        tiny_bert(seed=5),
+        loader(train),
+        loader(val, 8, shuffle=False),
+        TrainConfig(**base),
+        device="cpu",
+        resume_from=saved,
+    )
     assert resumed.step == straight.step
     assert resumed.loss == straight.loss  # bit-for-bit: same batches, same dropout masks, same optimizer state
     assert resumed.lr == straight.lr
@@ -133,11 +144,15 @@ def test_evaluate_returns_outputs_in_dataset_order_from_a_length_grouped_loader(
     assert np.array_equal(report["labels"], np.array(ds["label"]))
     model.eval()
     with torch.no_grad():  # each example alone: no padding, the dataset's own order
-        alone = [{k: v for k, v in pad_collate([ds[i]], pad_token_id=0).items() if k != "labels"} for i in range(len(ds))]
+        alone = [
+            {k: v for k, v in pad_collate([ds[i]], pad_token_id=0).items() if k != "labels"} for i in range(len(ds))
+        ]
         one_by_one = torch.cat([torch.softmax(model(**batch).logits.double(), -1) for batch in alone])
     np.testing.assert_allclose(report["probs"], one_by_one.numpy(), atol=1e-5)
     # a loader that does not say its order keeps the loader's order, and says so
-    shuffled = torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True, collate_fn=partial(pad_collate, pad_token_id=0))
+    shuffled = torch.utils.data.DataLoader(
+        ds, batch_size=8, shuffle=True, collate_fn=partial(pad_collate, pad_token_id=0)
+    )
     assert loader_order(shuffled) is None
     assert evaluate(model, shuffled, "cpu", return_outputs=True)["in_dataset_order"] is False
 

@@ -13,8 +13,15 @@ def tiny_bert(seed: int = 0, dropout: float = 0.1) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-        max_position_embeddings=40, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        vocab_size=60,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=40,
+        num_labels=2,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     return BertForSequenceClassification(config)
 

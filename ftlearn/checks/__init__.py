@@ -3,7 +3,6 @@
 Lesson modules add their checks here (one module per concept) and re-export them below.
 """
 
-from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
 from ftlearn.checks.bert import (
     check_confusion_matrix,
     check_dynamic_pad,
@@ -13,7 +12,21 @@ from ftlearn.checks.bert import (
     check_padding_waste,
     check_train_step,
 )
-from ftlearn.checks.lm import check_add_k, check_bigram_counts, check_perplexity, check_sequence_logprob, check_temperature
+from ftlearn.checks.causal_lm import (
+    check_causal_lm_loss,
+    check_perplexity_from_batches,
+    check_shift_for_causal_lm,
+    check_top_k_filter,
+    check_top_p_filter,
+)
+from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
+from ftlearn.checks.lm import (
+    check_add_k,
+    check_bigram_counts,
+    check_perplexity,
+    check_sequence_logprob,
+    check_temperature,
+)
 from ftlearn.checks.losses import (
     check_bce_with_logits,
     check_cross_entropy,
@@ -32,13 +45,6 @@ from ftlearn.checks.optim import (
     check_sgd_step,
     check_train_gd,
     check_warmup_linear,
-)
-from ftlearn.checks.causal_lm import (
-    check_causal_lm_loss,
-    check_perplexity_from_batches,
-    check_shift_for_causal_lm,
-    check_top_k_filter,
-    check_top_p_filter,
 )
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 

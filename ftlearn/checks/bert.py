@@ -9,8 +9,8 @@ import numpy as np
 
 from ftlearn.checks.core import CheckResult, Mistake, check, close
 
-
 # ---------------------------------------------------------------- notebook 05
+
 
 def _features(lengths: list[int], seed: int, labels: bool = True) -> list[dict]:
     rng = np.random.default_rng(seed)
@@ -67,8 +67,13 @@ def _pad_zero(features, pad_id):
 
 
 def _batch_equal(got: Any, want: Any) -> bool:
-    return isinstance(got, dict) and set(got) == set(want) and all(
-        hasattr(got[k], "shape") and tuple(got[k].shape) == tuple(want[k].shape) and close(got[k], want[k]) for k in want
+    return (
+        isinstance(got, dict)
+        and set(got) == set(want)
+        and all(
+            hasattr(got[k], "shape") and tuple(got[k].shape) == tuple(want[k].shape) and close(got[k], want[k])
+            for k in want
+        )
     )
 
 
@@ -81,9 +86,15 @@ def check_dynamic_pad(fn: Callable) -> CheckResult:
         _PAD_CASES,
         compare=_batch_equal,
         mistakes=[
-            Mistake(_pad_fixed, "every row has length 16: pad to the longest example *in this batch*, not to a fixed length."),
+            Mistake(
+                _pad_fixed,
+                "every row has length 16: pad to the longest example *in this batch*, not to a fixed length.",
+            ),
             Mistake(_pad_mask_ones, "the attention mask must be 0 on padding positions, 1 on real tokens."),
-            Mistake(_pad_no_labels, "the batch needs `labels` (a tensor of each example's `label`): the model computes its loss from it."),
+            Mistake(
+                _pad_no_labels,
+                "the batch needs `labels` (a tensor of each example's `label`): the model computes its loss from it.",
+            ),
             Mistake(_pad_label_key, "name the key `labels` (plural): that is the argument the model's forward takes."),
             Mistake(_pad_zero, "pad with the `pad_id` you are given, not always 0."),
         ],
@@ -91,14 +102,20 @@ def check_dynamic_pad(fn: Callable) -> CheckResult:
     )
 
 
-_HT_CASES = [(list(range(20)), 8, 2), (list(range(5)), 8, 2), (list(range(30)), 10, 0), (list(range(12)), 6, 6), (list(range(9)), 9, 3)]
+_HT_CASES = [
+    (list(range(20)), 8, 2),
+    (list(range(5)), 8, 2),
+    (list(range(30)), 10, 0),
+    (list(range(12)), 6, 6),
+    (list(range(9)), 9, 3),
+]
 
 
 def _head_tail_ref(ids, budget, n_head):
     ids = list(ids)
     if len(ids) <= budget:
         return ids
-    return ids[:n_head] + ids[len(ids) - (budget - n_head):]
+    return ids[:n_head] + ids[len(ids) - (budget - n_head) :]
 
 
 def check_head_tail(fn: Callable) -> CheckResult:
@@ -110,17 +127,31 @@ def check_head_tail(fn: Callable) -> CheckResult:
         _HT_CASES,
         compare=lambda got, want: list(got) == list(want),
         mistakes=[
-            Mistake(lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h):], "`ids[-0:]` is the whole list: when the tail length is 0, `-(budget - n_head)` breaks; use `ids[len(ids) - n_tail:]`."),
-            Mistake(lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) - 1:], "off by one: the tail has one id too many."),
-            Mistake(lambda ids, b, h: list(ids)[:b], "that is head-only truncation; keep the last `budget - n_head` ids too."),
-            Mistake(lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h):], "a review that already fits must come back unchanged (it was shortened or duplicated)."),
+            Mistake(
+                lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h) :],
+                "`ids[-0:]` is the whole list: when the tail length is 0, `-(budget - n_head)` breaks; use `ids[len(ids) - n_tail:]`.",
+            ),
+            Mistake(
+                lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) - 1 :],
+                "off by one: the tail has one id too many.",
+            ),
+            Mistake(
+                lambda ids, b, h: list(ids)[:b],
+                "that is head-only truncation; keep the last `budget - n_head` ids too.",
+            ),
+            Mistake(
+                lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) :],
+                "a review that already fits must come back unchanged (it was shortened or duplicated).",
+            ),
         ],
     )
 
 
 def _waste_ref(lengths, batch_size):
     lengths = list(lengths)
-    slots = sum(len(lengths[i : i + batch_size]) * max(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size))
+    slots = sum(
+        len(lengths[i : i + batch_size]) * max(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size)
+    )
     return 1 - sum(lengths) / slots
 
 
@@ -135,9 +166,18 @@ def check_padding_waste(fn: Callable) -> CheckResult:
         _waste_ref,
         _WASTE_CASES,
         mistakes=[
-            Mistake(lambda L, b: 1 - sum(L) / (len(L) * max(L)), "that pads every example to the longest of *all*: pad each batch to its own longest."),
-            Mistake(lambda L, b: sum(L) / sum(len(L[i:i + b]) * max(L[i:i + b]) for i in range(0, len(L), b)), "that is the fraction of real tokens; the waste is 1 minus it."),
-            Mistake(lambda L, b: 1 - sum(L) / sum(b * max(L[i:i + b]) for i in range(0, len(L), b)), "the last batch may be smaller than batch_size: count the examples it really has."),
+            Mistake(
+                lambda L, b: 1 - sum(L) / (len(L) * max(L)),
+                "that pads every example to the longest of *all*: pad each batch to its own longest.",
+            ),
+            Mistake(
+                lambda L, b: sum(L) / sum(len(L[i : i + b]) * max(L[i : i + b]) for i in range(0, len(L), b)),
+                "that is the fraction of real tokens; the waste is 1 minus it.",
+            ),
+            Mistake(
+                lambda L, b: 1 - sum(L) / sum(b * max(L[i : i + b]) for i in range(0, len(L), b)),
+                "the last batch may be smaller than batch_size: count the examples it really has.",
+            ),
         ],
     )
 
@@ -165,8 +205,14 @@ def check_confusion_matrix(fn: Callable) -> CheckResult:
         _cm_ref,
         _CM_CASES,
         mistakes=[
-            Mistake(lambda t, p: _cm_ref(t, p).T, "rows are the *true* class and columns the *predicted* one; yours is transposed."),
-            Mistake(lambda t, p: _cm_ref(t, p)[::-1, ::-1], "class 0 comes first: the top-left cell is TN (true 0, predicted 0)."),
+            Mistake(
+                lambda t, p: _cm_ref(t, p).T,
+                "rows are the *true* class and columns the *predicted* one; yours is transposed.",
+            ),
+            Mistake(
+                lambda t, p: _cm_ref(t, p)[::-1, ::-1],
+                "class 0 comes first: the top-left cell is TN (true 0, predicted 0).",
+            ),
         ],
     )
 
@@ -198,8 +244,14 @@ def check_metrics_from_confusion(fn: Callable) -> CheckResult:
         _mfc_ref,
         _MFC_CASES,
         mistakes=[
-            Mistake(_mfc_transposed, "precision and recall are swapped: precision = TP / (TP + FP) divides by the *predicted* positives (column 1)."),
-            Mistake(_mfc_f1_arith, "F1 is the *harmonic* mean 2PR / (P + R) (= 2TP / (2TP + FP + FN)), not the arithmetic mean."),
+            Mistake(
+                _mfc_transposed,
+                "precision and recall are swapped: precision = TP / (TP + FP) divides by the *predicted* positives (column 1).",
+            ),
+            Mistake(
+                _mfc_f1_arith,
+                "F1 is the *harmonic* mean 2PR / (P + R) (= 2TP / (2TP + FP + FN)), not the arithmetic mean.",
+            ),
         ],
         hint="When a denominator is 0 (no positive predictions, say), return 0 for that metric, as scikit-learn's zero_division=0 does.",
     )
@@ -210,14 +262,26 @@ def _tiny_setup(seed: int):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
-                        max_position_embeddings=16, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=16,
+        num_labels=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     model = BertForSequenceClassification(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     g = torch.Generator().manual_seed(seed)
     batches = [
-        {"input_ids": torch.randint(5, 50, (4, 6), generator=g), "attention_mask": torch.ones(4, 6, dtype=torch.long),
-         "labels": torch.randint(0, 2, (4,), generator=g)}
+        {
+            "input_ids": torch.randint(5, 50, (4, 6), generator=g),
+            "attention_mask": torch.ones(4, 6, dtype=torch.long),
+            "labels": torch.randint(0, 2, (4,), generator=g),
+        }
         for _ in range(3)
     ]
     return model, optimizer, batches
@@ -283,6 +347,7 @@ def _step_zero_before_step(model, batch, optimizer, max_norm):
 
 def check_train_step(fn: Callable) -> CheckResult:
     """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad; returns the loss (notebook 06)."""
+
     def runner(step_fn):
         return lambda seed, max_norm: _run_steps(step_fn, seed, max_norm)
 
@@ -291,12 +356,27 @@ def check_train_step(fn: Callable) -> CheckResult:
         runner(fn),
         runner(_step_ref),
         [(0, 0.05), (1, 0.05), (2, 100.0)],
-        compare=lambda got, want: close(got["losses"], want["losses"], rtol=1e-5) and close(got["weights"], want["weights"], rtol=1e-5, atol=1e-7),
+        compare=lambda got, want: (
+            close(got["losses"], want["losses"], rtol=1e-5)
+            and close(got["weights"], want["weights"], rtol=1e-5, atol=1e-7)
+        ),
         mistakes=[
-            Mistake(runner(_step_no_zero), "gradients pile up from one call to the next: call `optimizer.zero_grad()` after the step."),
-            Mistake(runner(_step_zero_before_step), "`zero_grad()` before `step()` throws the gradient away: the step then changes nothing."),
-            Mistake(runner(_step_clip_after), "clip *before* `optimizer.step()`: clipping afterwards changes nothing that step used."),
-            Mistake(runner(_step_no_clip), "clip the gradient norm with `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` before stepping."),
+            Mistake(
+                runner(_step_no_zero),
+                "gradients pile up from one call to the next: call `optimizer.zero_grad()` after the step.",
+            ),
+            Mistake(
+                runner(_step_zero_before_step),
+                "`zero_grad()` before `step()` throws the gradient away: the step then changes nothing.",
+            ),
+            Mistake(
+                runner(_step_clip_after),
+                "clip *before* `optimizer.step()`: clipping afterwards changes nothing that step used.",
+            ),
+            Mistake(
+                runner(_step_no_clip),
+                "clip the gradient norm with `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` before stepping.",
+            ),
         ],
         hint="Order: loss = model(**batch).loss → loss.backward() → clip → optimizer.step() → optimizer.zero_grad(); return loss.item().",
     )
@@ -350,11 +430,25 @@ def check_mean_pool(fn: Callable) -> CheckResult:
         _mean_pool_cases(),
         compare=lambda got, want: close(got, want, rtol=1e-5, atol=1e-6),
         mistakes=[
-            Mistake(_mean_pool_with_padding, "padding vectors are in your average: multiply by the mask before summing, and divide by the number of real tokens."),
-            Mistake(_mean_pool_over_length, "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the padded length T."),
-            Mistake(_mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."),
-            Mistake(_mean_pool_count_without_keepdim, "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use mask.sum(dim=1, keepdim=True), shape (B, 1)."),
-            Mistake(_mean_pool_over_batch_total, "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, mask.sum(dim=1, keepdim=True)."),
+            Mistake(
+                _mean_pool_with_padding,
+                "padding vectors are in your average: multiply by the mask before summing, and divide by the number of real tokens.",
+            ),
+            Mistake(
+                _mean_pool_over_length,
+                "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the padded length T.",
+            ),
+            Mistake(
+                _mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."
+            ),
+            Mistake(
+                _mean_pool_count_without_keepdim,
+                "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use mask.sum(dim=1, keepdim=True), shape (B, 1).",
+            ),
+            Mistake(
+                _mean_pool_over_batch_total,
+                "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, mask.sum(dim=1, keepdim=True).",
+            ),
         ],
         hint="mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by mask.sum(dim=1, keepdim=True).",
     )

@@ -30,10 +30,22 @@ def check_shift_for_causal_lm(fn: Callable[[Any, Any], tuple]) -> CheckResult:
         shift_for_causal_lm,
         [_logits_and_labels(0), _logits_and_labels(1, batch=3, length=4)],
         mistakes=[
-            Mistake(lambda lg, lb: (lg[:, 1:, :], lb[:, :-1]), "the shift goes the wrong way: logits at position t predict the token at t+1, so drop the *last* logits and the *first* label."),
-            Mistake(lambda lg, lb: (lg, lb), "nothing was shifted: without the shift each position is asked to copy its own input token."),
-            Mistake(lambda lg, lb: (lg[:-1], lb[1:]), "you sliced the batch dimension (dim 0); the shift is along time, dim 1: `logits[:, :-1, :]`."),
-            Mistake(lambda lg, lb: (lg[:, :-1, :], lb[:, :-1]), "both were cut at the end: the labels must lose their *first* token (`labels[:, 1:]`)."),
+            Mistake(
+                lambda lg, lb: (lg[:, 1:, :], lb[:, :-1]),
+                "the shift goes the wrong way: logits at position t predict the token at t+1, so drop the *last* logits and the *first* label.",
+            ),
+            Mistake(
+                lambda lg, lb: (lg, lb),
+                "nothing was shifted: without the shift each position is asked to copy its own input token.",
+            ),
+            Mistake(
+                lambda lg, lb: (lg[:-1], lb[1:]),
+                "you sliced the batch dimension (dim 0); the shift is along time, dim 1: `logits[:, :-1, :]`.",
+            ),
+            Mistake(
+                lambda lg, lb: (lg[:, :-1, :], lb[:, :-1]),
+                "both were cut at the end: the labels must lose their *first* token (`labels[:, 1:]`).",
+            ),
         ],
     )
 
@@ -74,8 +86,13 @@ def check_causal_lm_loss(fn: Callable[[Any, Any], Any]) -> CheckResult:
         [_logits_and_labels(2), _logits_and_labels(3, ignore=True)],
         mistakes=[
             Mistake(_loss_unshifted, "the logits and labels were not shifted: position t must be scored on token t+1."),
-            Mistake(_loss_counting_ignored, "positions labelled -100 must leave the mean entirely: divide by the number of real labels, not by all positions."),
-            Mistake(_loss_summed, "that is the sum over tokens; the loss is the mean (the sum depends on the batch size)."),
+            Mistake(
+                _loss_counting_ignored,
+                "positions labelled -100 must leave the mean entirely: divide by the number of real labels, not by all positions.",
+            ),
+            Mistake(
+                _loss_summed, "that is the sum over tokens; the loss is the mean (the sum depends on the batch size)."
+            ),
         ],
     )
 
@@ -93,10 +110,22 @@ def check_perplexity_from_batches(fn: Callable[[list[float], list[int]], float])
         _perplexity,
         [([2.0, 3.0], [10, 30]), ([4.5, 4.0, 3.2], [128, 128, 17]), ([1.0], [5])],
         mistakes=[
-            Mistake(lambda ls, ns: math.exp(sum(ls) / len(ls)), "each batch's mean loss must count as many times as it has tokens: weight by `batch_tokens` before averaging."),
-            Mistake(lambda ls, ns: sum(math.exp(x) for x in ls) / len(ls), "average the losses first, then take exp once; the mean of per-batch perplexities is larger (Jensen)."),
-            Mistake(lambda ls, ns: 2 ** (sum(x * n for x, n in zip(ls, ns)) / sum(ns)), "the losses are in nats (natural log), so use `math.exp`, not 2**."),
-            Mistake(lambda ls, ns: sum(x * n for x, n in zip(ls, ns)) / sum(ns), "that is the mean loss; perplexity is its exponential."),
+            Mistake(
+                lambda ls, ns: math.exp(sum(ls) / len(ls)),
+                "each batch's mean loss must count as many times as it has tokens: weight by `batch_tokens` before averaging.",
+            ),
+            Mistake(
+                lambda ls, ns: sum(math.exp(x) for x in ls) / len(ls),
+                "average the losses first, then take exp once; the mean of per-batch perplexities is larger (Jensen).",
+            ),
+            Mistake(
+                lambda ls, ns: 2 ** (sum(x * n for x, n in zip(ls, ns)) / sum(ns)),
+                "the losses are in nats (natural log), so use `math.exp`, not 2**.",
+            ),
+            Mistake(
+                lambda ls, ns: sum(x * n for x, n in zip(ls, ns)) / sum(ns),
+                "that is the mean loss; perplexity is its exponential.",
+            ),
         ],
     )
 
@@ -140,11 +169,25 @@ def check_top_k_filter(fn: Callable[[Any, int], Any]) -> CheckResult:
         top_k_filter,
         _score_cases(),
         mistakes=[
-            Mistake(lambda lg, k: keep(lg, min(k + 1, lg.size(-1))), "one token too many survives: keep exactly k (the k-th largest is `topk(...).values[..., -1:]`)."),
+            Mistake(
+                lambda lg, k: keep(lg, min(k + 1, lg.size(-1))),
+                "one token too many survives: keep exactly k (the k-th largest is `topk(...).values[..., -1:]`).",
+            ),
             Mistake(lambda lg, k: keep(lg, max(k - 1, 1)), "one token too few survives: keep exactly k."),
-            Mistake(lambda lg, k: lg.masked_fill(lg < torch.topk(lg, k, dim=-1).values[..., -1:], 0.0), "filtered logits must be -inf (probability exactly 0 after softmax); 0 is an ordinary logit."),
-            Mistake(lambda lg, k: lg.masked_fill(lg > torch.topk(lg, k, dim=-1, largest=False).values[..., -1:], float("-inf")), "you kept the k *smallest* logits."),
-            Mistake(lambda lg, k: lg.masked_fill(lg < torch.topk(lg.flatten(), k).values[-1], float("-inf")), "the top k are chosen per row (dim=-1), not over the whole batch."),
+            Mistake(
+                lambda lg, k: lg.masked_fill(lg < torch.topk(lg, k, dim=-1).values[..., -1:], 0.0),
+                "filtered logits must be -inf (probability exactly 0 after softmax); 0 is an ordinary logit.",
+            ),
+            Mistake(
+                lambda lg, k: lg.masked_fill(
+                    lg > torch.topk(lg, k, dim=-1, largest=False).values[..., -1:], float("-inf")
+                ),
+                "you kept the k *smallest* logits.",
+            ),
+            Mistake(
+                lambda lg, k: lg.masked_fill(lg < torch.topk(lg.flatten(), k).values[-1], float("-inf")),
+                "the top k are chosen per row (dim=-1), not over the whole batch.",
+            ),
         ],
         compare=_compare_filtered,
     )
@@ -170,8 +213,14 @@ def check_top_p_filter(fn: Callable[[Any, float], Any]) -> CheckResult:
         top_p_filter,
         cases,
         mistakes=[
-            Mistake(cut_after, "the token whose probability makes the running sum reach p must stay (otherwise the kept mass is below p): drop a token only when the tokens *before* it already sum to p."),
-            Mistake(lambda lg, p: lg.masked_fill(lg.softmax(-1) < p, float("-inf")), "top-p is not a threshold on each probability: sort, take the running sum, and keep the smallest prefix whose sum reaches p."),
+            Mistake(
+                cut_after,
+                "the token whose probability makes the running sum reach p must stay (otherwise the kept mass is below p): drop a token only when the tokens *before* it already sum to p.",
+            ),
+            Mistake(
+                lambda lg, p: lg.masked_fill(lg.softmax(-1) < p, float("-inf")),
+                "top-p is not a threshold on each probability: sort, take the running sum, and keep the smallest prefix whose sum reaches p.",
+            ),
         ],
         compare=_compare_filtered,
     )

@@ -78,8 +78,10 @@ def close(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
 
     got, want = _to_comparable(got), _to_comparable(want)
     if isinstance(want, dict):
-        return isinstance(got, dict) and got.keys() == want.keys() and all(
-            close(got[k], want[k], rtol, atol) for k in want
+        return (
+            isinstance(got, dict)
+            and got.keys() == want.keys()
+            and all(close(got[k], want[k], rtol, atol) for k in want)
         )
     if isinstance(want, (list, tuple)) and not _is_numeric_sequence(want):
         return (
@@ -162,9 +164,17 @@ def check(
         try:
             got = _call(fn, args)
         except NotImplementedError:
-            return finish(CheckResult(name, NOT_ATTEMPTED, "Replace the `raise NotImplementedError` with your code, then run this cell again."))
+            return finish(
+                CheckResult(
+                    name,
+                    NOT_ATTEMPTED,
+                    "Replace the `raise NotImplementedError` with your code, then run this cell again.",
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - any learner error becomes a hint, not a traceback
-            return finish(CheckResult(name, WRONG, f"Your function raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"))
+            return finish(
+                CheckResult(name, WRONG, f"Your function raised {type(exc).__name__}: {exc}{_learner_frame(exc)}")
+            )
         want = _call(reference, args)
         if compare(got, want):
             continue
@@ -175,7 +185,13 @@ def check(
             except Exception:  # noqa: BLE001 - a mistake model that cannot run simply does not match
                 continue
         if _has_nan(got) and not _has_nan(want):
-            return finish(CheckResult(name, WRONG, "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large number?) or a log of 0."))
+            return finish(
+                CheckResult(
+                    name,
+                    WRONG,
+                    "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large number?) or a log of 0.",
+                )
+            )
         detail = f"For input {describe(args[0]) if len(args) == 1 else ', '.join(describe(a) for a in args)} you returned {describe(got)}, expected {describe(want)}."
         return finish(CheckResult(name, WRONG, f"{detail} {hint}".strip()))
     return finish(CheckResult(name, CORRECT))

@@ -38,11 +38,25 @@ def check_bigram_counts(fn: Callable[[Sequence[Sequence[str]]], dict]) -> CheckR
         _bigrams,
         _DOCS_CASES,
         mistakes=[
-            Mistake(lambda d: _bigrams(d, start=False), f"the first word of each document also has a context: put `{BOS!r}` in front."),
-            Mistake(lambda d: _bigrams(d, end=False), f"a model must also learn when a document ends: append `{EOS!r}` and count (last word, {EOS!r})."),
-            Mistake(lambda d: _bigrams(d, start=False, end=False), f"frame each document as [{BOS!r}, *doc, {EOS!r}] before counting pairs."),
-            Mistake(lambda d: _bigrams(d, across=True), "you counted pairs across document boundaries: frame and count each document separately."),
-            Mistake(lambda d: _bigrams(d, step=2), "off by one: a bigram is (w[i], w[i+1]), neighbours, not (w[i], w[i+2])."),
+            Mistake(
+                lambda d: _bigrams(d, start=False),
+                f"the first word of each document also has a context: put `{BOS!r}` in front.",
+            ),
+            Mistake(
+                lambda d: _bigrams(d, end=False),
+                f"a model must also learn when a document ends: append `{EOS!r}` and count (last word, {EOS!r}).",
+            ),
+            Mistake(
+                lambda d: _bigrams(d, start=False, end=False),
+                f"frame each document as [{BOS!r}, *doc, {EOS!r}] before counting pairs.",
+            ),
+            Mistake(
+                lambda d: _bigrams(d, across=True),
+                "you counted pairs across document boundaries: frame and count each document separately.",
+            ),
+            Mistake(
+                lambda d: _bigrams(d, step=2), "off by one: a bigram is (w[i], w[i+1]), neighbours, not (w[i], w[i+2])."
+            ),
         ],
         hint=f"Expected a dict {{(previous, next): count}} with documents framed as [{BOS!r}, *doc, {EOS!r}].",
     )
@@ -69,10 +83,22 @@ def check_add_k(fn: Callable[[dict, str, float, int], float]) -> CheckResult:
         _add_k,
         _ADD_K_CASES,
         mistakes=[
-            Mistake(lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + k), "the denominator needs k for every one of the V possible next words: N + k*V."),
-            Mistake(lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + v), "the V pretend words each get k counts, so add k*V to the denominator (not V)."),
-            Mistake(lambda c, w, k, v: c.get(w, 0) / (sum(c.values()) + k * v), "add k to the numerator too, or unseen words still get probability 0."),
-            Mistake(lambda c, w, k, v: c.get(w, 0) / sum(c.values()), "that is the unsmoothed estimate c/N: add k to the count and k*V to the total."),
+            Mistake(
+                lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + k),
+                "the denominator needs k for every one of the V possible next words: N + k*V.",
+            ),
+            Mistake(
+                lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + v),
+                "the V pretend words each get k counts, so add k*V to the denominator (not V).",
+            ),
+            Mistake(
+                lambda c, w, k, v: c.get(w, 0) / (sum(c.values()) + k * v),
+                "add k to the numerator too, or unseen words still get probability 0.",
+            ),
+            Mistake(
+                lambda c, w, k, v: c.get(w, 0) / sum(c.values()),
+                "that is the unsmoothed estimate c/N: add k to the count and k*V to the total.",
+            ),
         ],
     )
 
@@ -108,20 +134,45 @@ def check_sequence_logprob(fn: Callable[[Sequence[str], Callable], float]) -> Ch
         _seq_logprob,
         _SEQ_CASES,
         mistakes=[
-            Mistake(lambda t: math.prod(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)), "you returned the probability itself: take the log of each factor and add them up."),
-            Mistake(lambda t: sum(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)), "missing log: the chain rule multiplies probabilities, so it is the *logs* that add."),
-            Mistake(lambda t: sum(math.log(toy_prob(w, tuple(t[: i + 1]))) for i, w in enumerate(t)), "off by one: the history of w_i is w_1..w_(i-1), i.e. tokens[:i], not including w_i itself."),
-            Mistake(lambda t: sum(math.log(toy_prob(w, tuple(t[: max(i - 1, 0)]))) for i, w in enumerate(t)), "off by one: the history of w_i is tokens[:i]; you dropped its last word."),
-            Mistake(lambda t: sum(math.log(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t) if i > 0), "the first word counts too: its history is empty, P(w_1) = prob(w_1, ())."),
-            Mistake(lambda t: sum(math.log10(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)), "use the natural log (`math.log`), not log10."),
-            Mistake(lambda t: sum(math.log2(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)), "use the natural log (`math.log`), not log2."),
+            Mistake(
+                lambda t: math.prod(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)),
+                "you returned the probability itself: take the log of each factor and add them up.",
+            ),
+            Mistake(
+                lambda t: sum(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)),
+                "missing log: the chain rule multiplies probabilities, so it is the *logs* that add.",
+            ),
+            Mistake(
+                lambda t: sum(math.log(toy_prob(w, tuple(t[: i + 1]))) for i, w in enumerate(t)),
+                "off by one: the history of w_i is w_1..w_(i-1), i.e. tokens[:i], not including w_i itself.",
+            ),
+            Mistake(
+                lambda t: sum(math.log(toy_prob(w, tuple(t[: max(i - 1, 0)]))) for i, w in enumerate(t)),
+                "off by one: the history of w_i is tokens[:i]; you dropped its last word.",
+            ),
+            Mistake(
+                lambda t: sum(math.log(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t) if i > 0),
+                "the first word counts too: its history is empty, P(w_1) = prob(w_1, ()).",
+            ),
+            Mistake(
+                lambda t: sum(math.log10(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)),
+                "use the natural log (`math.log`), not log10.",
+            ),
+            Mistake(
+                lambda t: sum(math.log2(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)),
+                "use the natural log (`math.log`), not log2.",
+            ),
             Mistake(lambda t: -_seq_logprob(t), "sign: a log-probability is <= 0; you returned its negative."),
         ],
     )
 
 
 # ---------------------------------------------------------------- perplexity
-_PPL_CASES = [([math.log(0.25)] * 4,), ([math.log(0.5), math.log(0.1), math.log(0.02)],), ([-0.1, -2.3, -5.0, -0.7, -1.2],)]
+_PPL_CASES = [
+    ([math.log(0.25)] * 4,),
+    ([math.log(0.5), math.log(0.1), math.log(0.02)],),
+    ([-0.1, -2.3, -5.0, -0.7, -1.2],),
+]
 
 
 def _ppl(logprobs):
@@ -136,11 +187,20 @@ def check_perplexity(fn: Callable[[Sequence[float]], float]) -> CheckResult:
         _ppl,
         _PPL_CASES,
         mistakes=[
-            Mistake(lambda lps: math.exp(-sum(lps)), "you used the total: perplexity uses the *mean* log-probability per token."),
-            Mistake(lambda lps: math.exp(sum(lps) / len(lps)), "sign: exp(mean log p) is the geometric-mean probability; perplexity is its inverse, exp(-mean log p)."),
+            Mistake(
+                lambda lps: math.exp(-sum(lps)),
+                "you used the total: perplexity uses the *mean* log-probability per token.",
+            ),
+            Mistake(
+                lambda lps: math.exp(sum(lps) / len(lps)),
+                "sign: exp(mean log p) is the geometric-mean probability; perplexity is its inverse, exp(-mean log p).",
+            ),
             Mistake(lambda lps: -sum(lps) / len(lps), "that is the cross-entropy in nats; perplexity is exp of it."),
             Mistake(lambda lps: 2 ** (-sum(lps) / len(lps)), "the logs are natural logs, so use exp, not 2**."),
-            Mistake(lambda lps: sum(math.exp(-x) for x in lps) / len(lps), "average the log-probabilities first, then exponentiate (mean of 1/p is not the perplexity)."),
+            Mistake(
+                lambda lps: sum(math.exp(-x) for x in lps) / len(lps),
+                "average the log-probabilities first, then exponentiate (mean of 1/p is not the perplexity).",
+            ),
         ],
     )
 
@@ -175,9 +235,18 @@ def check_temperature(fn: Callable[[Sequence[float], float], Sequence[float]]) -
         _temp,
         _TEMP_CASES,
         mistakes=[
-            Mistake(lambda p, t: _temp(p, 1 / t), "inverted: divide the log-probabilities by T (p ** (1/T)); you multiplied them."),
+            Mistake(
+                lambda p, t: _temp(p, 1 / t),
+                "inverted: divide the log-probabilities by T (p ** (1/T)); you multiplied them.",
+            ),
             Mistake(lambda p, t: [x ** (1 / t) for x in p], "renormalise so the result sums to 1."),
-            Mistake(lambda p, t: _softmax([x / t for x in p]), "apply the temperature to log-probabilities (or logits), not to the probabilities themselves."),
-            Mistake(lambda p, t: [x / sum(p) for x in p], "dividing probabilities by T and renormalising changes nothing: divide the *logs* by T."),
+            Mistake(
+                lambda p, t: _softmax([x / t for x in p]),
+                "apply the temperature to log-probabilities (or logits), not to the probabilities themselves.",
+            ),
+            Mistake(
+                lambda p, t: [x / sum(p) for x in p],
+                "dividing probabilities by T and renormalising changes nothing: divide the *logs* by T.",
+            ),
         ],
     )

@@ -59,12 +59,27 @@ def check_log_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult
         _LOGITS_CASES,
         compare=close_or_same_nan,
         mistakes=[
-            Mistake(_naive_log_softmax, "unstable softmax: exp(1000) overflows to inf. Subtract the row maximum m first: log_softmax(z) = (z - m) - log(sum(exp(z - m)))."),
-            Mistake(lambda z: z - torch.log(torch.exp(z).sum(dim=-1, keepdim=True)), "z - log(sum(exp(z))) overflows for large z: compute log-sum-exp as m + log(sum(exp(z - m))) with m the row maximum."),
-            Mistake(lambda z: torch.log(torch.softmax(z, dim=-1)), "log(softmax(z)) gives log(0) = -inf when a probability underflows: compute (z - m) - log(sum(exp(z - m))) directly."),
-            Mistake(lambda z: z - torch.log(torch.exp(z - z.amax(-1, keepdim=True)).sum(-1, keepdim=True)), "you shifted by the maximum m inside the exp but forgot it outside: subtract m from z as well."),
+            Mistake(
+                _naive_log_softmax,
+                "unstable softmax: exp(1000) overflows to inf. Subtract the row maximum m first: log_softmax(z) = (z - m) - log(sum(exp(z - m))).",
+            ),
+            Mistake(
+                lambda z: z - torch.log(torch.exp(z).sum(dim=-1, keepdim=True)),
+                "z - log(sum(exp(z))) overflows for large z: compute log-sum-exp as m + log(sum(exp(z - m))) with m the row maximum.",
+            ),
+            Mistake(
+                lambda z: torch.log(torch.softmax(z, dim=-1)),
+                "log(softmax(z)) gives log(0) = -inf when a probability underflows: compute (z - m) - log(sum(exp(z - m))) directly.",
+            ),
+            Mistake(
+                lambda z: z - torch.log(torch.exp(z - z.amax(-1, keepdim=True)).sum(-1, keepdim=True)),
+                "you shifted by the maximum m inside the exp but forgot it outside: subtract m from z as well.",
+            ),
             Mistake(lambda z: torch.softmax(z, dim=-1), "missing log: you returned the probabilities, not their logs."),
-            Mistake(lambda z: torch.log_softmax(z, dim=0), "wrong dimension: normalise over the last dimension (classes), dim=-1."),
+            Mistake(
+                lambda z: torch.log_softmax(z, dim=0),
+                "wrong dimension: normalise over the last dimension (classes), dim=-1.",
+            ),
         ],
     )
 
@@ -90,14 +105,38 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         _CE_CASES,
         compare=close_or_same_nan,
         mistakes=[
-            Mistake(lambda z, y: -_pick(torch.log(torch.exp(z) / torch.exp(z).sum(1, keepdim=True)), y).mean(), "unstable softmax: exp of a large logit overflows. Use a log-softmax that subtracts the row maximum first."),
-            Mistake(lambda z, y: -_pick(torch.log(torch.softmax(z, 1)), y).mean(), "log(softmax) underflows to log(0) = -inf for very wrong predictions: use log_softmax directly."),
-            Mistake(lambda z, y: _pick(torch.log_softmax(z, 1), y).mean(), "sign: the loss is the *negative* log-probability of the correct class."),
-            Mistake(lambda z, y: -_pick(torch.softmax(z, 1), y).mean(), "missing log: cross-entropy averages -log p(correct), not -p(correct)."),
-            Mistake(lambda z, y: 1 - _pick(torch.softmax(z, 1), y).mean(), "missing log: cross-entropy averages -log p(correct)."),
-            Mistake(lambda z, y: -_pick(torch.log_softmax(z, 1), y).sum(), "you returned the sum: average over the rows (the 'mean' reduction)."),
-            Mistake(lambda z, y: -torch.log_softmax(z, 1).mean(), "you averaged -log p over every class; pick the log-probability of the target class in each row."),
-            Mistake(lambda z, y: -_pick(torch.log_softmax(z, 0), y).mean(), "wrong dimension: the softmax runs over classes, dim=1, not over the batch."),
+            Mistake(
+                lambda z, y: -_pick(torch.log(torch.exp(z) / torch.exp(z).sum(1, keepdim=True)), y).mean(),
+                "unstable softmax: exp of a large logit overflows. Use a log-softmax that subtracts the row maximum first.",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.log(torch.softmax(z, 1)), y).mean(),
+                "log(softmax) underflows to log(0) = -inf for very wrong predictions: use log_softmax directly.",
+            ),
+            Mistake(
+                lambda z, y: _pick(torch.log_softmax(z, 1), y).mean(),
+                "sign: the loss is the *negative* log-probability of the correct class.",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.softmax(z, 1), y).mean(),
+                "missing log: cross-entropy averages -log p(correct), not -p(correct).",
+            ),
+            Mistake(
+                lambda z, y: 1 - _pick(torch.softmax(z, 1), y).mean(),
+                "missing log: cross-entropy averages -log p(correct).",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.log_softmax(z, 1), y).sum(),
+                "you returned the sum: average over the rows (the 'mean' reduction).",
+            ),
+            Mistake(
+                lambda z, y: -torch.log_softmax(z, 1).mean(),
+                "you averaged -log p over every class; pick the log-probability of the target class in each row.",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.log_softmax(z, 0), y).mean(),
+                "wrong dimension: the softmax runs over classes, dim=1, not over the batch.",
+            ),
         ],
     )
 
@@ -105,7 +144,10 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # ---------------------------------------------------------------- ignore_index
 _IGNORE = -100
 _IGN_CASES = [
-    (_t([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0], [1.0, 1.0, 1.0], [0.0, -3.0, 3.0]]), torch.tensor([0, _IGNORE, 2, _IGNORE])),
+    (
+        _t([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0], [1.0, 1.0, 1.0], [0.0, -3.0, 3.0]]),
+        torch.tensor([0, _IGNORE, 2, _IGNORE]),
+    ),
     (_t([[0.3, -0.2], [1.5, 0.5], [-1.0, 2.0]]), torch.tensor([_IGNORE, 1, 0])),
     (_t([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0])),
 ]
@@ -122,12 +164,15 @@ def _masked(z, y):
 
 def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check `fn(logits, target, ignore_index=-100)`: mean CE over the rows whose target is not ignore_index (notebook 02)."""
+
     def explained(*args):
         try:
             return _tensor_answer(fn)(*args)
         except IndexError as exc:
             if str(_IGNORE) in str(exc):  # torch refuses -100 as an index: say why it got there
-                raise IndexError(f"{exc}. The ignored target {_IGNORE} was used as a class index: leave those rows out before picking log-probabilities") from None
+                raise IndexError(
+                    f"{exc}. The ignored target {_IGNORE} was used as a class index: leave those rows out before picking log-probabilities"
+                ) from None
             raise
 
     return check(
@@ -137,10 +182,22 @@ def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckRe
         _IGN_CASES,
         compare=close_or_same_nan,
         mistakes=[
-            Mistake(lambda z, y: _masked(z, y)[0].sum() / len(y), "you divided by all rows: the mean runs over the rows that are *not* ignored (padding must not dilute the loss)."),
-            Mistake(lambda z, y: _masked(z, y)[0].sum(), "you returned the sum: divide by the number of rows that are not ignored."),
-            Mistake(lambda z, y: -_pick(torch.log_softmax(z, 1), y % z.shape[1]).mean(), "ignored rows still count: a target of -100 indexes from the end in Python. Drop those rows before averaging."),
-            Mistake(lambda z, y: -_pick(torch.log_softmax(z, 1), torch.where(y != _IGNORE, y, 0)).mean(), "ignored rows still count (you replaced -100 by class 0): leave them out of both the sum and the count."),
+            Mistake(
+                lambda z, y: _masked(z, y)[0].sum() / len(y),
+                "you divided by all rows: the mean runs over the rows that are *not* ignored (padding must not dilute the loss).",
+            ),
+            Mistake(
+                lambda z, y: _masked(z, y)[0].sum(),
+                "you returned the sum: divide by the number of rows that are not ignored.",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.log_softmax(z, 1), y % z.shape[1]).mean(),
+                "ignored rows still count: a target of -100 indexes from the end in Python. Drop those rows before averaging.",
+            ),
+            Mistake(
+                lambda z, y: -_pick(torch.log_softmax(z, 1), torch.where(y != _IGNORE, y, 0)).mean(),
+                "ignored rows still count (you replaced -100 by class 0): leave them out of both the sum and the count.",
+            ),
         ],
     )
 
@@ -176,11 +233,26 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
         _ls_ref,
         _LS_CASES,
         mistakes=[
-            Mistake(off_classes, "PyTorch spreads eps over *all* C classes (the correct one included): target = (1 - eps) * one_hot + eps / C."),
-            Mistake(lambda z, y, eps: (_ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].mean(1)).mean(), "the true class keeps weight (1 - eps), not 1: multiply -log p(target) by (1 - eps)."),
-            Mistake(lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].sum(1)).mean(), "each class gets eps / C, so the uniform part is eps times the *mean* of -log p over classes, not the sum."),
-            Mistake(lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0]).mean(), "you dropped the uniform part: add eps * mean over classes of -log p."),
-            Mistake(lambda z, y, eps: _ls_terms(z, y)[0].mean(), "that is plain cross-entropy, eps is not used: mix (1 - eps) * (-log p(target)) with eps * mean over classes of -log p."),
+            Mistake(
+                off_classes,
+                "PyTorch spreads eps over *all* C classes (the correct one included): target = (1 - eps) * one_hot + eps / C.",
+            ),
+            Mistake(
+                lambda z, y, eps: (_ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].mean(1)).mean(),
+                "the true class keeps weight (1 - eps), not 1: multiply -log p(target) by (1 - eps).",
+            ),
+            Mistake(
+                lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].sum(1)).mean(),
+                "each class gets eps / C, so the uniform part is eps times the *mean* of -log p over classes, not the sum.",
+            ),
+            Mistake(
+                lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0]).mean(),
+                "you dropped the uniform part: add eps * mean over classes of -log p.",
+            ),
+            Mistake(
+                lambda z, y, eps: _ls_terms(z, y)[0].mean(),
+                "that is plain cross-entropy, eps is not used: mix (1 - eps) * (-log p(target)) with eps * mean over classes of -log p.",
+            ),
         ],
     )
 
@@ -206,10 +278,27 @@ def check_bce_with_logits(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
         _BCE_CASES,
         compare=close_or_same_nan,
         mistakes=[
-            Mistake(_bce_naive, "sigmoid(800) rounds to exactly 1, so log(1 - p) = log(0) = -inf: work from the logit, e.g. max(z, 0) - z*y + log(1 + exp(-|z|))."),
-            Mistake(lambda z, y: -(y * torch.log(torch.sigmoid(z))).mean(), "missing the (1 - y) * log(1 - p) term for negative examples."),
-            Mistake(lambda z, y: (y * torch.nn.functional.logsigmoid(z) + (1 - y) * torch.nn.functional.logsigmoid(-z)).mean(), "sign: the loss is the *negative* log-likelihood."),
-            Mistake(lambda z, y: (z.clamp(min=0) + z * y + torch.log1p(torch.exp(-z.abs()))).mean(), "sign of the z*y term: loss = max(z, 0) - z*y + log(1 + exp(-|z|))."),
-            Mistake(lambda z, y: torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"), "you returned the sum: take the mean."),
+            Mistake(
+                _bce_naive,
+                "sigmoid(800) rounds to exactly 1, so log(1 - p) = log(0) = -inf: work from the logit, e.g. max(z, 0) - z*y + log(1 + exp(-|z|)).",
+            ),
+            Mistake(
+                lambda z, y: -(y * torch.log(torch.sigmoid(z))).mean(),
+                "missing the (1 - y) * log(1 - p) term for negative examples.",
+            ),
+            Mistake(
+                lambda z, y: (
+                    y * torch.nn.functional.logsigmoid(z) + (1 - y) * torch.nn.functional.logsigmoid(-z)
+                ).mean(),
+                "sign: the loss is the *negative* log-likelihood.",
+            ),
+            Mistake(
+                lambda z, y: (z.clamp(min=0) + z * y + torch.log1p(torch.exp(-z.abs()))).mean(),
+                "sign of the z*y term: loss = max(z, 0) - z*y + log(1 + exp(-|z|)).",
+            ),
+            Mistake(
+                lambda z, y: torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"),
+                "you returned the sum: take the mean.",
+            ),
         ],
     )

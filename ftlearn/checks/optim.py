@@ -50,10 +50,19 @@ def check_ce_grad_logits(fn: Callable) -> CheckResult:
         _ce_grad,
         _CE_CASES,
         mistakes=[
-            Mistake(lambda z, y: _ce_grad(z, y) * z.shape[0], "close: the loss is the *mean* over the N examples, so divide by N."),
+            Mistake(
+                lambda z, y: _ce_grad(z, y) * z.shape[0],
+                "close: the loss is the *mean* over the N examples, so divide by N.",
+            ),
             Mistake(lambda z, y: -_ce_grad(z, y), "the sign is flipped: the gradient is p - y, not y - p."),
-            Mistake(lambda z, y: (z - _onehot(y, z.shape[1])) / z.shape[0], "turn the logits into probabilities with softmax before subtracting y."),
-            Mistake(lambda z, y: (torch.softmax(z, dim=0) - _onehot(y, z.shape[1])) / z.shape[0], "softmax goes across the classes of each row (dim=1), not down the batch."),
+            Mistake(
+                lambda z, y: (z - _onehot(y, z.shape[1])) / z.shape[0],
+                "turn the logits into probabilities with softmax before subtracting y.",
+            ),
+            Mistake(
+                lambda z, y: (torch.softmax(z, dim=0) - _onehot(y, z.shape[1])) / z.shape[0],
+                "softmax goes across the classes of each row (dim=1), not down the batch.",
+            ),
         ],
         hint="Write p = softmax(logits) row by row, build the one-hot y, and return (p - y) / N.",
     )
@@ -95,9 +104,14 @@ def check_linear_grads(fn: Callable) -> CheckResult:
         _linear_cases(),
         mistakes=[
             Mistake(summed, "both gradients are N times too big: the loss is a mean, so divide (P - Y) by N once."),
-            Mistake(mean_db, "db is divided by N twice: if (P - Y) is already divided by N, db is its plain sum over rows."),
+            Mistake(
+                mean_db, "db is divided by N twice: if (P - Y) is already divided by N, db is its plain sum over rows."
+            ),
             Mistake(transposed, "dW must have W's shape (V, K): that is X.T @ (P - Y), not (P - Y).T @ X."),
-            Mistake(lambda X, y, W, b: tuple(-g for g in _linear_grads(X, y, W, b)), "the sign is flipped: use P - Y, not Y - P."),
+            Mistake(
+                lambda X, y, W, b: tuple(-g for g in _linear_grads(X, y, W, b)),
+                "the sign is flipped: use P - Y, not Y - P.",
+            ),
         ],
         hint="dW = X.T @ (P - Y) / N has shape (V, K); db = (P - Y).sum(0) / N has shape (K,).",
     )
@@ -122,10 +136,22 @@ def check_sgd_step(fn: Callable) -> CheckResult:
         _sgd_step,
         _SGD_CASES,
         mistakes=[
-            Mistake(lambda t, g, lr, wd: t + lr * (g + wd * t), "that climbs the loss: step *against* the gradient (theta - lr * ...)."),
-            Mistake(lambda t, g, lr, wd: t - lr * g, "the weight-decay term is missing: the gradient of (wd/2)*||theta||^2 is wd * theta."),
-            Mistake(lambda t, g, lr, wd: t - lr * g - wd * t, "the decay term must be multiplied by lr too: theta - lr * (grad + wd * theta)."),
-            Mistake(lambda t, g, lr, wd: t - (g + wd * t), "the step is lr times the whole gradient: theta - lr * (grad + weight_decay * theta)."),
+            Mistake(
+                lambda t, g, lr, wd: t + lr * (g + wd * t),
+                "that climbs the loss: step *against* the gradient (theta - lr * ...).",
+            ),
+            Mistake(
+                lambda t, g, lr, wd: t - lr * g,
+                "the weight-decay term is missing: the gradient of (wd/2)*||theta||^2 is wd * theta.",
+            ),
+            Mistake(
+                lambda t, g, lr, wd: t - lr * g - wd * t,
+                "the decay term must be multiplied by lr too: theta - lr * (grad + wd * theta).",
+            ),
+            Mistake(
+                lambda t, g, lr, wd: t - (g + wd * t),
+                "the step is lr times the whole gradient: theta - lr * (grad + weight_decay * theta).",
+            ),
         ],
     )
 
@@ -173,10 +199,19 @@ def check_central_difference(fn: Callable) -> CheckResult:
         _central_difference,
         _FD_CASES,
         mistakes=[
-            Mistake(forward, "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is O(h^2), not O(h)."),
+            Mistake(
+                forward,
+                "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is O(h^2), not O(h).",
+            ),
             Mistake(lambda f, x, h: _central_difference(f, x, h) * 2, "the two points are 2h apart: divide by 2 * h."),
-            Mistake(lambda f, x, h: _central_difference(f, x, h) / 2, "divide by 2 * h, not by 4 * h: the points are x + h and x - h."),
-            Mistake(lambda f, x, h: _central_difference(f, x, h) * h * h, "`/ 2 * h` divides by 2 and then *multiplies* by h: write `/ (2 * h)`."),
+            Mistake(
+                lambda f, x, h: _central_difference(f, x, h) / 2,
+                "divide by 2 * h, not by 4 * h: the points are x + h and x - h.",
+            ),
+            Mistake(
+                lambda f, x, h: _central_difference(f, x, h) * h * h,
+                "`/ 2 * h` divides by 2 and then *multiplies* by h: write `/ (2 * h)`.",
+            ),
         ],
         hint="Nudge one coordinate at a time by +h and -h (leave the others alone) and return a tensor shaped like x.",
     )
@@ -205,10 +240,19 @@ def check_train_gd(fn: Callable) -> CheckResult:
         _train_gd,
         _gd_cases(),
         mistakes=[
-            Mistake(lambda X, y, k, lr, s: (_train_gd(X, y, k, lr, s)[0], torch.zeros(k, dtype=X.dtype)), "b never moves: update the bias with db too."),
-            Mistake(lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s - 1), "one step short: take exactly `steps` updates."),
-            Mistake(lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s + 1), "one step too many: take exactly `steps` updates."),
-            Mistake(lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s), "that is gradient *ascent*: subtract lr * gradient."),
+            Mistake(
+                lambda X, y, k, lr, s: (_train_gd(X, y, k, lr, s)[0], torch.zeros(k, dtype=X.dtype)),
+                "b never moves: update the bias with db too.",
+            ),
+            Mistake(
+                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s - 1), "one step short: take exactly `steps` updates."
+            ),
+            Mistake(
+                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s + 1), "one step too many: take exactly `steps` updates."
+            ),
+            Mistake(
+                lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s), "that is gradient *ascent*: subtract lr * gradient."
+            ),
         ],
         hint="Start W (V, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and step both.",
     )
@@ -244,10 +288,19 @@ def check_momentum_step(fn: Callable) -> CheckResult:
         _momentum_step,
         _MOMENTUM_CASES,
         mistakes=[
-            Mistake(ema, "that is the averaging form b = mu*b + (1-mu)*g; torch (and this lesson) uses the sum b = mu*b + g."),
+            Mistake(
+                ema,
+                "that is the averaging form b = mu*b + (1-mu)*g; torch (and this lesson) uses the sum b = mu*b + g.",
+            ),
             Mistake(stale, "update the buffer first, then step with the *new* buffer."),
-            Mistake(lambda t, g, b, lr, mu: (t - lr * g, mu * b + g), "the step should use the buffer (the velocity), not the raw gradient."),
-            Mistake(lambda t, g, b, lr, mu: (t + lr * (mu * b + g), mu * b + g), "step against the velocity: theta - lr * buf."),
+            Mistake(
+                lambda t, g, b, lr, mu: (t - lr * g, mu * b + g),
+                "the step should use the buffer (the velocity), not the raw gradient.",
+            ),
+            Mistake(
+                lambda t, g, b, lr, mu: (t + lr * (mu * b + g), mu * b + g),
+                "step against the velocity: theta - lr * buf.",
+            ),
         ],
     )
 
@@ -271,10 +324,22 @@ def check_rmsprop_step(fn: Callable) -> CheckResult:
         _rmsprop_step,
         _RMS_CASES,
         mistakes=[
-            Mistake(lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e), a * v + (1 - a) * g**2), "divide by the *square root* of v: v is a mean of squared gradients."),
-            Mistake(lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e).sqrt(), a * v + (1 - a) * g**2), "eps goes outside the square root: sqrt(v) + eps."),
-            Mistake(lambda t, g, v, lr, a, e: (t - lr * g / (((1 - a) * v + a * g**2).sqrt() + e), (1 - a) * v + a * g**2), "alpha weights the old v (keep most of it); (1 - alpha) weights the new g^2."),
-            Mistake(lambda t, g, v, lr, a, e: (t - lr * g / (v.sqrt() + e), a * v + (1 - a) * g**2), "update v with this step's g^2 before using it."),
+            Mistake(
+                lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e), a * v + (1 - a) * g**2),
+                "divide by the *square root* of v: v is a mean of squared gradients.",
+            ),
+            Mistake(
+                lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e).sqrt(), a * v + (1 - a) * g**2),
+                "eps goes outside the square root: sqrt(v) + eps.",
+            ),
+            Mistake(
+                lambda t, g, v, lr, a, e: (t - lr * g / (((1 - a) * v + a * g**2).sqrt() + e), (1 - a) * v + a * g**2),
+                "alpha weights the old v (keep most of it); (1 - alpha) weights the new g^2.",
+            ),
+            Mistake(
+                lambda t, g, v, lr, a, e: (t - lr * g / (v.sqrt() + e), a * v + (1 - a) * g**2),
+                "update v with this step's g^2 before using it.",
+            ),
         ],
     )
 
@@ -289,8 +354,28 @@ def _adam_step(theta, grad, m, v, t, lr, beta1, beta2, eps):
 
 def _adam_cases():
     return [
-        (_randn(3, seed=100), _randn(3, seed=101), torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64), 1, 0.1, 0.9, 0.999, 1e-8),
-        (_randn(2, 3, seed=102), _randn(2, 3, seed=103), _randn(2, 3, seed=104, scale=0.1), _randn(2, 3, seed=105).abs() * 0.01, 5, 0.01, 0.9, 0.99, 1e-6),
+        (
+            _randn(3, seed=100),
+            _randn(3, seed=101),
+            torch.zeros(3, dtype=F64),
+            torch.zeros(3, dtype=F64),
+            1,
+            0.1,
+            0.9,
+            0.999,
+            1e-8,
+        ),
+        (
+            _randn(2, 3, seed=102),
+            _randn(2, 3, seed=103),
+            _randn(2, 3, seed=104, scale=0.1),
+            _randn(2, 3, seed=105).abs() * 0.01,
+            5,
+            0.01,
+            0.9,
+            0.99,
+            1e-6,
+        ),
     ]
 
 
@@ -316,12 +401,23 @@ def check_adam_step(fn: Callable) -> CheckResult:
         _adam_step,
         _adam_cases(),
         mistakes=[
-            Mistake(_adam_variant(bias=False), "no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t) before the update."),
+            Mistake(
+                _adam_variant(bias=False),
+                "no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t) before the update.",
+            ),
             Mistake(_adam_variant(eps_inside=True), "eps goes outside the square root: sqrt(v_hat) + eps."),
-            Mistake(_adam_variant(t_shift=1), "t is the number of this step, starting at 1: use beta**t, not beta**(t+1)."),
+            Mistake(
+                _adam_variant(t_shift=1), "t is the number of this step, starting at 1: use beta**t, not beta**(t+1)."
+            ),
             Mistake(_adam_variant(swap=True), "beta1 and beta2 weight the *old* averages: m = beta1*m + (1-beta1)*g."),
-            Mistake(_adam_variant(store_hat=True), "return the raw m and v: the bias-corrected m_hat, v_hat are only used for this step's update."),
-            Mistake(lambda th, g, m, v, t, lr, b1, b2, e: (_adam_step(th, g, m, v, t, lr, b1, b2, e)[0], m, v), "return the *updated* m and v, so the next step can continue from them."),
+            Mistake(
+                _adam_variant(store_hat=True),
+                "return the raw m and v: the bias-corrected m_hat, v_hat are only used for this step's update.",
+            ),
+            Mistake(
+                lambda th, g, m, v, t, lr, b1, b2, e: (_adam_step(th, g, m, v, t, lr, b1, b2, e)[0], m, v),
+                "return the *updated* m and v, so the next step can continue from them.",
+            ),
         ],
         hint="m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2;  m_hat = m/(1-b1**t);  v_hat = v/(1-b2**t);  theta - lr*m_hat/(sqrt(v_hat)+eps).",
     )
@@ -334,7 +430,18 @@ def _adamw_step(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 def _adamw_cases():
     return [(*case, wd) for case, wd in zip(_adam_cases(), (0.1, 0.5))] + [
-        (_randn(4, seed=106), torch.zeros(4, dtype=F64), torch.zeros(4, dtype=F64), _randn(4, seed=107).abs(), 3, 0.1, 0.9, 0.999, 1e-8, 0.2)
+        (
+            _randn(4, seed=106),
+            torch.zeros(4, dtype=F64),
+            torch.zeros(4, dtype=F64),
+            _randn(4, seed=107).abs(),
+            3,
+            0.1,
+            0.9,
+            0.999,
+            1e-8,
+            0.2,
+        )
     ]
 
 
@@ -360,8 +467,14 @@ def check_adamw_step(fn: Callable) -> CheckResult:
         _adamw_step,
         _adamw_cases(),
         mistakes=[
-            Mistake(l2, "that is Adam with L2 (wd*theta added to the gradient, then divided by sqrt(v_hat)); AdamW shrinks theta directly: theta * (1 - lr*wd)."),
-            Mistake(after, "apply the decay to theta *before* this step's Adam update (decay uses the old theta, as in torch.optim.AdamW)."),
+            Mistake(
+                l2,
+                "that is Adam with L2 (wd*theta added to the gradient, then divided by sqrt(v_hat)); AdamW shrinks theta directly: theta * (1 - lr*wd).",
+            ),
+            Mistake(
+                after,
+                "apply the decay to theta *before* this step's Adam update (decay uses the old theta, as in torch.optim.AdamW).",
+            ),
             Mistake(no_lr, "the decay is scaled by the learning rate: theta * (1 - lr * weight_decay)."),
             Mistake(forgot, "the weight decay is missing: multiply theta by (1 - lr * weight_decay)."),
         ],
@@ -385,10 +498,22 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
         _warmup_linear,
         _SCHEDULE_CASES,
         mistakes=[
-            Mistake(lambda s, w, n: (s + 1) / w if s < w else _warmup_linear(s, w, n), "off by one in the warmup: step 0 gives 0, and 1.0 is reached at step == warmup_steps."),
-            Mistake(lambda s, w, n: s / w if s < w else max(0.0, 1 - s / n), "the decay runs from 1 at warmup_steps to 0 at total_steps: divide by (total_steps - warmup_steps)."),
-            Mistake(lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w), "past total_steps the multiplier would go negative: clamp it at 0."),
-            Mistake(lambda s, w, n: s / w if s < w else 1.0, "after warmup the multiplier should decay linearly to 0, not stay at 1."),
+            Mistake(
+                lambda s, w, n: (s + 1) / w if s < w else _warmup_linear(s, w, n),
+                "off by one in the warmup: step 0 gives 0, and 1.0 is reached at step == warmup_steps.",
+            ),
+            Mistake(
+                lambda s, w, n: s / w if s < w else max(0.0, 1 - s / n),
+                "the decay runs from 1 at warmup_steps to 0 at total_steps: divide by (total_steps - warmup_steps).",
+            ),
+            Mistake(
+                lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w),
+                "past total_steps the multiplier would go negative: clamp it at 0.",
+            ),
+            Mistake(
+                lambda s, w, n: s / w if s < w else 1.0,
+                "after warmup the multiplier should decay linearly to 0, not stay at 1.",
+            ),
         ],
         hint="Two pieces: step / warmup_steps while step < warmup_steps, then (total - step) / (total - warmup), never below 0.",
     )

@@ -24,10 +24,21 @@ def check_mean_length(fn: Callable[[Sequence[str]], float]) -> CheckResult:
         _mean_length,
         _CASES,
         mistakes=[
-            Mistake(lambda texts: sum(len(t) for t in texts) / len(texts), "you counted characters; count words with `text.split()`."),
-            Mistake(lambda texts: sum(len(t.split()) for t in texts), "that is the total; divide by the number of texts."),
-            Mistake(lambda texts: sum(len(t.split(" ")) for t in texts) / len(texts), "`split(' ')` counts empty strings between repeated spaces; plain `split()` does not."),
-            Mistake(lambda texts: sum(len(t.split()) for t in texts) // len(texts), "`//` rounds down; use `/` for the mean."),
+            Mistake(
+                lambda texts: sum(len(t) for t in texts) / len(texts),
+                "you counted characters; count words with `text.split()`.",
+            ),
+            Mistake(
+                lambda texts: sum(len(t.split()) for t in texts), "that is the total; divide by the number of texts."
+            ),
+            Mistake(
+                lambda texts: sum(len(t.split(" ")) for t in texts) / len(texts),
+                "`split(' ')` counts empty strings between repeated spaces; plain `split()` does not.",
+            ),
+            Mistake(
+                lambda texts: sum(len(t.split()) for t in texts) // len(texts),
+                "`//` rounds down; use `/` for the mean.",
+            ),
         ],
     )
 
@@ -45,7 +56,12 @@ def check_positive_fraction(fn: Callable[[Sequence[int]], float]) -> CheckResult
         [([1, 0, 1, 1],), ([0, 0, 0, 1, 1],), ([1],)],
         mistakes=[
             Mistake(lambda labels: sum(labels), "that is the count of positives; divide by the number of labels."),
-            Mistake(lambda labels: 100 * sum(labels) / len(labels), "return a fraction between 0 and 1, not a percentage."),
-            Mistake(lambda labels: sum(1 for y in labels if y == 0) / len(labels), "that is the fraction of negatives (label 0)."),
+            Mistake(
+                lambda labels: 100 * sum(labels) / len(labels), "return a fraction between 0 and 1, not a percentage."
+            ),
+            Mistake(
+                lambda labels: sum(1 for y in labels if y == 0) / len(labels),
+                "that is the fraction of negatives (label 0).",
+            ),
         ],
     )
