@@ -7,7 +7,7 @@ IMDB reviews for the same number of epochs, three ways:
                tokens, fp32, a plain loop (batch 8, AdamW at a constant lr, no schedule, no clipping);
   (b) trainer  Hugging Face `Trainer` with default `TrainingArguments` (batch 8, linear decay, fp32
                unless told otherwise, truncation at 512 and dynamic padding by its default collator);
-  (c) ftlearn  `ftlearn.train.fit` with the course's recipe for the profile (`ftlearn.finetune.bert_recipe`:
+  (c) ftlearn  `ftlearn.train.fit` with the course's recipe for the profile (`ftlearn.recipes.BertRecipe.for_profile`:
                head+tail truncation, dynamic padding, length-grouped batches, warm-up + linear decay,
                bf16/fp16 autocast on a GPU), at the same batch size of 8 as the other two arms.
 
@@ -204,23 +204,20 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
 def run_ftlearn(
     dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
 ) -> ArmResult:
-    """(c) `ftlearn.train.fit` with `bert_recipe(profile)`: head+tail, dynamic padding, length-grouped batches."""
-    from ftlearn.finetune import bert_recipe, train_config
+    """(c) `ftlearn.train.fit` with `BertRecipe.for_profile(profile)`: head+tail, dynamic padding, length-grouped batches."""
+    from ftlearn.evaluation import evaluate
+    from ftlearn.losses import cross_entropy
+    from ftlearn.recipes import BertRecipe
     from ftlearn.runtime import seed_everything
     from ftlearn.tokenization import make_collator, make_loader, padding_cost, tokenize_dataset
-    from ftlearn.train import evaluate, fit
+    from ftlearn.train import fit
 
     # The same batch size as the other two arms (the seeds' and the Trainer's 8): all three take the same
     # number of optimizer steps, so accuracy differences come from what each does to the reviews, not
     # from one arm getting half the updates. (The cpu profile's own recipe uses batches of 16.)
-    recipe = bert_recipe(profile, epochs=epochs, batch_size=batch_size)
+    recipe = BertRecipe.for_profile(profile, epochs=epochs, batch_size=batch_size)
     model, tokenizer, _ = fresh_model(model_name, seed)
-    encode = dict(
-        tokenizer=tokenizer,
-        max_length=recipe.max_length,
-        truncation=recipe.truncation,
-        head_fraction=recipe.head_fraction,
-    )
+    encode = {"tokenizer": tokenizer, **recipe.preprocess()}
     train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
     collator = make_collator(tokenizer)
     loader = make_loader(
@@ -232,7 +229,7 @@ def run_ftlearn(
         loader.batch_sampler.set_epoch(epoch)
         slots += padding_cost(lengths, loader.batch_sampler.batches())["slots"]
     seed_everything(seed)
-    history = fit(model, loader, None, train_config(recipe, progress=False), device=device)
+    history = fit(model, loader, None, recipe.train_config(progress=False), device=device, loss_fn=cross_entropy)
     report = evaluate(model, make_loader(test, collator, 2 * recipe.batch_size, group_by_length=True), device)
     how = f"{recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, {history.precision}"
     return ArmResult(
@@ -388,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ftlearn.data import load_imdb
-    from ftlearn.finetune import bert_recipe
+    from ftlearn.recipes import BertRecipe
     from ftlearn.models import resolve_model
     from ftlearn.runtime import get_profile, hardware_summary, package_version, pick_device
 
@@ -403,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from seed, trainer, ftlearn")
     device = pick_device()
-    lr = args.lr if args.lr is not None else bert_recipe(profile).lr
+    lr = args.lr if args.lr is not None else BertRecipe.for_profile(profile).lr
     print(
         f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, transformers {package_version('transformers')}"
     )

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REQUIRED = (
     "torch",
@@ -229,12 +230,33 @@ def _offline_gpt2_not_built() -> str | None:
     )
 
 
+FINETUNE_TARGETS = {
+    "bert": "BERT as a sentiment classifier (lesson 06)",
+    "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 08)",
+    "gpt2-cls": "GPT-2 as a sentiment classifier (lesson 09)",
+}
+
+
+def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
+    """Print what a finished run measured, the same shape for every target."""
+    from ftlearn.finetune import METRICS_FILE
+    from ftlearn.metrics import format_metrics
+
+    if target == "gpt2-lm":
+        show(f"\nheld-out perplexity: {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}")
+    else:
+        show(f"\ntest ({metrics['n_test']} reviews): {format_metrics(metrics)}")
+        show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
+    processes = f", {metrics['world_size']} processes" if metrics["world_size"] > 1 else ""
+    show(f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), model {metrics['model']}")
+    show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune BERT on IMDB exactly as notebook 06 does; print test metrics; save model, tokenizer, metrics.json."""
+    """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
     from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
-    from ftlearn.finetune import METRICS_FILE, bert_recipe, finetune_bert
-    from ftlearn.metrics import format_metrics
+    from ftlearn.finetune import RUNS
     from ftlearn.models import ModelUnavailableError
     from ftlearn.runtime import get_profile
 
@@ -243,29 +265,30 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
-    recipe = bert_recipe(profile, epochs=args.epochs, lr=args.lr, max_length=args.max_length, pooling=args.pooling)
+    overrides = {"epochs": args.epochs, "lr": args.lr, "max_length": args.max_length}
+    if args.target == "bert":
+        overrides["pooling"] = args.pooling
+    for name, value in overrides.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
+            return 2
+    out = Path(args.out) if args.out else Path("runs") / f"{args.target}-{profile.name}"
     # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 10).
     show = print if is_main_process() else (lambda *_: None)
-    show(f"Fine-tuning BERT, profile {profile.name}: {recipe}")
+    show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
     try:
-        result = finetune_bert(profile, out=args.out, seed=args.seed, recipe=recipe, model_name=args.model)
+        result = RUNS[args.target](profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides)
     except (IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 1
-    m = result.metrics
-    show(f"\ntest ({m['n_test']} reviews): {format_metrics(m)}")
-    show(f"confusion matrix [[TN, FP], [FN, TP]]: {m['confusion_matrix']}")
-    processes = f", {m['world_size']} processes" if m["world_size"] > 1 else ""
-    show(
-        f"training: {m['train_seconds']:.0f} s ({m['optimizer_steps']} steps on {m['n_train']} reviews{processes}), model {m['model']}"
-    )
-    show(f"saved the model, tokenizer and {METRICS_FILE} to {args.out}")
+    show(f"recipe: {result.metrics['recipe']}")
+    _report_run(args.target, result.metrics, out, show)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Label one review, or a CSV file of them, with a model saved by `ftlearn finetune`."""
-    from ftlearn.finetune import FinetunedModelError, load_finetuned, predict_file, predict_texts
+    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`."""
+    from ftlearn.predict import FinetunedModelError, load_finetuned, predict_file, predict_texts
 
     if (args.text is None) == (args.file is None):
         print(
@@ -297,7 +320,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two models saved by `ftlearn finetune bert` on the same test reviews (paired)."""
     from ftlearn.data import IMDBDataError
-    from ftlearn.finetune import FinetunedModelError, compare_finetuned
+    from ftlearn.predict import FinetunedModelError, compare_finetuned
 
     try:
         out = compare_finetuned(args.model_a, args.model_b, args.profile)
@@ -346,28 +369,33 @@ def build_parser() -> argparse.ArgumentParser:
     headers.add_argument("--check", action="store_true", help="only report stale headers")
     headers.set_defaults(func=cmd_headers)
 
-    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the notebooks' code)")
-    targets = finetune.add_subparsers(dest="target", required=True, metavar="{bert,gpt2-lm,gpt2-cls}")
-    bert = targets.add_parser("bert", help="BERT as a sentiment classifier (the code path of notebook 06)")
-    bert.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
-    bert.add_argument("--out", required=True, help="folder for the model, tokenizer and metrics.json")
-    bert.add_argument("--seed", type=int, default=0)
-    bert.add_argument("--model", default=None, help="model name or folder (default: the profile's BERT)")
-    bert.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    bert.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
-    bert.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
-    bert.add_argument(
-        "--pooling",
-        choices=("auto", "cls", "mean"),
-        default=None,
-        help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (default: as the checkpoint was trained)",
+    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
+    targets = finetune.add_subparsers(dest="target", required=True, metavar="{" + ",".join(FINETUNE_TARGETS) + "}")
+    for target, help_text in FINETUNE_TARGETS.items():
+        cmd = targets.add_parser(target, help=help_text, description=help_text)
+        cmd.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
+        cmd.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
+        cmd.add_argument(
+            "--out", default=None, help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)"
+        )
+        cmd.add_argument("--model", default=None, help="model name or folder (default: the profile's model)")
+        cmd.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
+        cmd.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+        cmd.add_argument(
+            "--max-length", type=int, default=None, help="override the recipe's tokens per review (per row for gpt2-lm)"
+        )
+        if target == "bert":
+            cmd.add_argument(
+                "--pooling",
+                choices=("auto", "cls", "mean"),
+                default=None,
+                help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (as the checkpoint was trained)",
+            )
+        cmd.set_defaults(func=cmd_finetune)
+
+    predict = sub.add_parser(
+        "predict", help="label reviews with a classifier saved by `ftlearn finetune bert` or `ftlearn finetune gpt2-cls`"
     )
-    bert.set_defaults(func=cmd_finetune)
-    from ftlearn.gpt2_finetune import add_commands as add_gpt2_commands
-
-    add_gpt2_commands(targets)  # gpt2-lm, gpt2-cls (lessons 08-09)
-
-    predict = sub.add_parser("predict", help="label reviews with a BERT model saved by `ftlearn finetune bert`")
     predict.add_argument("model_dir", help="the folder given to `ftlearn finetune bert --out`")
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")

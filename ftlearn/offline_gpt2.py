@@ -38,7 +38,7 @@ from typing import Any
 CACHE_ENV = "FTLEARN_CACHE"
 BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": which offline build the fallback uses
 EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
-BUILDER_VERSION = 1  # bump when the recipe changes, so old caches are not reused
+BUILDER_VERSION = 2  # 2: pretrained through ftlearn.train.fit (lesson 04's AdamW, the one schedule family). Bump when the recipe changes, so old caches are not reused
 
 
 @dataclass(frozen=True)
@@ -256,9 +256,11 @@ def _blocks(docs: list[str], tokenizer: Any, block_size: int) -> Any:
 
 
 def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool = True) -> tuple[Any, dict]:
-    """A fresh GPT2LMHeadModel trained with AdamW on random blocks of the corpus; returns it and the losses."""
+    """A fresh GPT2LMHeadModel trained by the course's `fit` on random blocks of the corpus; returns it and the losses."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ftlearn.train import TrainConfig, fit
 
     torch.manual_seed(config.seed)
     blocks = _blocks(docs, tokenizer, config.block_size)
@@ -278,43 +280,40 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
         eos_token_id=tokenizer.eos_token_id,
     )
     model = GPT2LMHeadModel(gpt_config)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]  # matrices decay; biases and LayerNorm do not
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-    )
-    warmup = max(1, config.steps // 10)
-
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the peak
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, config.steps - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    # `steps` batches of blocks drawn at random with replacement, one pass: (B, T) each
     gen = torch.Generator().manual_seed(config.seed)
-    model.train()
-    losses = []
+    rows = (train[torch.randint(len(train), (config.batch_size,), generator=gen)] for _ in range(config.steps))
+    batches = [{"input_ids": r, "labels": r} for r in rows]  # the model shifts the labels itself
     start = time.perf_counter()
-    for step in range(config.steps):
-        batch = train[torch.randint(len(train), (config.batch_size,), generator=gen)]  # (B, T)
-        loss = model(input_ids=batch, labels=batch).loss  # the shift happens inside the model
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if verbose and (step + 1) % max(1, config.steps // 5) == 0:
+    every = max(1, config.steps // 5)
+
+    def report(history: Any, event: str) -> None:
+        if verbose and event == "step" and history.step[-1] % every == 0:
+            recent = history.loss[-20:]
             print(
-                f"  pretraining step {step + 1}/{config.steps}: loss {sum(losses[-20:]) / len(losses[-20:]):.3f} "
+                f"  pretraining step {history.step[-1]}/{config.steps}: loss {sum(recent) / len(recent):.3f} "
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
+
+    # GPT-style pretraining settings: betas (0.9, 0.95), decay 0.1, warm-up then a cosine to 10% of the peak
+    settings = TrainConfig(
+        lr=config.lr,
+        epochs=1,
+        weight_decay=0.1,
+        betas=(0.9, 0.95),
+        warmup_ratio=0.1,
+        decay="cosine",
+        final_lr_ratio=0.1,
+        mixed_precision="no",
+        progress=False,
+    )
+    # on the CPU wherever it runs: the build is small, and the same everywhere
+    history = fit(model, batches, config=settings, device="cpu", callbacks=[report])
     model.eval()
     with torch.no_grad():
         val_loss = model(input_ids=val, labels=val).loss.item()
+    losses = history.loss
     info = {
         "train_blocks": len(train),
         "train_tokens_seen": config.steps * config.batch_size * config.block_size,

@@ -1,4 +1,4 @@
-"""Optimizers written out: SGD, momentum, RMSProp, Adam and AdamW, plus warmup + linear decay.
+"""Optimizers written out: SGD, momentum, RMSProp, Adam and AdamW; the weight-decay rule and the lr schedules.
 
 Introduced in notebooks 03 (SGD) and 04 (momentum, RMSProp, Adam, AdamW, schedules). Each class
 is a `torch.optim.Optimizer` with the constructor arguments of its torch counterpart, so it is a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from functools import partial
 
 import torch
 from torch.optim import Optimizer
@@ -177,42 +178,77 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
-def decay_param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two param groups: matrices decayed, biases and LayerNorm weights (1-D tensors) not (notebooks 04, 06).
+def no_decay_names(model: torch.nn.Module) -> set[str]:
+    """Names of parameters that get no weight decay: every bias and every LayerNorm weight (notebooks 04, 06)."""
+    names = set()
+    for module_name, module in model.named_modules():
+        for param_name, _ in module.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            # Decay pulls weights towards 0; for a bias or a LayerNorm gain that is a pull towards
+            # "off" (gain 0) rather than towards "simple", so they are left alone.
+            if param_name == "bias" or isinstance(module, torch.nn.LayerNorm):
+                names.add(full)
+    return names
 
-    Decaying a bias or a LayerNorm gain pulls it towards 0, which changes what the layer computes
-    rather than limiting its capacity, so the usual recipe (BERT, GPT-2) leaves them alone.
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimizer groups: weight matrices with decay, biases and LayerNorm without (notebooks 04, 06).
+
+    The one weight-decay rule of the course: every run (BERT, GPT-2, the offline GPT-2's pretraining)
+    builds its optimizer from these groups.
     """
+    skip = no_decay_names(model)
     decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name in skip else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+DECAYS = ("linear", "cosine")
+
+
+def warmup_decay(
+    step: int, warmup_steps: int, total_steps: int, decay: str = "linear", final_ratio: float = 0.0
+) -> float:
+    """LR multiplier of the course's one schedule family: linear warm-up 0 -> 1, then decay to `final_ratio` (notebook 04).
+
+    `decay="linear"` falls in a straight line, `"cosine"` along half a cosine; both reach `final_ratio`
+    at `total_steps` and stay there. Warm-up starts at 0 at step 0 and peaks at 1.0 at `warmup_steps`.
+    """
+    if decay not in DECAYS:
+        raise ValueError(f"decay must be one of {', '.join(DECAYS)}, got {decay!r}.")
+    if step < warmup_steps:
+        return step / warmup_steps
+    if decay == "linear":  # written as (T - t) / (T - w) so that final_ratio=0 gives exactly transformers' values
+        fall = max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    else:
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        fall = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return final_ratio + (1.0 - final_ratio) * fall
 
 
 def warmup_linear(step: int, warmup_steps: int, total_steps: int) -> float:
     """LR multiplier: 0 -> 1 linearly over warmup_steps, then 1 -> 0 linearly at total_steps (notebook 04).
 
-    Same values as transformers' `get_linear_schedule_with_warmup`: step 0 gives 0 when there is
-    a warmup, the peak 1.0 is at step == warmup_steps, and steps past total_steps give 0.
+    The linear member of `warmup_decay`, with the same values as transformers'
+    `get_linear_schedule_with_warmup`: step 0 gives 0 when there is a warm-up, the peak 1.0 is at
+    step == warmup_steps, and steps past total_steps give 0.
     """
-    if step < warmup_steps:
-        return step / warmup_steps
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return warmup_decay(step, warmup_steps, total_steps, "linear", 0.0)
 
 
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR multiplier: linear warmup to 1, then half a cosine down to 0 at total_steps (notebook 04)."""
-    if step < warmup_steps:
-        return step / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def warmup_linear_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
-    """A torch LambdaLR applying `warmup_linear`; call `.step()` once after each `optimizer.step()` (notebook 04)."""
+def warmup_scheduler(
+    optimizer: Optimizer, warmup_steps: int, total_steps: int, decay: str = "linear", final_ratio: float = 0.0
+) -> LambdaLR:
+    """A torch LambdaLR applying `warmup_decay`; call `.step()` once after each `optimizer.step()` (notebook 04)."""
     if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(
             f"need 0 <= warmup_steps <= total_steps and total_steps > 0; got {warmup_steps}, {total_steps}"
         )
-    return LambdaLR(optimizer, lambda step: warmup_linear(step, warmup_steps, total_steps))
+    if not 0.0 <= final_ratio <= 1.0:
+        raise ValueError(f"final_ratio must be in [0, 1], got {final_ratio}")
+    return LambdaLR(
+        optimizer,
+        partial(warmup_decay, warmup_steps=warmup_steps, total_steps=total_steps, decay=decay, final_ratio=final_ratio),
+    )

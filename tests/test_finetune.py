@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from ftlearn.cli import main
-from ftlearn.finetune import BertRecipe, bert_recipe, load_finetuned, predict_texts, save_finetuned
+from ftlearn.finetune import save_finetuned
+from ftlearn.predict import load_finetuned, predict_texts
+from ftlearn.recipes import BertRecipe
 from ftlearn.models import offline_bert_dir
 from ftlearn.runtime import get_profile
 
@@ -38,13 +40,6 @@ def saved_model(tmp_path_factory):
         BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48),
     )
     return folder
-
-
-def test_recipe_takes_profile_then_overrides():
-    smoke = get_profile("smoke")
-    recipe = bert_recipe(smoke, epochs=3, lr=None)
-    assert recipe.epochs == 3 and recipe.batch_size == smoke.batch_size and recipe.lr > 0
-    assert bert_recipe(get_profile("cpu")).max_length <= get_profile("cpu").max_length
 
 
 def test_predict_file_keeps_row_order_and_adds_columns(saved_model, tmp_path, capsys):
@@ -111,31 +106,13 @@ def test_predict_needs_text_or_file(saved_model, capsys):
     assert main(["predict", str(saved_model), "--file", "x.csv"]) == 2
 
 
-@pytest.mark.slow
-def test_finetune_smoke_writes_model_and_metrics(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out), "--max-length", "32"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("accuracy", "f1", "train_seconds", "model", "profile"):
-        assert key in metrics
-    assert metrics["profile"] == "smoke" and 0 <= metrics["accuracy"] <= 1
-    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
-    # the head the recipe resolved to ("auto": as the checkpoint was trained) is the one that reloads
-    from ftlearn.pooling import checkpoint_pooling, model_pooling
-
-    assert metrics["recipe"]["pooling"] == "auto" and metrics["pooling"] == checkpoint_pooling(metrics["model"])
-    assert model_pooling(load_finetuned(out)[0]) == metrics["pooling"]
-    assert "test (" in capsys.readouterr().out
-    assert main(["predict", str(out), "a review"]) == 0
-
-
 def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path, capsys):
     import numpy as np
     import torch
     from transformers import BertForSequenceClassification
 
     from ftlearn.data import load_imdb
-    from ftlearn.finetune import compare_finetuned
+    from ftlearn.predict import compare_finetuned
     from ftlearn.metrics import accuracy
 
     model, tokenizer, settings = load_finetuned(saved_model)

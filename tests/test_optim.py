@@ -50,7 +50,7 @@ def _run(model, loss_fn, opt, steps=STEPS, sched=None):
 
 def _groups(model, wd):
     """Two param groups with different weight decay, as the BERT lesson uses them."""
-    return optim.decay_param_groups(model, wd)
+    return optim.param_groups(model, wd)
 
 
 def _rel(a, b):
@@ -88,15 +88,15 @@ def test_param_groups_and_scheduler_equal_torch(ours, theirs):
     twin = copy.deepcopy(model)
     opt_a = ours(_groups(model, 0.2), lr=1e-2, betas=(0.9, 0.98))
     opt_b = theirs(_groups(twin, 0.2), lr=1e-2, betas=(0.9, 0.98))
-    mine = _run(model, loss_fn, opt_a, sched=optim.warmup_linear_scheduler(opt_a, 20, STEPS))
-    ref = _run(twin, loss_fn, opt_b, sched=optim.warmup_linear_scheduler(opt_b, 20, STEPS))
+    mine = _run(model, loss_fn, opt_a, sched=optim.warmup_scheduler(opt_a, 20, STEPS))
+    ref = _run(twin, loss_fn, opt_b, sched=optim.warmup_scheduler(opt_b, 20, STEPS))
     assert [g["weight_decay"] for g in opt_a.param_groups] == [0.2, 0.0]
     assert _rel(mine, ref) < 1e-10
 
 
-def test_decay_param_groups_split_matrices_from_vectors():
+def test_param_groups_leave_biases_and_layernorm_undecayed():
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2))
-    decay, no_decay = optim.decay_param_groups(model, 0.01)
+    decay, no_decay = optim.param_groups(model, 0.01)
     assert [tuple(p.shape) for p in decay["params"]] == [(3, 4), (2, 3)]
     assert [tuple(p.shape) for p in no_decay["params"]] == [(3,), (3,), (3,), (2,)]
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
@@ -192,9 +192,9 @@ def test_warmup_linear_matches_transformers():
         assert ours == pytest.approx(theirs, abs=1e-15)
 
 
-def test_warmup_linear_scheduler_sets_group_lr():
+def test_warmup_scheduler_sets_group_lr():
     opt = optim.AdamW([torch.nn.Parameter(torch.ones(1))], lr=2e-5)
-    sched = optim.warmup_linear_scheduler(opt, warmup_steps=2, total_steps=6)
+    sched = optim.warmup_scheduler(opt, warmup_steps=2, total_steps=6)
     seen = []
     for _ in range(7):
         seen.append(opt.param_groups[0]["lr"])
@@ -203,19 +203,25 @@ def test_warmup_linear_scheduler_sets_group_lr():
     assert seen == pytest.approx([0.0, 1e-5, 2e-5, 1.5e-5, 1e-5, 0.5e-5, 0.0], abs=1e-18)
 
 
-def test_warmup_cosine_values():
-    assert optim.warmup_cosine(0, 2, 10) == 0.0
-    assert optim.warmup_cosine(1, 2, 10) == 0.5
-    assert optim.warmup_cosine(2, 2, 10) == 1.0
-    assert optim.warmup_cosine(6, 2, 10) == pytest.approx(0.5, abs=1e-15)
-    assert optim.warmup_cosine(10, 2, 10) == pytest.approx(0.0, abs=1e-15)
-    assert optim.warmup_cosine(20, 2, 10) == pytest.approx(0.0, abs=1e-15)
+def test_warmup_decay_cosine_values_and_floor():
+    cosine = [optim.warmup_decay(s, 2, 10, "cosine") for s in (0, 1, 2, 6, 10, 20)]
+    assert cosine == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0], abs=1e-15)
+    # with a floor both shapes end at final_ratio and the cosine's midpoint sits halfway between 1 and it
+    assert optim.warmup_decay(10, 2, 10, "linear", 0.1) == pytest.approx(0.1)
+    assert optim.warmup_decay(6, 2, 10, "cosine", 0.1) == pytest.approx(0.55)
+    assert optim.warmup_decay(20, 2, 10, "cosine", 0.1) == pytest.approx(0.1)
+    # the linear member with no floor is exactly lesson 04's warmup_linear
+    assert all(optim.warmup_decay(s, 3, 17) == optim.warmup_linear(s, 3, 17) for s in range(25))
+    with pytest.raises(ValueError, match="decay must be"):
+        optim.warmup_decay(1, 2, 10, "step")
 
 
-def test_warmup_linear_scheduler_rejects_bad_lengths():
+def test_warmup_scheduler_rejects_bad_lengths():
     opt = optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
     with pytest.raises(ValueError):
-        optim.warmup_linear_scheduler(opt, warmup_steps=5, total_steps=3)
+        optim.warmup_scheduler(opt, warmup_steps=5, total_steps=3)
+    with pytest.raises(ValueError):
+        optim.warmup_scheduler(opt, warmup_steps=1, total_steps=3, final_ratio=2.0)
 
 
 # ---- gradient check ----------------------------------------------------------------------------

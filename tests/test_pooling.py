@@ -7,7 +7,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from ftlearn import models
-from ftlearn.finetune import BertRecipe, load_finetuned, predict_texts, save_finetuned
+from ftlearn.finetune import save_finetuned
+from ftlearn.predict import load_finetuned, predict_texts
+from ftlearn.recipes import BertRecipe
 from ftlearn.pooling import (
     BertMeanPoolForSequenceClassification,
     checkpoint_pooling,

@@ -8,21 +8,12 @@ import pytest
 import torch
 from toy_classifier import tiny_bert, toy_data  # tests/toy_classifier.py, shared with the DDP worker
 
+from ftlearn.checkpoints import latest_checkpoint, list_checkpoints
+from ftlearn.evaluation import evaluate, loader_order
+from ftlearn.optim import no_decay_names, param_groups, warmup_linear
+from ftlearn.precision import choose_precision
 from ftlearn.tokenization import make_loader, pad_collate
-from ftlearn.train import (
-    TrainConfig,
-    TrainingDiverged,
-    choose_precision,
-    evaluate,
-    fit,
-    latest_checkpoint,
-    list_checkpoints,
-    loader_order,
-    make_scheduler,
-    no_decay_names,
-    param_groups,
-    warmup_linear,
-)
+from ftlearn.train import TrainConfig, TrainingDiverged, fit, make_scheduler
 
 
 def loader(ds, batch_size=4, shuffle=True, seed=0):
@@ -36,7 +27,8 @@ def test_warmup_linear_matches_transformers_schedule():
 
     p = torch.nn.Parameter(torch.zeros(1))
     ours_opt, theirs_opt = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([p], lr=0.1)
-    ours, theirs = make_scheduler(ours_opt, 7, 50), get_linear_schedule_with_warmup(theirs_opt, 7, 50)
+    config = TrainConfig(warmup_ratio=7 / 50)  # round(0.14 * 50) = 7 warm-up steps
+    ours, theirs = make_scheduler(ours_opt, config, 50), get_linear_schedule_with_warmup(theirs_opt, 7, 50)
     for _ in range(55):
         assert ours.get_last_lr()[0] == pytest.approx(theirs.get_last_lr()[0], abs=1e-12)
         ours_opt.step(), theirs_opt.step(), ours.step(), theirs.step()
@@ -178,3 +170,69 @@ def test_a_run_that_ends_on_schedule_did_not_stop_early():
     history = fit(tiny_bert(dropout=0.0), loader(train), loader(val, 8, shuffle=False), config, device="cpu")
     assert len(history.evals) == 2 and history.evals[1]["loss"] > history.evals[0]["loss"]
     assert not history.stopped_early
+
+
+def test_lesson_02_cross_entropy_as_loss_fn_trains_like_the_models_own_loss():
+    from ftlearn.losses import cross_entropy
+
+    ds = toy_data(24)
+    config = TrainConfig(lr=3e-3, epochs=1, progress=False)
+    torch.manual_seed(0)
+    own = fit(tiny_bert(dropout=0.0), loader(ds), config=config, device="cpu")
+    torch.manual_seed(0)
+    mine = fit(tiny_bert(dropout=0.0), loader(ds), config=config, device="cpu", loss_fn=cross_entropy)
+    np.testing.assert_allclose(mine.loss, own.loss, rtol=1e-5)
+
+
+def _tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2)
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    return GPT2LMHeadModel(config)
+
+
+def test_accumulation_weights_micro_batches_by_their_tokens():
+    """Two micro-batches with 3 and 12 predicted tokens: one step over both equals one step over their union."""
+    from ftlearn.causal_lm import causal_lm_loss
+    from ftlearn.train import count_targets
+
+    ids = torch.randint(0, 50, (4, 8), generator=torch.Generator().manual_seed(1))
+    labels = ids.clone()
+    labels[:2, 2:] = -100  # the first two rows keep labels at positions 0-1 only: one predicted token each
+    short = {"input_ids": ids[:2], "labels": labels[:2]}
+    long = {"input_ids": ids[2:], "labels": labels[2:]}
+    assert count_targets(short) == 2 and count_targets(long) == 14
+    config = dict(lr=1e-2, epochs=1, warmup_ratio=0.0, progress=False)
+    whole, parts = _tiny_gpt2(), _tiny_gpt2()
+    fit(whole, [{"input_ids": ids, "labels": labels}], config=TrainConfig(**config), device="cpu")
+    history = fit(parts, [short, long], config=TrainConfig(grad_accum_steps=2, **config), device="cpu")
+    for (name, a), b in zip(whole.named_parameters(), parts.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    # the logged loss is the token-weighted mean too: the union's mean loss at the start
+    with torch.no_grad():
+        start = causal_lm_loss(_tiny_gpt2()(input_ids=ids).logits, labels).item()
+    assert history.loss[0] == pytest.approx(start, rel=1e-5)
+
+
+def test_a_leftover_temporary_checkpoint_is_ignored(tmp_path):
+    (tmp_path / "checkpoint-5.tmp").mkdir()
+    assert list_checkpoints(tmp_path) == [] and latest_checkpoint(tmp_path) is None
+
+
+def test_the_library_has_one_training_loop():
+    """One `.backward(` call site in ftlearn/: every run trains through `fit` (lesson notebooks may write their own)."""
+    from pathlib import Path
+
+    import ftlearn
+
+    root = Path(ftlearn.__file__).parent
+    sites = [
+        f"{path.relative_to(root)}:{n}"
+        for path in sorted(root.rglob("*.py"))
+        if path.parent.name != "checks"  # the exercise checks differentiate learners' functions, they train nothing
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ".backward(" in line and not line.lstrip().startswith("#")
+    ]
+    assert sites == [s for s in sites if s.startswith("train.py:")] and len(sites) == 1, sites

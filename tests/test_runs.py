@@ -1,0 +1,109 @@
+"""The three runs of `ftlearn finetune` (bert, gpt2-lm, gpt2-cls): recipes, the GPT-2 LM loader, one layout, one flag set."""
+
+import json
+
+import pytest
+import torch
+
+from ftlearn.cli import build_parser, main
+from ftlearn.gpt2_finetune import lm_loader
+from ftlearn.recipes import RECIPES, BertRecipe, GPT2ClsRecipe, GPT2LMRecipe
+from ftlearn.runtime import get_profile
+
+CORE_KEYS = {"task", "model", "profile", "seed", "recipe", "train_seconds", "history"}
+TASK_KEYS = {
+    "bert": {"accuracy", "f1", "confusion_matrix"},
+    "gpt2-lm": {"perplexity_before", "perplexity_after"},
+    "gpt2-cls": {"accuracy", "f1", "confusion_matrix"},
+}
+
+
+def test_every_recipe_is_made_from_the_profile_the_same_way():
+    from transformers import GPT2Config
+
+    small = GPT2Config(n_positions=256, n_embd=128)
+    for profile in ("smoke", "cpu", "gpu"):
+        p = get_profile(profile)
+        for kind, recipe_cls in RECIPES.items():
+            recipe = recipe_cls.for_profile(p, small, epochs=3, lr=None)
+            assert recipe.kind == kind and recipe.epochs == 3 and recipe.lr > 0  # None keeps the profile's value
+            assert recipe.batch_size == p.batch_size and recipe.as_dict()["kind"] == kind
+            assert recipe.train_config().lr == recipe.lr
+    with pytest.raises(TypeError, match="no setting pooling"):
+        GPT2LMRecipe.for_profile(get_profile("cpu"), small, pooling="mean")
+
+
+def test_gpt2_recipes_follow_the_profile_and_the_models_context():
+    from transformers import GPT2Config
+
+    small, hub = GPT2Config(n_positions=256, n_embd=128), GPT2Config()
+    assert GPT2LMRecipe.for_profile(get_profile("gpu"), small).max_length == 256  # 512 would not fit
+    smoke = GPT2LMRecipe.for_profile(get_profile("smoke"), small)
+    assert smoke.max_length == 64 and smoke.max_train_rows is not None
+    assert GPT2ClsRecipe.for_profile(get_profile("cpu"), hub).epochs == get_profile("cpu").epochs
+    cpu_small, cpu_hub = (GPT2LMRecipe.for_profile(get_profile("cpu"), c) for c in (small, hub))
+    assert cpu_small.lr > cpu_hub.lr and cpu_hub.max_train_rows is not None  # the 124M model on a CPU reads less
+    assert BertRecipe.for_profile(get_profile("cpu")).max_length <= get_profile("cpu").max_length
+
+
+def test_lm_loader_uses_the_inputs_as_labels_covers_every_row_once_and_reshuffles_by_epoch():
+    blocks = torch.arange(40).view(10, 4)
+    loader = lm_loader(blocks, batch_size=4, seed=0)
+    orders = []
+    for epoch in (0, 1, 0):
+        loader.batch_sampler.set_epoch(epoch)
+        batches = list(loader)
+        assert [len(b["input_ids"]) for b in batches] == [4, 4, 2]
+        assert all(torch.equal(b["input_ids"], b["labels"]) for b in batches)
+        firsts = torch.cat([b["input_ids"][:, 0] for b in batches]).tolist()
+        assert sorted(firsts) == list(range(0, 40, 4))
+        orders.append(firsts)
+    assert orders[0] == orders[2] != orders[1]  # a pure function of (seed, epoch)
+
+
+def test_every_finetune_target_has_the_same_common_flags():
+    parser = build_parser()
+    finetune = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("finetune"))
+    targets = finetune._subparsers._group_actions[0].choices
+    assert set(targets) == set(RECIPES)
+    common = {"--profile", "--seed", "--out", "--model", "--lr", "--epochs", "--max-length"}
+    for name, sub in targets.items():
+        flags = {s for action in sub._actions for s in action.option_strings}
+        assert common <= flags, name
+        assert (flags - common - {"-h", "--help"}) == ({"--pooling"} if name == "bert" else set()), name
+
+
+def test_finetune_rejects_a_bad_profile_and_a_bad_number_on_stderr(capsys):
+    for target in RECIPES:
+        assert main(["finetune", target, "--profile", "huge"]) == 2
+        assert main(["finetune", target, "--profile", "smoke", "--lr", "-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("ftlearn finetune:") == 2 * len(RECIPES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", sorted(RECIPES))
+def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, capsys):
+    out = tmp_path / target
+    assert main(["finetune", target, "--profile", "smoke", "--out", str(out), "--seed", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert CORE_KEYS | TASK_KEYS[target] <= metrics.keys()
+    assert metrics["task"] == target and metrics["profile"] == "smoke" and metrics["seed"] == 1
+    assert metrics["recipe"]["kind"] == target and len(metrics["history"]["loss"]) == metrics["optimizer_steps"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        assert (out / name).is_file(), name
+    assert not list(tmp_path.glob(".*")), "no temporary folder left beside the run"
+    assert "metrics.json" in capsys.readouterr().out
+    if target == "bert":  # the head the recipe resolved to ("auto": as the checkpoint was trained) reloads as itself
+        from ftlearn.pooling import checkpoint_pooling, model_pooling
+        from ftlearn.predict import load_finetuned
+
+        assert metrics["recipe"]["pooling"] == "auto" and metrics["pooling"] == checkpoint_pooling(metrics["model"])
+        assert model_pooling(load_finetuned(out)[0]) == metrics["pooling"]
+    if target == "gpt2-lm":  # a language model writes text: predict says so instead of guessing a label
+        assert main(["predict", str(out), "a review"]) == 1
+        assert "language model" in capsys.readouterr().err
+    else:
+        assert (out / "ftlearn_preprocess.json").is_file()
+        assert main(["predict", str(out), "a review"]) == 0
+        assert "p_positive" in capsys.readouterr().out
