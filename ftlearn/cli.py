@@ -248,7 +248,9 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
         show(f"\ntest ({metrics['n_test']} reviews): {format_metrics(metrics)}")
         show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
     processes = f", {metrics['world_size']} processes" if metrics["world_size"] > 1 else ""
-    show(f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), model {metrics['model']}")
+    show(
+        f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), model {metrics['model']}"
+    )
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
@@ -376,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
         cmd.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
         cmd.add_argument(
-            "--out", default=None, help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)"
+            "--out",
+            default=None,
+            help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)",
         )
         cmd.add_argument("--model", default=None, help="model name or folder (default: the profile's model)")
         cmd.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
@@ -394,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=cmd_finetune)
 
     predict = sub.add_parser(
-        "predict", help="label reviews with a classifier saved by `ftlearn finetune bert` or `ftlearn finetune gpt2-cls`"
+        "predict",
+        help="label reviews with a classifier saved by `ftlearn finetune bert` or `ftlearn finetune gpt2-cls`",
     )
     predict.add_argument("model_dir", help="the folder given to `ftlearn finetune bert --out`")
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")

@@ -91,9 +91,7 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def save_finetuned(
-    folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None
-) -> Path:
+def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
     """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 06)."""
     folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -276,7 +274,9 @@ def finetune_gpt2_lm(
     loader = lm_loader(train, recipe.batch_size, seed)
     history = fit(model, loader, config=recipe.train_config(progress=progress), device=device, loss_fn=causal_lm_loss)
     after = mean_lm_loss(model, test, recipe.batch_size, device)
-    show(f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({history.train_seconds:.0f} s of training)")
+    show(
+        f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({history.train_seconds:.0f} s of training)"
+    )
     metrics = {
         **_core_metrics(recipe, profile, seed, source, model, history, device),
         "train_tokens": int(train.numel()),

@@ -308,8 +308,9 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
         mixed_precision="no",
         progress=False,
     )
-    # on the CPU wherever it runs: the build is small, and the same everywhere
-    history = fit(model, batches, config=settings, device="cpu", callbacks=[report])
+    # on the CPU wherever it runs (the build is small, and the same everywhere), and in this process alone
+    # even under torchrun: every rank builds the same model from the same seed, and the first rename wins
+    history = fit(model, batches, config=settings, device="cpu", callbacks=[report], ddp=False)
     model.eval()
     with torch.no_grad():
         val_loss = model(input_ids=val, labels=val).loss.item()

@@ -165,5 +165,3 @@ def compare_finetuned(
     texts, labels = list(test["text"]), np.array(test["label"])
     preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]
     return {"profile": profile.name, **paired_accuracy_difference(labels, preds[0], preds[1])}
-
-

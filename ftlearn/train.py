@@ -177,6 +177,7 @@ def fit(
     loss_fn: Callable[[Any, Any], Any] | None = None,
     callbacks: Sequence[Callable[[History, str], None]] = (),
     resume_from: str | Path | None = None,
+    ddp: bool | None = None,
 ) -> History:
     """Train `model` on `train_loader`, evaluating on `val_loader`; returns the History (notebook 06).
 
@@ -192,6 +193,7 @@ def fit(
     Launched by torchrun or accelerate launch with N processes, the same call trains with DDP
     (notebook 10): each rank takes every N-th batch, gradients are averaged across ranks, every rank
     sees the same History and validation metrics, and only rank 0 prints and writes checkpoints.
+    `ddp=False` keeps this call to this process alone even then (the offline GPT-2's build does).
     """
     import numpy as np
     import torch
@@ -202,9 +204,11 @@ def fit(
 
     config = config or TrainConfig()
     device = torch.device(device) if device is not None else pick_device()
-    ddp = distributed.setup(device)  # False in a notebook or a plain script: nothing below changes then
-    device = distributed.rank_device(device)  # under DDP on CUDA: this rank's own GPU
-    main = distributed.is_main_process()  # the one process that prints and writes
+    # False in a notebook or a plain script: nothing below changes then
+    ddp = distributed.setup(device) if ddp is None else ddp and distributed.setup(device)
+    if ddp:
+        device = distributed.rank_device(device)  # under DDP on CUDA: this rank's own GPU
+    main = distributed.is_main_process() or not ddp  # the process that prints and writes
     model.to(device)
     precision = choose_precision(device, config.mixed_precision)
     k = config.grad_accum_steps
@@ -255,7 +259,7 @@ def fit(
                     loss = compute_loss(net, batch, loss_fn)  # 1. forward: mean loss over the micro-batch
                 # the mean over ranks (the loss itself in one process): every rank logs the same number
                 # and, if it is NaN on any rank, every rank stops here together instead of waiting forever
-                value = distributed.all_reduce_mean(loss.item(), device)
+                value = distributed.all_reduce_mean(loss.item(), device) if ddp else loss.item()
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"The loss became {value} at optimizer step {run.step + 1} (epoch {run.epoch + 1}, "
@@ -288,7 +292,7 @@ def fit(
     def run_eval() -> bool:
         """Evaluate, keep the best weights; True when early stopping says stop."""
         nonlocal best_state
-        report = evaluate(model, val_loader, device)
+        report = evaluate(model, val_loader, device, shard=ddp)
         row = {"step": run.step, "epoch": round(run.step / per_epoch, 3)}
         row.update({key: value for key, value in report.items() if key != "confusion_matrix"})
         history.evals.append(row)

@@ -163,3 +163,22 @@ def test_other_ranks_are_quiet_and_the_libraries_restored(monkeypatch, capsys):
     with distributed.quiet_other_ranks():
         print("rank 0 says this")
     assert capsys.readouterr().out == "rank 0 says this\n"
+
+
+@pytest.mark.slow
+def test_the_gpt2_classifier_command_runs_under_torchrun(tmp_path):
+    """`ftlearn finetune gpt2-cls` trains through the same `fit` as BERT: 2 gloo ranks, one report, one folder."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    out = tmp_path / "gpt2-cls"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "ftlearn.cli", "finetune", "gpt2-cls", "--profile", "smoke", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["task"] == "gpt2-cls"
+    assert result.stdout.count("saved the model") == 1  # rank 0 alone reports and writes
+    assert not list(tmp_path.glob(".*"))
