@@ -51,7 +51,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
 
     from ftlearn.data import DIR_ENV, HUB_NAME, IMDBDataError, imdb_source, load_local
-    from ftlearn.models import ModelUnavailableError, resolve_model
+    from ftlearn.models import ModelUnavailableError, locate_model
+    from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.runtime import get_profile, hardware_summary, is_online, pick_device
 
     try:
@@ -91,18 +92,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(FAIL, "data", str(exc))
             failures += 1
 
-    for family, required in (("bert", True), ("gpt2", False)):
-        if family == "gpt2" and not online and (note := _offline_gpt2_not_built()):
-            _row(INFO, family, note)  # doctor only reports; building takes minutes, so the lesson does it
-            continue
+    # BERT must be loadable; GPT-2 is needed only from lesson 08 on, which builds the offline one if need be.
+    build = build_for_profile(profile.name)
+    for family, name, required in (("bert", profile.bert_model, True), ("gpt2", profile.gpt2_model, False)):
         try:
-            found = resolve_model(
-                family, get_profile(args.profile).bert_model if family == "bert" else None, online=online
-            )
-            _row(OK, family, f"{found.location}: {found.note}")
-        except ModelUnavailableError as exc:
+            found = locate_model(family, name, online=online, build=build)  # looks only: never builds or loads
+        except (ModelUnavailableError, ValueError) as exc:
             _row(FAIL if required else INFO, family, str(exc))
             failures += required
+            continue
+        _row(OK if found.ready else INFO, family, f"{found.location}: {found.note}")
 
     print()
     if failures:
@@ -212,21 +211,6 @@ def cmd_headers(args: argparse.Namespace) -> int:
         return 1
     print("headers are current." if not stale else f"updated: {', '.join(stale)}")
     return 0
-
-
-def _offline_gpt2_not_built() -> str | None:
-    """A note when offline GPT-2 would have to be built first (nothing cached); None when it is ready."""
-    from ftlearn.models import _in_hub_cache
-    from ftlearn.offline_gpt2 import BUILDS, build_dir, default_build
-
-    config = BUILDS[default_build()]
-    folder = build_dir(config)
-    if _in_hub_cache("gpt2") or (folder / "build_info.json").exists():
-        return None
-    return (
-        f"offline and not built yet: notebook 08 (or `ftlearn finetune gpt2-lm`) builds a small GPT-2-architecture "
-        f"model once for this machine into {folder} (the '{config.name}' build: a few minutes on 2 CPU cores)"
-    )
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

@@ -70,10 +70,9 @@ def load_causal_lm(profile: Profile, verbose: bool = True) -> tuple[Any, Any, An
     from transformers import AutoModelForCausalLM
 
     from ftlearn.models import count_parameters, load_tokenizer, resolve_model
-    from ftlearn.offline_gpt2 import preferred_build
+    from ftlearn.offline_gpt2 import build_for_profile
 
-    with preferred_build(profile.name):
-        source = resolve_model("gpt2", profile.gpt2_model)
+    source = resolve_model("gpt2", profile.gpt2_model, build=build_for_profile(profile.name))
     tokenizer = load_tokenizer("gpt2", source=source)
     model = AutoModelForCausalLM.from_pretrained(source.location)
     if verbose:
@@ -84,10 +83,10 @@ def load_causal_lm(profile: Profile, verbose: bool = True) -> tuple[Any, Any, An
 def load_gpt2_classifier(profile: Profile, num_labels: int = 2, verbose: bool = True) -> tuple[Any, Any, Any]:
     """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 09)."""
     from ftlearn.models import load_classifier
-    from ftlearn.offline_gpt2 import preferred_build
+    from ftlearn.offline_gpt2 import build_for_profile
 
-    with preferred_build(profile.name):
-        return load_classifier(profile.gpt2_model, num_labels=num_labels, family="gpt2", verbose=verbose)
+    build = build_for_profile(profile.name)
+    return load_classifier(profile.gpt2_model, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
 
 
 # ---------------------------------------------------------------- the loop
