@@ -162,8 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
         results.append(result)
         if args.record and result.ok and path.resolve().parent.name == "notebooks":  # the course map lists lessons only
-            profile = args.profile or os.environ.get("FTLEARN_PROFILE") or "auto"
-            record_timing(result, profile, path.parent / TIMINGS_FILE)
+            record_timing(result, result.profile, path.parent / TIMINGS_FILE)  # the profile the run resolved
     width = max(len(str(r.path)) for r in results)
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in results:
