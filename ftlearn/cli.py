@@ -9,20 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-REQUIRED = (
-    "torch",
-    "transformers",
-    "datasets",
-    "accelerate",
-    "tokenizers",
-    "safetensors",
-    "scikit-learn",
-    "matplotlib",
-    "ipywidgets",
-    "jupyterlab",
-    "nbclient",
-    "nbval",
-)
 OK, FAIL, INFO = "ok", "FAIL", "--"
 
 
@@ -32,7 +18,9 @@ def _row(status: str, what: str, detail: str) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report versions, device, profile, data and model sources; non-zero exit when the course cannot run."""
-    from ftlearn.runtime import package_version
+    from importlib.metadata import PackageNotFoundError
+
+    from ftlearn.runtime import package_version, required_packages
 
     failures = 0
     print("ftlearn doctor\n")
@@ -41,8 +29,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         failures += 1
     else:
         _row(OK, "python", sys.version.split()[0])
-    missing = [name for name in REQUIRED if package_version(name) is None]
-    for name in REQUIRED:
+    try:
+        required = required_packages("ftlearn")  # pyproject's dependencies, as installed
+    except PackageNotFoundError:
+        _row(FAIL, "ftlearn", "the course package is not installed. Fix: pip install -e . (in the course folder)")
+        return 1
+    missing = [name for name in required if package_version(name) is None]
+    for name in required:
         if name not in missing:
             _row(OK, name, package_version(name) or "")
     if missing:

@@ -1,5 +1,6 @@
 """The `ftlearn` command: doctor's verdicts, run's table, clear errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,19 @@ def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "not built yet" in result.stdout and "notebook 08" in result.stdout
     assert not (tmp_path / "offline-gpt2").exists()
+
+
+def test_doctor_checks_the_dependencies_pyproject_declares():
+    import tomllib
+
+    from ftlearn.runtime import required_packages
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [re.split(r"[<>=!~ ;\[]", r.strip(), maxsplit=1)[0] for r in project["dependencies"]]
+    assert required_packages("ftlearn") == declared  # read from the installed metadata, extras left out
+    assert "pytest" not in required_packages("ftlearn")  # an extra's requirement (test)
+    result = ftlearn("doctor")
+    assert all(f"] {name}" in result.stdout for name in declared), result.stdout
 
 
 def test_doctor_names_a_missing_data_folder_without_traceback():
