@@ -181,10 +181,13 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
-    """Write the Colab badge and install cell into every notebook (or, with --check, list stale ones)."""
+    """Write the Colab badge and install cell into every notebook, and README's course map from LESSONS.
+
+    With --check, only list what is stale.
+    """
     import nbformat
 
-    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current
+    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current, with_course_map
 
     root = _root_or_exit()
     stale = []
@@ -198,10 +201,23 @@ def cmd_headers(args: argparse.Namespace) -> int:
             if not args.check:
                 apply_header(nb, rel)
                 nbformat.write(nb, path)
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    try:
+        wanted = with_course_map(text)
+    except ValueError as exc:
+        print(f"ftlearn headers: {exc}", file=sys.stderr)
+        return 2
+    if wanted != text:
+        stale.append("README.md (course map)")
+        if not args.check:
+            tmp = readme.with_name(f".{readme.name}.tmp")
+            tmp.write_text(wanted, encoding="utf-8")
+            tmp.replace(readme)  # a rename: README is never seen half-written
     if args.check and stale:
-        print(f"stale notebook headers: {', '.join(stale)}. Run `ftlearn headers`.")
+        print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
-    print("headers are current." if not stale else f"updated: {', '.join(stale)}")
+    print("headers and course map are current." if not stale else f"updated: {', '.join(stale)}")
     return 0
 
 
@@ -318,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
     exercises.set_defaults(func=cmd_exercises)
 
-    headers = sub.add_parser("headers", help="write the Colab badge and install cell into every notebook")
-    headers.add_argument("--check", action="store_true", help="only report stale headers")
+    headers = sub.add_parser(
+        "headers", help="write the Colab badge and install cell into every notebook, and README's course map"
+    )
+    headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
     headers.set_defaults(func=cmd_headers)
 
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the notebooks' code)")
