@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ftlearn.tokenization import clean_review  # noqa: F401 - notebooks 08-09 import it from here
+
 IGNORE_INDEX = -100  # the label value PyTorch's cross_entropy (and Hugging Face models) skip
 SENTIMENT_PREFIX = "Review ({}):"  # filled with "positive" or "negative"; learned during fine-tuning
 
@@ -33,11 +35,6 @@ def causal_lm_loss(logits: Any, labels: Any, ignore_index: int = IGNORE_INDEX) -
 def perplexity(mean_loss: float) -> float:
     """exp of the mean per-token cross-entropy (in nats): the model's effective branching factor (notebook 08)."""
     return math.exp(mean_loss)
-
-
-def clean_review(text: str) -> str:
-    """IMDB review text without its `<br />` tags and doubled spaces (notebook 08)."""
-    return " ".join(text.replace("<br />", " ").replace("<br/>", " ").split())
 
 
 def with_sentiment_prefix(text: str, label: int) -> str:

@@ -22,7 +22,10 @@ _BR = re.compile(r"<br\s*/?>", flags=re.IGNORECASE)
 
 
 def clean_review(text: str) -> str:
-    """Replace the `<br />` tags IMDB reviews carry with spaces and squeeze whitespace (notebook 05)."""
+    """Replace the `<br />` tags IMDB reviews carry (any case: `<BR />`, `<br>`) with spaces; squeeze whitespace.
+
+    Introduced in notebook 05; the one cleaner of the course (features, causal_lm and the lessons use it).
+    """
     return " ".join(_BR.sub(" ", text).split())
 
 
