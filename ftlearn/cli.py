@@ -165,7 +165,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_exercises(args: argparse.Namespace) -> int:
     """Regenerate exercises/ from solutions/ (or, with --check, fail when it is stale)."""
-    from ftlearn.exercises import ExerciseFormatError, sync
+    import nbformat
+
+    from ftlearn.exercises import ExerciseFormatError, count_stubs, sync
 
     root = _root_or_exit()
     try:
@@ -176,7 +178,10 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     if args.check and stale:
         print(f"exercises/ is out of date for: {', '.join(stale)}. Run `ftlearn exercises`.")
         return 1
-    print("exercises/ is up to date." if not stale else f"regenerated: {', '.join(stale)}")
+    notebooks = sorted((root / "exercises").glob("*.ipynb"))
+    stubs = sum(count_stubs(nbformat.read(path, as_version=4)) for path in notebooks)
+    summary = f"{len(notebooks)} notebooks, {stubs} exercises to write"
+    print(f"exercises/ is up to date: {summary}." if not stale else f"regenerated: {', '.join(stale)} ({summary})")
     return 0
 
 

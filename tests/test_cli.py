@@ -10,6 +10,7 @@ import nbformat
 from ftlearn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 def ftlearn(*args, env_extra=None, cwd=ROOT):
@@ -73,8 +74,12 @@ def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
     assert main(["run", str(good), "--profile", "huge"]) == 2
 
 
-def test_exercises_and_headers_are_current():
+def test_exercises_and_headers_are_current(capsys):
+    from ftlearn.exercises import STUB
+
     assert main(["exercises", "--check"]) == 0
+    stubs = sum(path.read_text(encoding="utf-8").count(STUB.replace('"', '\\"')) for path in EXERCISES)
+    assert f"{len(EXERCISES)} notebooks, {stubs} exercises to write" in capsys.readouterr().out
     assert main(["headers", "--check"]) == 0
 
 
