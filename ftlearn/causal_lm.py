@@ -38,7 +38,7 @@ def perplexity(mean_loss: float) -> float:
 
 
 def with_sentiment_prefix(text: str, label: int) -> str:
-    """'Review (positive): ...' or 'Review (negative): ...': the prefix lets us ask for a sentiment later (notebook 08)."""
+    """'Review (positive): ...' or 'Review (negative): ...': a prefix to ask for a sentiment later (notebook 08)."""
     return f"{SENTIMENT_PREFIX.format('positive' if label == 1 else 'negative')} {text}"
 
 
@@ -83,7 +83,7 @@ def top_k_filter(logits: Any, k: int) -> Any:
 
 
 def top_p_filter(logits: Any, p: float) -> Any:
-    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities sum to at least p (notebook 08)."""
+    """Nucleus filter: keep the fewest most likely tokens whose probabilities sum to at least p (notebook 08)."""
     import torch
 
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)

@@ -171,7 +171,7 @@ def repo_root(start: Path | None = None) -> Path | None:
 
 
 def load_timings(root: Path | None = None) -> dict:
-    """Measured notebook run times, {notebook: {profile: {seconds, hardware, date}}}, written by `ftlearn run --record`."""
+    """Measured run times, {notebook: {profile: {seconds, hardware, date}}}, as `ftlearn run --record` wrote them."""
     root = root or repo_root()
     path = root / "notebooks" / TIMINGS_FILE if root else None
     if path is None or not path.exists():

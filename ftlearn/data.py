@@ -86,7 +86,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     if missing:
         raise IMDBDataError(
             f"{path} has no {' or '.join(f'`{c}`' for c in missing)} column; its columns are "
-            f"{', '.join(map(str, frame.columns)) or 'none'}. IMDB files need `text` and `label` (0 = negative, 1 = positive)."
+            f"{', '.join(map(str, frame.columns)) or 'none'}. IMDB files need `text` and `label` "
+            "(0 = negative, 1 = positive)."
         )
     if frame.empty:
         raise IMDBDataError(f"{path} has a header but no reviews.")
@@ -160,7 +161,7 @@ def stratified_split(ds: datasets.Dataset, n: int, seed: int = 0) -> tuple[datas
 
 
 def stratified_subset(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
-    """A seeded subset of `n` rows with the same label proportions as `ds` (all of it, shuffled, if n is None or too big)."""
+    """A seeded subset of `n` rows with the label proportions of `ds` (all of it, shuffled, if n is None or too big)."""
     import numpy as np
 
     if n is None or n >= len(ds):

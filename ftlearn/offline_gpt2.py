@@ -80,7 +80,8 @@ BUILDS: dict[str, BuildConfig] = {
         steps=40,
         lr=3e-3,
     ),
-    # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones); English-looking text, little sense.
+    # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones);
+    # English-looking text, little sense.
     "cpu": BuildConfig(
         "cpu",
         corpus_chars=1_500_000,

@@ -1,4 +1,4 @@
-"""From review text to padded batches: cleaning, head/tail/head+tail truncation, dynamic padding, length-grouped batches.
+"""From review text to padded batches: cleaning, head/tail/head+tail truncation, dynamic padding, length grouping.
 
 Introduced in notebook 05 (tokenization and data); notebooks 06-07 and `ftlearn finetune` feed BERT
 through here, so the notebook, the Trainer and the command line see exactly the same tokens.

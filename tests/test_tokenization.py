@@ -68,7 +68,7 @@ def test_pad_collate_equals_data_collator_with_padding(tokenizer):
     enc = encode_texts(tokenizer, ["good", "a much longer review than the first one", "bad film"], max_length=16)
     features = [
         {"input_ids": i, "attention_mask": m, "label": lab}
-        for i, m, lab in zip(enc["input_ids"], enc["attention_mask"], [1, 0, 0])
+        for i, m, lab in zip(enc["input_ids"], enc["attention_mask"], [1, 0, 0], strict=True)
     ]
     ours = pad_collate(features, tokenizer.pad_token_id)
     theirs = make_collator(tokenizer)(features)
