@@ -8,6 +8,7 @@ import torch
 
 from ftlearn import models
 from ftlearn import offline_gpt2 as og
+from ftlearn.runtime import PROFILE_ENV
 
 TINY = dataclasses.replace(
     og.BUILDS["smoke"],
@@ -55,9 +56,9 @@ def test_the_build_is_a_parameter_with_an_environment_override(monkeypatch):
     assert og.build_for_profile("smoke") == "smoke"
     assert og.build_for_profile("cpu") == og.build_for_profile("gpu") == "cpu"
     monkeypatch.delenv(og.BUILD_ENV, raising=False)
-    monkeypatch.setenv("FTLEARN_PROFILE", "smoke")
+    monkeypatch.setenv(PROFILE_ENV, "smoke")
     assert og.default_build() == "smoke" and og.build_config(None).name == "smoke"
-    monkeypatch.setenv("FTLEARN_PROFILE", "cpu")
+    monkeypatch.setenv(PROFILE_ENV, "cpu")
     assert og.default_build() == "cpu"
     assert og.build_config("smoke").name == "smoke"  # an explicit build wins over the profile
     monkeypatch.setenv(og.BUILD_ENV, "smoke")
