@@ -1,4 +1,6 @@
-"""Test-suite settings (for tests/ and for nbval over notebooks/ and solutions/): smoke profile, hub offline, and the IMDB sample beside the checkout.
+"""Test-suite settings (tests/, and nbval over notebooks/ and solutions/): smoke profile, hub offline, IMDB sample.
+
+The IMDB sample is the one beside the checkout (../shared/data/imdb-sample).
 
 Set before any notebook kernel starts, so nbval's kernels inherit them. Each one is a default:
 an environment variable set by the caller wins.

@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ftlearn.tokenization import clean_review  # noqa: F401 - notebooks 08-09 import it from here
+
 IGNORE_INDEX = -100  # the label value PyTorch's cross_entropy (and Hugging Face models) skip
 SENTIMENT_PREFIX = "Review ({}):"  # filled with "positive" or "negative"; learned during fine-tuning
 
@@ -35,13 +37,8 @@ def perplexity(mean_loss: float) -> float:
     return math.exp(mean_loss)
 
 
-def clean_review(text: str) -> str:
-    """IMDB review text without its `<br />` tags and doubled spaces (notebook 08)."""
-    return " ".join(text.replace("<br />", " ").replace("<br/>", " ").split())
-
-
 def with_sentiment_prefix(text: str, label: int) -> str:
-    """'Review (positive): ...' or 'Review (negative): ...': the prefix lets us ask for a sentiment later (notebook 08)."""
+    """'Review (positive): ...' or 'Review (negative): ...': a prefix to ask for a sentiment later (notebook 08)."""
     return f"{SENTIMENT_PREFIX.format('positive' if label == 1 else 'negative')} {text}"
 
 
@@ -86,7 +83,7 @@ def top_k_filter(logits: Any, k: int) -> Any:
 
 
 def top_p_filter(logits: Any, p: float) -> Any:
-    """Nucleus filter: keep the smallest set of most likely tokens whose probabilities sum to at least p (notebook 08)."""
+    """Nucleus filter: keep the fewest most likely tokens whose probabilities sum to at least p (notebook 08)."""
     import torch
 
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)

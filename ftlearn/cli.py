@@ -10,20 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REQUIRED = (
-    "torch",
-    "transformers",
-    "datasets",
-    "accelerate",
-    "tokenizers",
-    "safetensors",
-    "scikit-learn",
-    "matplotlib",
-    "ipywidgets",
-    "jupyterlab",
-    "nbclient",
-    "nbval",
-)
 OK, FAIL, INFO = "ok", "FAIL", "--"
 
 
@@ -33,7 +19,9 @@ def _row(status: str, what: str, detail: str) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report versions, device, profile, data and model sources; non-zero exit when the course cannot run."""
-    from ftlearn.runtime import package_version
+    from importlib.metadata import PackageNotFoundError
+
+    from ftlearn.runtime import package_version, required_packages
 
     failures = 0
     print("ftlearn doctor\n")
@@ -42,8 +30,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         failures += 1
     else:
         _row(OK, "python", sys.version.split()[0])
-    missing = [name for name in REQUIRED if package_version(name) is None]
-    for name in REQUIRED:
+    try:
+        required = required_packages("ftlearn")  # pyproject's dependencies, as installed
+    except PackageNotFoundError:
+        _row(FAIL, "ftlearn", "the course package is not installed. Fix: pip install -e . (in the course folder)")
+        return 1
+    missing = [name for name in required if package_version(name) is None]
+    for name in required:
         if name not in missing:
             _row(OK, name, package_version(name) or "")
     if missing:
@@ -52,7 +45,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
 
     from ftlearn.data import DIR_ENV, HUB_NAME, IMDBDataError, imdb_source, load_local
-    from ftlearn.models import ModelUnavailableError, resolve_model
+    from ftlearn.models import ModelUnavailableError, locate_model
+    from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.runtime import get_profile, hardware_summary, is_online, pick_device
 
     try:
@@ -92,18 +86,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(FAIL, "data", str(exc))
             failures += 1
 
-    for family, required in (("bert", True), ("gpt2", False)):
-        if family == "gpt2" and not online and (note := _offline_gpt2_not_built()):
-            _row(INFO, family, note)  # doctor only reports; building takes minutes, so the lesson does it
-            continue
+    # BERT must be loadable; GPT-2 is needed only from lesson 08 on, which builds the offline one if need be.
+    build = build_for_profile(profile.name)
+    for family, name, required in (("bert", profile.bert_model, True), ("gpt2", profile.gpt2_model, False)):
         try:
-            found = resolve_model(
-                family, get_profile(args.profile).bert_model if family == "bert" else None, online=online
-            )
-            _row(OK, family, f"{found.location}: {found.note}")
-        except ModelUnavailableError as exc:
+            found = locate_model(family, name, online=online, build=build)  # looks only: never builds or loads
+        except (ModelUnavailableError, ValueError) as exc:
             _row(FAIL if required else INFO, family, str(exc))
             failures += required
+            continue
+        _row(OK if found.ready else INFO, family, f"{found.location}: {found.note}")
 
     print()
     if failures:
@@ -164,8 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
         results.append(result)
         if args.record and result.ok and path.resolve().parent.name == "notebooks":  # the course map lists lessons only
-            profile = args.profile or os.environ.get("FTLEARN_PROFILE") or "auto"
-            record_timing(result, profile, path.parent / TIMINGS_FILE)
+            record_timing(result, result.profile, path.parent / TIMINGS_FILE)  # the profile the run resolved
     width = max(len(str(r.path)) for r in results)
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in results:
@@ -175,7 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_exercises(args: argparse.Namespace) -> int:
     """Regenerate exercises/ from solutions/ (or, with --check, fail when it is stale)."""
-    from ftlearn.exercises import ExerciseFormatError, sync
+    import nbformat
+
+    from ftlearn.exercises import ExerciseFormatError, count_stubs, sync
 
     root = _root_or_exit()
     try:
@@ -186,15 +179,21 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     if args.check and stale:
         print(f"exercises/ is out of date for: {', '.join(stale)}. Run `ftlearn exercises`.")
         return 1
-    print("exercises/ is up to date." if not stale else f"regenerated: {', '.join(stale)}")
+    notebooks = sorted((root / "exercises").glob("*.ipynb"))
+    stubs = sum(count_stubs(nbformat.read(path, as_version=4)) for path in notebooks)
+    summary = f"{len(notebooks)} notebooks, {stubs} exercises to write"
+    print(f"exercises/ is up to date: {summary}." if not stale else f"regenerated: {', '.join(stale)} ({summary})")
     return 0
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
-    """Write the Colab badge and install cell into every notebook (or, with --check, list stale ones)."""
+    """Write the Colab badge and install cell into every notebook, and README's course map from LESSONS.
+
+    With --check, only list what is stale.
+    """
     import nbformat
 
-    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current
+    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current, with_course_map
 
     root = _root_or_exit()
     stale = []
@@ -208,26 +207,24 @@ def cmd_headers(args: argparse.Namespace) -> int:
             if not args.check:
                 apply_header(nb, rel)
                 nbformat.write(nb, path)
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    try:
+        wanted = with_course_map(text)
+    except ValueError as exc:
+        print(f"ftlearn headers: {exc}", file=sys.stderr)
+        return 2
+    if wanted != text:
+        stale.append("README.md (course map)")
+        if not args.check:
+            tmp = readme.with_name(f".{readme.name}.tmp")
+            tmp.write_text(wanted, encoding="utf-8")
+            tmp.replace(readme)  # a rename: README is never seen half-written
     if args.check and stale:
-        print(f"stale notebook headers: {', '.join(stale)}. Run `ftlearn headers`.")
+        print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
-    print("headers are current." if not stale else f"updated: {', '.join(stale)}")
+    print("headers and course map are current." if not stale else f"updated: {', '.join(stale)}")
     return 0
-
-
-def _offline_gpt2_not_built() -> str | None:
-    """A note when offline GPT-2 would have to be built first (nothing cached); None when it is ready."""
-    from ftlearn.models import _in_hub_cache
-    from ftlearn.offline_gpt2 import BUILDS, build_dir, default_build
-
-    config = BUILDS[default_build()]
-    folder = build_dir(config)
-    if _in_hub_cache("gpt2") or (folder / "build_info.json").exists():
-        return None
-    return (
-        f"offline and not built yet: notebook 08 (or `ftlearn finetune gpt2-lm`) builds a small GPT-2-architecture "
-        f"model once for this machine into {folder} (the '{config.name}' build: a few minutes on 2 CPU cores)"
-    )
 
 
 FINETUNE_TARGETS = {
@@ -367,8 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
     exercises.set_defaults(func=cmd_exercises)
 
-    headers = sub.add_parser("headers", help="write the Colab badge and install cell into every notebook")
-    headers.add_argument("--check", action="store_true", help="only report stale headers")
+    headers = sub.add_parser(
+        "headers", help="write the Colab badge and install cell into every notebook, and README's course map"
+    )
+    headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
     headers.set_defaults(func=cmd_headers)
 
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")

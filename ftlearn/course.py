@@ -2,6 +2,8 @@
 
 The repository URL lives here and only here: `ftlearn headers` writes it into every notebook, and
 tests/test_notebook_files.py fails when a notebook's header is not the one this module generates.
+`LESSONS` is the one list of lessons: the welcome notebook's course map reads it, and `ftlearn headers`
+writes it into README.md as a table between two marker comments (a test fails when that table is stale).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ BRANCH = "main"
 HEADER_TAG = "ftlearn-header"
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
 TIMINGS_FILE = "timings.json"
+README_MAP_START = "<!-- course-map:start (generated from ftlearn.course.LESSONS by `ftlearn headers`) -->"
+README_MAP_END = "<!-- course-map:end -->"
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class Lesson:
 
     file: str
     title: str
-    teaches: str
+    teaches: str  # markdown (`code` in backticks): README's course map shows it as written
 
 
 LESSONS: tuple[Lesson, ...] = (
@@ -33,20 +37,22 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "01_language_model_probability.ipynb",
         "Language-model probability",
-        "chain rule, counted n-gram LM, sampling, perplexity",
+        "the chain rule, a counted n-gram LM, sampling, perplexity",
     ),
     Lesson(
         "02_cross_entropy.ipynb",
         "Cross-entropy",
-        "NLL, stable log-softmax, neural bigram, MSE vs CE, ignore_index, label smoothing",
+        "NLL, a stable log-softmax, a neural bigram, MSE vs CE, `ignore_index`, label smoothing",
     ),
     Lesson(
         "03_gradient_descent.ipynb",
         "Gradient descent",
-        "p - y by hand, SGD, gradient check, a bag-of-words IMDB baseline",
+        "the gradient p − y by hand, SGD, gradient checking, a bag-of-words IMDB baseline",
     ),
     Lesson(
-        "04_adam.ipynb", "Adam and AdamW", "momentum, RMSProp, Adam's five equations, decoupled weight decay, schedules"
+        "04_adam.ipynb",
+        "Adam and AdamW",
+        "momentum, RMSProp, Adam's five equations, AdamW's decoupled weight decay, warm-up and decay schedules",
     ),
     Lesson(
         "05_tokenization_and_data.ipynb",
@@ -54,19 +60,51 @@ LESSONS: tuple[Lesson, ...] = (
         "WordPiece, attention masks, truncation, dynamic padding",
     ),
     Lesson(
-        "06_bert_finetune_loop.ipynb", "BERT fine-tuning, by hand", "the training loop, metrics, error analysis, saving"
+        "06_bert_finetune_loop.ipynb",
+        "BERT fine-tuning, by hand",
+        "a TF-IDF baseline, `[CLS]` vs mean pooling, the hand-written training loop, mixed precision and accumulation, "
+        "metrics, error analysis, saving",
     ),
-    Lesson("07_bert_trainer.ipynb", "BERT with the Trainer", "TrainingArguments, compute_metrics, checkpoints"),
     Lesson(
-        "08_gpt2_causal_lm.ipynb", "GPT-2 as a language model", "causal-LM loss, perplexity before/after, generation"
+        "07_bert_trainer.ipynb",
+        "BERT with the Trainer",
+        "the same with the Hugging Face `Trainer`: `TrainingArguments`, `compute_metrics`, checkpoints",
     ),
-    Lesson("09_gpt2_classifier.ipynb", "GPT-2 as a classifier", "last-token pooling, comparison with BERT"),
+    Lesson(
+        "08_gpt2_causal_lm.ipynb",
+        "GPT-2 as a language model",
+        "the causal-LM loss, perplexity before and after, generation",
+    ),
+    Lesson(
+        "09_gpt2_classifier.ipynb",
+        "GPT-2 as a classifier",
+        "GPT-2 as a classifier: the pad token, last-token pooling, compared with BERT",
+    ),
     Lesson(
         "10_efficient_full_finetuning.ipynb",
         "The cost of full fine-tuning",
-        "memory anatomy, activations, mixed precision, checkpointing, padding, MFU, forgetting",
+        "memory anatomy, activations, mixed precision, accumulation, checkpointing, padding, `torch.compile`, MFU, "
+        "forgetting, lr sweep",
     ),
 )
+
+
+def course_map_table() -> str:
+    """README's course map: a markdown table of `LESSONS`, one row per notebook."""
+    rows = ["| # | notebook | what it teaches |", "|---|---|---|"]
+    for lesson in LESSONS:
+        stem = lesson.file.removesuffix(".ipynb")
+        rows.append(f"| {stem[:2]} | [`{stem}`](notebooks/{lesson.file}) | {lesson.teaches} |")
+    return "\n".join(rows)
+
+
+def with_course_map(readme: str) -> str:
+    """`readme` with the text between the course-map markers replaced by `course_map_table()`."""
+    start, end = readme.find(README_MAP_START), readme.find(README_MAP_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md needs the lines {README_MAP_START} and {README_MAP_END}, in that order.")
+    head = readme[: start + len(README_MAP_START)]
+    return f"{head}\n\n{course_map_table()}\n\n{readme[end:]}"  # blank lines: the table is its own block
 
 
 def colab_url(relative_path: str) -> str:
@@ -133,7 +171,7 @@ def repo_root(start: Path | None = None) -> Path | None:
 
 
 def load_timings(root: Path | None = None) -> dict:
-    """Measured notebook run times, {notebook: {profile: {seconds, hardware, date}}}, written by `ftlearn run --record`."""
+    """Measured run times, {notebook: {profile: {seconds, hardware, date}}}, as `ftlearn run --record` wrote them."""
     root = root or repo_root()
     path = root / "notebooks" / TIMINGS_FILE if root else None
     if path is None or not path.exists():
@@ -152,7 +190,7 @@ def course_map(root: Path | None = None) -> list[dict]:
             {
                 "notebook": lesson.file,
                 "title": lesson.title,
-                "teaches": lesson.teaches,
+                "teaches": lesson.teaches.replace("`", ""),  # plain text for a table of values
                 "available": bool(root and (root / "notebooks" / lesson.file).exists()),
                 **{
                     f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else None

@@ -86,7 +86,8 @@ def _read_table(path: Path) -> pd.DataFrame:
     if missing:
         raise IMDBDataError(
             f"{path} has no {' or '.join(f'`{c}`' for c in missing)} column; its columns are "
-            f"{', '.join(map(str, frame.columns)) or 'none'}. IMDB files need `text` and `label` (0 = negative, 1 = positive)."
+            f"{', '.join(map(str, frame.columns)) or 'none'}. IMDB files need `text` and `label` "
+            "(0 = negative, 1 = positive)."
         )
     if frame.empty:
         raise IMDBDataError(f"{path} has a header but no reviews.")
@@ -135,25 +136,39 @@ def load_hub(name: str = HUB_NAME) -> datasets.DatasetDict:
     return datasets.DatasetDict({split: loaded[split] for split in SPLITS})
 
 
-def stratified_subset(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
-    """A seeded subset of `n` rows with the same label proportions as `ds` (all of it, shuffled, if n is None or too big)."""
+def stratified_split(ds: datasets.Dataset, n: int, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """`n` seeded rows with the same label proportions as `ds`, and the other rows; each part shuffled.
+
+    The course's one way to stratify: profile subsets (notebook 00) and the validation set (notebook 06).
+    """
     import numpy as np
 
+    if not 0 < n < len(ds):
+        raise ValueError(f"A split needs at least one row on each side: n={n} of {len(ds)} rows.")
     rng = np.random.default_rng(seed)
     labels = np.asarray(ds["label"])
-    if n is None or n >= len(ds):
-        return ds.select(rng.permutation(len(ds)).tolist())
-    if n <= 0:
-        raise ValueError(f"A subset needs at least one row, got n={n}.")
     picked = []
     classes, counts = np.unique(labels, return_counts=True)
     quotas = np.floor(counts / counts.sum() * n).astype(int)
     for i in np.argsort(-(counts / counts.sum() * n - quotas))[: n - quotas.sum()]:
         quotas[i] += 1  # hand the rounding remainder to the classes that lost most to rounding
-    for cls, quota in zip(classes, quotas):
+    for cls, quota in zip(classes, quotas, strict=True):
         members = np.flatnonzero(labels == cls)
         picked.extend(rng.choice(members, size=quota, replace=False).tolist())
-    return ds.select(rng.permutation(picked).tolist())
+    picked = rng.permutation(picked)
+    rest = rng.permutation(np.setdiff1d(np.arange(len(ds)), picked))
+    return ds.select(picked.tolist()), ds.select(rest.tolist())
+
+
+def stratified_subset(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
+    """A seeded subset of `n` rows with the label proportions of `ds` (all of it, shuffled, if n is None or too big)."""
+    import numpy as np
+
+    if n is None or n >= len(ds):
+        return ds.select(np.random.default_rng(seed).permutation(len(ds)).tolist())
+    if n <= 0:
+        raise ValueError(f"A subset needs at least one row, got n={n}.")
+    return stratified_split(ds, n, seed)[0]
 
 
 def load_imdb(

@@ -7,21 +7,21 @@ is scikit-learn's `TfidfVectorizer`: the lesson is about gradients, not about to
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ftlearn.tokenization import clean_review
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-_HTML_BREAK = re.compile(r"<br\s*/?>", flags=re.IGNORECASE)
 
-
-def clean_review(text: str) -> str:
-    """Lower-case a review and replace the `<br />` tags IMDB keeps in its text by spaces (notebook 03)."""
-    return _HTML_BREAK.sub(" ", text).lower()
+def _tfidf_preprocessor(text: str) -> str:
+    """A review without its `<br />` tags, lower-cased: the TF-IDF preprocessor (notebook 03)."""
+    # A custom preprocessor replaces TfidfVectorizer's own lower-casing, so it must lower-case itself.
+    return clean_review(text).lower()
 
 
 @dataclass
@@ -63,7 +63,7 @@ def bag_of_words(
     # examples; on tiny subsets (the smoke profile) fall back to 1 so the vocabulary is not empty.
     min_df = min_df if len(train_texts) >= 200 else 1
     vectorizer = TfidfVectorizer(
-        preprocessor=clean_review, max_features=max_features, min_df=min_df, sublinear_tf=True, dtype=np.float64
+        preprocessor=_tfidf_preprocessor, max_features=max_features, min_df=min_df, sublinear_tf=True, dtype=np.float64
     )
     dtype = dtype or torch.get_default_dtype()
     X_train = torch.tensor(vectorizer.fit_transform(train_texts).toarray(), dtype=dtype)  # (N_train, V)

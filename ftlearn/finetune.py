@@ -54,8 +54,13 @@ def split_train_val(
     ds: datasets.Dataset, val_fraction: float, seed: int = 0
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """A stratified, seeded validation set carved out of the training set (notebook 06)."""
-    parts = ds.train_test_split(test_size=val_fraction, stratify_by_column="label", seed=seed)
-    return parts["train"], parts["test"]
+    import math
+
+    from ftlearn.data import stratified_split
+
+    n_val = math.ceil(val_fraction * len(ds))  # rounded up, as datasets' train_test_split counts a test_size
+    val, train = stratified_split(ds, n_val, seed)
+    return train, val
 
 
 def prepare_classifier_data(

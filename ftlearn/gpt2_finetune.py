@@ -21,10 +21,9 @@ def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = Tr
     from transformers import AutoModelForCausalLM
 
     from ftlearn.models import count_parameters, load_tokenizer, resolve_model
-    from ftlearn.offline_gpt2 import preferred_build
+    from ftlearn.offline_gpt2 import build_for_profile
 
-    with preferred_build(profile.name):
-        source = resolve_model("gpt2", name or profile.gpt2_model)
+    source = resolve_model("gpt2", name or profile.gpt2_model, build=build_for_profile(profile.name))
     tokenizer = load_tokenizer("gpt2", source=source)
     model = AutoModelForCausalLM.from_pretrained(source.location)
     if verbose:
@@ -37,10 +36,10 @@ def load_gpt2_classifier(
 ) -> tuple[Any, Any, Any]:
     """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 09)."""
     from ftlearn.models import load_classifier
-    from ftlearn.offline_gpt2 import preferred_build
+    from ftlearn.offline_gpt2 import build_for_profile
 
-    with preferred_build(profile.name):
-        return load_classifier(name or profile.gpt2_model, num_labels=num_labels, family="gpt2", verbose=verbose)
+    build = build_for_profile(profile.name)
+    return load_classifier(name or profile.gpt2_model, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
 
 
 # ---------------------------------------------------------------- lesson 08: review text as training rows
@@ -48,7 +47,8 @@ def load_gpt2_classifier(
 
 def lm_texts(ds: Any, prefix: bool = True) -> list[str]:
     """Cleaned reviews of a split, each with its 'Review (positive):' prefix when `prefix` (notebook 08)."""
-    from ftlearn.causal_lm import clean_review, with_sentiment_prefix
+    from ftlearn.causal_lm import with_sentiment_prefix
+    from ftlearn.tokenization import clean_review
 
     return [
         with_sentiment_prefix(clean_review(t), y) if prefix else clean_review(t)

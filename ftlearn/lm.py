@@ -184,7 +184,7 @@ class NGramLM:
         temperature: float = 1.0,
         rng=None,
     ) -> list[str]:
-        """Generate tokens after `prefix` until </s> or `max_tokens`, drawing from the temperature-scaled distribution."""
+        """Generate tokens after `prefix` until </s> or `max_tokens`, drawn from the temperature-scaled distribution."""
         import random
 
         rng = rng or random.Random(0)

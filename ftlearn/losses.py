@@ -100,7 +100,7 @@ def cross_entropy(
 def binary_cross_entropy_with_logits(
     logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:
-    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))] computed stably as max(z, 0) - z y + log(1 + exp(-|z|)) (notebook 02)."""
+    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], stably: max(z, 0) - z y + log(1 + exp(-|z|)) (notebook 02)."""
     z, y = logits, target
     # Two smooth branches instead of max(z, 0) and |z|, whose kinks at z = 0 would give autograd a
     # wrong gradient there. Each branch only ever exponentiates a number <= 0, so nothing overflows

@@ -97,7 +97,7 @@ def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "
 
 
 def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int]) -> dict[str, Any]:
-    """Accuracies of A and B on the same examples, A minus B, its paired standard error and a 2-SE verdict (notebook 06).
+    """Accuracies of A and B on the same examples, A minus B, its paired standard error, a 2-SE verdict (notebook 06).
 
     Per example g = [A right] - [B right] is +1, 0 or -1; the difference is mean(g) and its standard
     error sd(g) / sqrt(N), which only the examples where A and B disagree make non-zero.

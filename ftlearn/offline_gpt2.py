@@ -1,7 +1,8 @@
 """A small GPT-2-architecture model built on this machine, for learners without the Hugging Face hub.
 
 Introduced in notebook 08. No pretrained GPT-2 weights can be installed offline, so when
-`resolve_model("gpt2")` finds neither the hub nor a cached copy, it falls back to this module:
+`ftlearn.models.locate_model("gpt2")` finds neither the hub nor a cached copy, it points at this module's build
+folder, and `ftlearn.models.resolve_model` builds it there on first use:
 
 1. a general-English corpus that every Python installation carries: the docstrings of the Python
    standard library's modules, classes and functions, plus the long descriptions (README text) in the
@@ -13,13 +14,14 @@ Introduced in notebook 08. No pretrained GPT-2 weights can be installed offline,
    the build settings ($FTLEARN_CACHE, default ~/.cache/ftlearn), so the build happens once per machine.
 
 It is honestly a model of about a million parameters pretrained for minutes on documentation text: it writes
-English-looking text with real words and little sense; it is not OpenAI's GPT-2. The lessons' code runs unchanged on either.
+English-looking text with real words and little sense; it is not OpenAI's GPT-2. The lessons' code runs unchanged
+on either. This module deals in folders and plain settings only (it never imports `ftlearn.models`); which build to
+use is a parameter, `build` ("smoke" or "cpu"; `build_for_profile` picks it), with $FTLEARN_GPT2_BUILD as an override.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import json
 import math
@@ -30,13 +32,12 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 CACHE_ENV = "FTLEARN_CACHE"
-BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": which offline build the fallback uses
+BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": a user override, read when the caller names no build
 EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
 BUILDER_VERSION = 2  # 2: pretrained through ftlearn.train.fit (lesson 04's AdamW, the one schedule family). Bump when the recipe changes, so old caches are not reused
 
@@ -79,7 +80,8 @@ BUILDS: dict[str, BuildConfig] = {
         steps=40,
         lr=3e-3,
     ),
-    # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones); English-looking text, little sense.
+    # a laptop: a few minutes, once (131 s on 2 idle CPU cores, 11 min on 2 busy ones);
+    # English-looking text, little sense.
     "cpu": BuildConfig(
         "cpu",
         corpus_chars=1_500_000,
@@ -106,28 +108,34 @@ def build_dir(config: BuildConfig) -> Path:
     return cache_root() / "offline-gpt2" / f"{config.name}-{config.key()}"
 
 
+def build_for_profile(profile_name: str) -> str:
+    """The offline GPT-2 build that suits a profile: `smoke` for the smoke profile, `cpu` for any other."""
+    return "smoke" if profile_name == "smoke" else "cpu"
+
+
 def default_build() -> str:
-    """The build the fallback uses: $FTLEARN_GPT2_BUILD, else `smoke` in the smoke profile and `cpu` otherwise."""
+    """The build used when the caller names none: $FTLEARN_GPT2_BUILD, else the one that suits the current profile."""
     wanted = os.environ.get(BUILD_ENV, "").strip().lower()
     if wanted:
         if wanted not in BUILDS:
             raise ValueError(f"{BUILD_ENV}={wanted!r}: choose one of {', '.join(BUILDS)}.")
         return wanted
-    return "smoke" if os.environ.get("FTLEARN_PROFILE", "").strip().lower() == "smoke" else "cpu"
+    from ftlearn.runtime import get_profile  # reads FTLEARN_PROFILE, else gpu/cpu by the CUDA check
+
+    return build_for_profile(get_profile("auto").name)
 
 
-@contextlib.contextmanager
-def preferred_build(profile_name: str) -> Iterator[None]:
-    """Within the block, the fallback uses the build that suits `profile_name` (smoke → smoke, else cpu)."""
-    previous = os.environ.get(BUILD_ENV)
-    os.environ[BUILD_ENV] = "smoke" if profile_name == "smoke" else "cpu"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(BUILD_ENV, None)
-        else:
-            os.environ[BUILD_ENV] = previous
+def build_config(build: str | None = None) -> BuildConfig:
+    """The settings of the build named `build` ("smoke" or "cpu"; None: `default_build()`)."""
+    name = build or default_build()
+    if name not in BUILDS:
+        raise ValueError(f"Unknown offline GPT-2 build {name!r}: choose one of {', '.join(BUILDS)}.")
+    return BUILDS[name]
+
+
+def is_built(folder: str | Path) -> bool:
+    """True when `folder` holds a finished build (its build_info.json is written last, after an atomic rename)."""
+    return (Path(folder) / "build_info.json").exists()
 
 
 # ---------------------------------------------------------------- 1. the corpus
@@ -333,9 +341,9 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
     """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed."""
     import torch
 
-    config = BUILDS[name or default_build()]
+    config = build_config(name)
     target = build_dir(config)
-    if (target / "build_info.json").exists() and not force:
+    if is_built(target) and not force:
         return target
     if verbose:
         print(f"Building the offline GPT-2 ({config.name}) once for this machine into {target} ...", flush=True)
@@ -388,22 +396,3 @@ def build_info(folder: str | Path) -> dict | None:
     """What a build folder holds (settings, corpus sizes, losses, time), or None for a non-ftlearn model."""
     path = Path(folder) / "build_info.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def fallback_source() -> Any:
-    """The ModelSource of the offline GPT-2 (built first if needed): FALLBACKS['gpt2'] in ftlearn.models."""
-    from ftlearn.models import ModelSource
-
-    folder = ensure_built()
-    info = build_info(folder) or {}
-    params = info.get("parameters", 0) / 1e6
-    return ModelSource(
-        requested="",
-        location=str(folder),
-        kind="offline-fallback",
-        note=(
-            f"offline, so using ftlearn's own small GPT-2-architecture model ({params:.1f}M parameters, "
-            f"'{info.get('config', {}).get('name', '?')}' build), pretrained on this machine for "
-            f"{info.get('config', {}).get('steps', '?')} steps on Python and package documentation text: not OpenAI's GPT-2"
-        ),
-    )

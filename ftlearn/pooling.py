@@ -77,7 +77,8 @@ def resolve_pooling(pooling: str, location: str) -> str:
         return checkpoint_pooling(location) if model_type == "bert" else "cls"
     if model_type != "bert":
         raise ValueError(
-            f"pooling='mean' is implemented for BERT checkpoints; {location} is a {model_type!r} model. Use pooling='cls'."
+            f"pooling='mean' is implemented for BERT checkpoints; {location} is a {model_type!r} model. Use "
+            "pooling='cls'."
         )
     return pooling
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import socket
 import sys
 import threading
@@ -162,6 +163,23 @@ def package_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+_EXTRA_MARKER = re.compile(r"\bextra\s*==")
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def required_packages(distribution: str = "ftlearn") -> list[str]:
+    """The packages an installed distribution needs, read from its metadata (extras' requirements left out)."""
+    names = []
+    for requirement in metadata.requires(distribution) or []:  # e.g. 'torch>=2.4', 'pytest>=8.0; extra == "test"'
+        marker = requirement.partition(";")[2]
+        if _EXTRA_MARKER.search(marker):
+            continue
+        found = _REQUIREMENT_NAME.match(requirement)
+        if found and found.group(1) not in names:
+            names.append(found.group(1))
+    return names
 
 
 CORE_PACKAGES = ("ftlearn", "torch", "transformers", "datasets", "accelerate", "tokenizers")

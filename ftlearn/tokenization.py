@@ -1,4 +1,4 @@
-"""From review text to padded batches: cleaning, head/tail/head+tail truncation, dynamic padding, length-grouped batches.
+"""From review text to padded batches: cleaning, head/tail/head+tail truncation, dynamic padding, length grouping.
 
 Introduced in notebook 05 (tokenization and data); notebooks 06-07 and `ftlearn finetune` feed BERT
 through here, so the notebook, the Trainer and the command line see exactly the same tokens.
@@ -22,7 +22,10 @@ _BR = re.compile(r"<br\s*/?>", flags=re.IGNORECASE)
 
 
 def clean_review(text: str) -> str:
-    """Replace the `<br />` tags IMDB reviews carry with spaces and squeeze whitespace (notebook 05)."""
+    """Replace the `<br />` tags IMDB reviews carry (any case: `<BR />`, `<br>`) with spaces; squeeze whitespace.
+
+    Introduced in notebook 05; the one cleaner of the course (features, causal_lm and the lessons use it).
+    """
     return " ".join(_BR.sub(" ", text).split())
 
 

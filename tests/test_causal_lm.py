@@ -96,7 +96,9 @@ def test_checks_accept_the_reference_and_reject_a_classic_mistake(monkeypatch):
     assert check_causal_lm_loss(lm.causal_lm_loss)
     assert check_top_k_filter(lm.top_k_filter)
     assert check_top_p_filter(lm.top_p_filter)
-    assert check_perplexity_from_batches(lambda ls, ns: math.exp(sum(x * n for x, n in zip(ls, ns)) / sum(ns)))
+    assert check_perplexity_from_batches(
+        lambda ls, ns: math.exp(sum(x * n for x, n in zip(ls, ns, strict=True)) / sum(ns))
+    )
     wrong = check_shift_for_causal_lm(lambda lg, lb: (lg[:, 1:, :], lb[:, :-1]))
     assert not wrong and "wrong way" in wrong.message
     unweighted = check_perplexity_from_batches(lambda ls, ns: math.exp(sum(ls) / len(ls)))

@@ -1,5 +1,6 @@
 """The `ftlearn` command: doctor's verdicts, run's table, clear errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import nbformat
 from ftlearn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 def ftlearn(*args, env_extra=None, cwd=ROOT):
@@ -35,6 +37,19 @@ def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     assert not (tmp_path / "offline-gpt2").exists()
 
 
+def test_doctor_checks_the_dependencies_pyproject_declares():
+    import tomllib
+
+    from ftlearn.runtime import required_packages
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [re.split(r"[<>=!~ ;\[]", r.strip(), maxsplit=1)[0] for r in project["dependencies"]]
+    assert required_packages("ftlearn") == declared  # read from the installed metadata, extras left out
+    assert "pytest" not in required_packages("ftlearn")  # an extra's requirement (test)
+    result = ftlearn("doctor")
+    assert all(f"] {name}" in result.stdout for name in declared), result.stdout
+
+
 def test_doctor_names_a_missing_data_folder_without_traceback():
     result = ftlearn("doctor", env_extra={"FTLEARN_IMDB_DIR": "/nonexistent"})
     assert result.returncode == 1
@@ -59,8 +74,12 @@ def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
     assert main(["run", str(good), "--profile", "huge"]) == 2
 
 
-def test_exercises_and_headers_are_current():
+def test_exercises_and_headers_are_current(capsys):
+    from ftlearn.exercises import STUB
+
     assert main(["exercises", "--check"]) == 0
+    stubs = sum(path.read_text(encoding="utf-8").count(STUB.replace('"', '\\"')) for path in EXERCISES)
+    assert f"{len(EXERCISES)} notebooks, {stubs} exercises to write" in capsys.readouterr().out
     assert main(["headers", "--check"]) == 0
 
 

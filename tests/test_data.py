@@ -6,7 +6,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ftlearn.data import DIR_ENV, HUB_NAME, IMDBDataError, imdb_source, load_imdb, load_local, stratified_subset
+from ftlearn.data import (
+    DIR_ENV,
+    HUB_NAME,
+    IMDBDataError,
+    imdb_source,
+    load_imdb,
+    load_local,
+    stratified_split,
+    stratified_subset,
+)
 
 SAMPLE = Path(os.environ.get(DIR_ENV, ""))
 needs_sample = pytest.mark.skipif(not (SAMPLE / "train.csv").is_file(), reason="IMDB sample folder not found")
@@ -67,6 +76,23 @@ def test_stratified_subset_keeps_rare_class_and_all_rows_when_n_is_large(tmp_pat
     assert len(stratified_subset(ds, None)) == 100 and len(stratified_subset(ds, 1000)) == 100
     with pytest.raises(ValueError):
         stratified_subset(ds, 0)
+
+
+def test_stratified_split_partitions_the_rows_and_is_the_one_way_to_stratify(tmp_path):
+    from ftlearn.finetune import split_train_val
+
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(100)], "label": [1] * 10 + [0] * 90})
+    ds = load_local(write_split(tmp_path / "d", frame))["train"]
+    picked, rest = stratified_split(ds, 30, seed=1)
+    assert (len(picked), sum(picked["label"]), len(rest), sum(rest["label"])) == (30, 3, 70, 7)
+    assert sorted([*picked["text"], *rest["text"]]) == sorted(ds["text"])  # disjoint, and nothing lost
+    assert list(stratified_subset(ds, 30, seed=1)["text"]) == list(picked["text"])
+    train, val = split_train_val(ds, 0.1, seed=2)  # notebook 06's validation set
+    assert list(val["text"]) == list(stratified_split(ds, 10, seed=2)[0]["text"]) and sum(val["label"]) == 1
+    assert len(train) == 90 and not set(train["text"]) & set(val["text"])
+    for n in (0, 100):
+        with pytest.raises(ValueError, match="at least one row on each side"):
+            stratified_split(ds, n)
 
 
 def test_parquet_and_sharded_files(tmp_path):

@@ -1,4 +1,7 @@
-"""DDP with `fit`: 2 CPU processes (gloo) train exactly like one process with twice the batch; the helpers in one process."""
+"""DDP with `fit`: 2 CPU processes (gloo) train exactly like one process with twice the batch.
+
+The helpers are also tested in one process.
+"""
 
 import os
 import subprocess

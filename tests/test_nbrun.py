@@ -5,6 +5,7 @@ import json
 import nbformat
 
 from ftlearn import course, nbrun
+from ftlearn.runtime import PROFILE_ENV
 
 
 def tiny_notebook():
@@ -32,6 +33,7 @@ def test_execute_inplace_stamps_and_records(tmp_path):
     nbformat.write(tiny_notebook(), path)
     result = nbrun.execute(path, profile="smoke", inplace=True)
     assert result.ok, result.error
+    assert result.profile == "smoke"
     nb = nbformat.read(path, as_version=4)
     assert all(nbrun.INJECTED_TAG not in c.metadata.get("tags", []) for c in nb.cells)
     assert nb.cells[-1].outputs[0]["text"] == "profile : smoke\n"
@@ -39,6 +41,19 @@ def test_execute_inplace_stamps_and_records(tmp_path):
     assert stamp["profile"] == "smoke" and stamp["code_sha256"] == nbrun.code_hash(nb)
     nbrun.record_timing(result, "smoke", tmp_path / "timings.json")
     assert json.loads((tmp_path / "timings.json").read_text())["t.ipynb"]["smoke"]["seconds"] >= 0
+
+
+def test_the_profile_is_resolved_as_a_value_not_read_from_the_outputs(tmp_path, monkeypatch):
+    path = tmp_path / "t.ipynb"
+    nb = tiny_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("print('profile : gpu')"))  # printed text must not decide the stamp
+    nbformat.write(nb, path)
+    monkeypatch.setenv(PROFILE_ENV, "smoke")  # what "auto" resolves to, in this process and in the kernel
+    result = nbrun.execute(path, inplace=True)
+    assert result.ok and result.profile == "smoke"
+    assert nbformat.read(path, as_version=4).metadata["ftlearn"]["profile"] == "smoke"
+    bad = nbrun.execute(path, profile="huge")
+    assert not bad.ok and "Unknown profile 'huge'" in bad.error
 
 
 def test_failing_notebook_reports_the_cell_and_keeps_the_file(tmp_path):

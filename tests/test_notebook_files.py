@@ -36,7 +36,8 @@ def test_committed_outputs_come_from_the_committed_code(path):
         f"{rel(path)} has no run stamp: run `ftlearn run {rel(path)} --profile cpu --inplace`"
     )
     assert stamp["code_sha256"] == code_hash(nb), (
-        f"code changed after the outputs were made: re-run `ftlearn run {rel(path)} --profile {stamp['profile']} --inplace`"
+        f"code changed after the outputs were made: re-run `ftlearn run {rel(path)} --profile {stamp['profile']} "
+        "--inplace`"
     )
     assert stamp["profile"] in ("smoke", "cpu", "gpu") and stamp["hardware"]
     errors = [

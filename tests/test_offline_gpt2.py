@@ -8,6 +8,7 @@ import torch
 
 from ftlearn import models
 from ftlearn import offline_gpt2 as og
+from ftlearn.runtime import PROFILE_ENV
 
 TINY = dataclasses.replace(
     og.BUILDS["smoke"],
@@ -51,36 +52,55 @@ def test_cache_key_changes_with_any_setting(tmp_path, monkeypatch):
     assert og.build_dir(TINY).parent == tmp_path / "offline-gpt2"
 
 
-def test_default_build_follows_the_profile(monkeypatch):
+def test_the_build_is_a_parameter_with_an_environment_override(monkeypatch):
+    assert og.build_for_profile("smoke") == "smoke"
+    assert og.build_for_profile("cpu") == og.build_for_profile("gpu") == "cpu"
     monkeypatch.delenv(og.BUILD_ENV, raising=False)
-    monkeypatch.setenv("FTLEARN_PROFILE", "smoke")
-    assert og.default_build() == "smoke"
-    with og.preferred_build("gpu"):
-        assert og.default_build() == "cpu"
-    assert og.default_build() == "smoke"
+    monkeypatch.setenv(PROFILE_ENV, "smoke")
+    assert og.default_build() == "smoke" and og.build_config(None).name == "smoke"
+    monkeypatch.setenv(PROFILE_ENV, "cpu")
+    assert og.default_build() == "cpu"
+    assert og.build_config("smoke").name == "smoke"  # an explicit build wins over the profile
+    monkeypatch.setenv(og.BUILD_ENV, "smoke")
+    assert og.default_build() == "smoke" and og.build_config("cpu").name == "cpu"  # ... and over the override
     monkeypatch.setenv(og.BUILD_ENV, "huge")
     with pytest.raises(ValueError, match="choose one of"):
         og.default_build()
+    with pytest.raises(ValueError, match="choose one of"):
+        og.build_config("huge")
 
 
-def test_build_saves_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, capsys):
+def test_locate_never_builds_and_says_the_build_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(models, "in_hub_cache", lambda name: False)
+    monkeypatch.setattr(og, "ensure_built", lambda *a, **k: pytest.fail("locate_model must not build"))
+    source = models.locate_model("gpt2", online=False, build="smoke")
+    assert source.kind == "offline-fallback" and not source.ready and source.requested == "gpt2"
+    assert source.location == str(og.build_dir(og.BUILDS["smoke"])) and "not built yet" in source.note
+    assert not (tmp_path / "offline-gpt2").exists()
+    assert models.locate_model("bert", online=False).ready  # only the offline GPT-2 is ever "not ready"
+
+
+def test_resolve_builds_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(og.BUILDS, "tiny", TINY)
-    monkeypatch.setenv(og.BUILD_ENV, "tiny")
-    folder = og.ensure_built()
+    monkeypatch.setattr(models, "in_hub_cache", lambda name: False)
+    assert not models.locate_model("gpt2", online=False, build="tiny").ready  # nothing built yet
+    source = models.resolve_model("gpt2", online=False, build="tiny")  # order: local -> hub -> cache -> this fallback
+    folder = og.build_dir(TINY)
+    assert source.kind == "offline-fallback" and source.location == str(folder) and "not OpenAI's GPT-2" in source.note
+    assert source.ready and models.locate_model("gpt2", online=False, build="tiny") == source
     assert {"config.json", "model.safetensors", "tokenizer.json", "build_info.json"} <= {
         p.name for p in folder.iterdir()
     }
     info = json.loads((folder / "build_info.json").read_text())
     assert info["config"]["steps"] == 3 and info["corpus_sources"]["stdlib docstrings"] > 0
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setenv(og.BUILD_ENV, "tiny")  # the user's override, when the caller names no build
     assert og.ensure_built() == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp  # no rebuild
 
-    monkeypatch.setattr(models, "_in_hub_cache", lambda name: False)
-    source = models.resolve_model("gpt2", online=False)  # order: local -> hub -> cache -> this fallback
-    assert source.kind == "offline-fallback" and source.location == str(folder) and "not OpenAI's GPT-2" in source.note
     model = AutoModelForCausalLM.from_pretrained(source.location)
     tok = AutoTokenizer.from_pretrained(source.location)
     assert type(model).__name__ == "GPT2LMHeadModel" and model.config.n_embd == 32
@@ -95,5 +115,5 @@ def test_build_saves_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, ca
 
 
 def test_online_still_prefers_the_hub(monkeypatch):
-    monkeypatch.setitem(models.FALLBACKS, "gpt2", lambda: pytest.fail("the fallback must not be built when online"))
+    monkeypatch.setitem(models.FALLBACKS, "gpt2", lambda build: pytest.fail("no fallback is looked for when online"))
     assert models.resolve_model("gpt2", online=True).location == "gpt2"

@@ -40,6 +40,15 @@ def test_truncate_ids_strategies():
 
 def test_clean_review():
     assert clean_review("Great.<br /><br />Loved it.<BR>  End") == "Great. Loved it. End"
+    assert clean_review("Upper<BR />case<Br/>too<br  />") == "Upper case too"
+
+
+def test_there_is_one_clean_review():
+    from ftlearn import causal_lm, features
+
+    assert causal_lm.clean_review is clean_review  # re-exported for notebooks 08-09, not a copy
+    bow = features.bag_of_words(["Fine<BR />film", "dull<br />FILM"], [1, 0], ["a FILM"], [1], min_df=1)
+    assert bow.vocabulary == ["dull", "film", "fine"]  # no "br"; lower-cased, as TfidfVectorizer would
 
 
 @needs_bert
@@ -59,7 +68,7 @@ def test_pad_collate_equals_data_collator_with_padding(tokenizer):
     enc = encode_texts(tokenizer, ["good", "a much longer review than the first one", "bad film"], max_length=16)
     features = [
         {"input_ids": i, "attention_mask": m, "label": lab}
-        for i, m, lab in zip(enc["input_ids"], enc["attention_mask"], [1, 0, 0])
+        for i, m, lab in zip(enc["input_ids"], enc["attention_mask"], [1, 0, 0], strict=True)
     ]
     ours = pad_collate(features, tokenizer.pad_token_id)
     theirs = make_collator(tokenizer)(features)

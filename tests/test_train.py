@@ -1,4 +1,7 @@
-"""The training loop on a tiny random BERT: schedule, no-decay groups, accumulation, exact resume, NaN stop, early stopping."""
+"""The training loop on a tiny random BERT.
+
+Schedule, no-decay groups, accumulation, exact resume, NaN stop, early stopping.
+"""
 
 import math
 from functools import partial
@@ -59,7 +62,7 @@ def test_gradient_accumulation_equals_the_big_batch():
     h_big = fit(big, loader(ds, 8, shuffle=False), config=TrainConfig(**config), device="cpu")
     h_small = fit(small, loader(ds, 4, shuffle=False), config=TrainConfig(grad_accum_steps=2, **config), device="cpu")
     assert h_big.step == h_small.step == [1, 2]
-    for (name, a), b in zip(big.named_parameters(), small.parameters()):
+    for (name, a), b in zip(big.named_parameters(), small.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     # reported loss = mean over the micro-batches; equal-sized halves average to the big batch's loss
     assert h_small.loss[0] == pytest.approx(h_big.loss[0], rel=1e-5)

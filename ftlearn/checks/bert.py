@@ -98,7 +98,10 @@ def check_dynamic_pad(fn: Callable) -> CheckResult:
             Mistake(_pad_label_key, "name the key `labels` (plural): that is the argument the model's forward takes."),
             Mistake(_pad_zero, "pad with the `pad_id` you are given, not always 0."),
         ],
-        hint="Expected a dict with `input_ids` and `attention_mask` of shape (batch, longest) and `labels` of shape (batch,).",
+        hint=(
+            "Expected a dict with `input_ids` and `attention_mask` of shape (batch, longest) and `labels` of shape "
+            "(batch,)."
+        ),
     )
 
 
@@ -129,7 +132,8 @@ def check_head_tail(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h) :],
-                "`ids[-0:]` is the whole list: when the tail length is 0, `-(budget - n_head)` breaks; use `ids[len(ids) - n_tail:]`.",
+                "`ids[-0:]` is the whole list: when the tail length is 0, `-(budget - n_head)` breaks; use "
+                "`ids[len(ids) - n_tail:]`.",
             ),
             Mistake(
                 lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) - 1 :],
@@ -159,7 +163,7 @@ _WASTE_CASES = [([3, 5, 2, 8, 8, 1, 4], 2), ([10, 10, 10], 2), ([1, 9, 2, 8, 3],
 
 
 def check_padding_waste(fn: Callable) -> CheckResult:
-    """Check `fn(lengths, batch_size)`: the fraction of token slots that are padding with dynamic padding (notebook 05)."""
+    """Check `fn(lengths, batch_size)`: the share of token slots that dynamic padding fills with pads (notebook 05)."""
     return check(
         "padding_waste",
         fn,
@@ -246,14 +250,18 @@ def check_metrics_from_confusion(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 _mfc_transposed,
-                "precision and recall are swapped: precision = TP / (TP + FP) divides by the *predicted* positives (column 1).",
+                "precision and recall are swapped: precision = TP / (TP + FP) divides by the *predicted* positives "
+                "(column 1).",
             ),
             Mistake(
                 _mfc_f1_arith,
                 "F1 is the *harmonic* mean 2PR / (P + R) (= 2TP / (2TP + FP + FN)), not the arithmetic mean.",
             ),
         ],
-        hint="When a denominator is 0 (no positive predictions, say), return 0 for that metric, as scikit-learn's zero_division=0 does.",
+        hint=(
+            "When a denominator is 0 (no positive predictions, say), return 0 for that metric, as scikit-learn's "
+            "zero_division=0 does."
+        ),
     )
 
 
@@ -346,7 +354,7 @@ def _step_zero_before_step(model, batch, optimizer, max_norm):
 
 
 def check_train_step(fn: Callable) -> CheckResult:
-    """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad; returns the loss (notebook 06)."""
+    """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad, loss (notebook 06)."""
 
     def runner(step_fn):
         return lambda seed, max_norm: _run_steps(step_fn, seed, max_norm)
@@ -375,10 +383,14 @@ def check_train_step(fn: Callable) -> CheckResult:
             ),
             Mistake(
                 runner(_step_no_clip),
-                "clip the gradient norm with `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` before stepping.",
+                "clip the gradient norm with `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` before "
+                "stepping.",
             ),
         ],
-        hint="Order: loss = model(**batch).loss → loss.backward() → clip → optimizer.step() → optimizer.zero_grad(); return loss.item().",
+        hint=(
+            "Order: loss = model(**batch).loss → loss.backward() → clip → optimizer.step() → optimizer.zero_grad(); "
+            "return loss.item()."
+        ),
     )
 
 
@@ -432,23 +444,30 @@ def check_mean_pool(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 _mean_pool_with_padding,
-                "padding vectors are in your average: multiply by the mask before summing, and divide by the number of real tokens.",
+                "padding vectors are in your average: multiply by the mask before summing, and divide by the number of "
+                "real tokens.",
             ),
             Mistake(
                 _mean_pool_over_length,
-                "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the padded length T.",
+                "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the "
+                "padded length T.",
             ),
             Mistake(
                 _mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."
             ),
             Mistake(
                 _mean_pool_count_without_keepdim,
-                "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use mask.sum(dim=1, keepdim=True), shape (B, 1).",
+                "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use "
+                "mask.sum(dim=1, keepdim=True), shape (B, 1).",
             ),
             Mistake(
                 _mean_pool_over_batch_total,
-                "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, mask.sum(dim=1, keepdim=True).",
+                "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, "
+                "mask.sum(dim=1, keepdim=True).",
             ),
         ],
-        hint="mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by mask.sum(dim=1, keepdim=True).",
+        hint=(
+            "mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by "
+            "mask.sum(dim=1, keepdim=True)."
+        ),
     )

@@ -21,7 +21,7 @@ def _logits_and_labels(seed: int, batch: int = 2, length: int = 5, vocab: int = 
 
 
 def check_shift_for_causal_lm(fn: Callable[[Any, Any], tuple]) -> CheckResult:
-    """Check `fn(logits, labels)` -> (logits (B, T-1, V), labels (B, T-1)): position t predicts token t+1 (notebook 08)."""
+    """Check `fn(logits, labels)` -> (logits (B, T-1, V), labels (B, T-1)): position t predicts t+1 (notebook 08)."""
     from ftlearn.causal_lm import shift_for_causal_lm
 
     return check(
@@ -32,7 +32,8 @@ def check_shift_for_causal_lm(fn: Callable[[Any, Any], tuple]) -> CheckResult:
         mistakes=[
             Mistake(
                 lambda lg, lb: (lg[:, 1:, :], lb[:, :-1]),
-                "the shift goes the wrong way: logits at position t predict the token at t+1, so drop the *last* logits and the *first* label.",
+                "the shift goes the wrong way: logits at position t predict the token at t+1, so drop the *last* "
+                "logits and the *first* label.",
             ),
             Mistake(
                 lambda lg, lb: (lg, lb),
@@ -88,7 +89,8 @@ def check_causal_lm_loss(fn: Callable[[Any, Any], Any]) -> CheckResult:
             Mistake(_loss_unshifted, "the logits and labels were not shifted: position t must be scored on token t+1."),
             Mistake(
                 _loss_counting_ignored,
-                "positions labelled -100 must leave the mean entirely: divide by the number of real labels, not by all positions.",
+                "positions labelled -100 must leave the mean entirely: divide by the number of real labels, not by all "
+                "positions.",
             ),
             Mistake(
                 _loss_summed, "that is the sum over tokens; the loss is the mean (the sum depends on the batch size)."
@@ -98,7 +100,7 @@ def check_causal_lm_loss(fn: Callable[[Any, Any], Any]) -> CheckResult:
 
 
 def _perplexity(batch_losses: list[float], batch_tokens: list[int]) -> float:
-    mean = sum(loss * n for loss, n in zip(batch_losses, batch_tokens)) / sum(batch_tokens)
+    mean = sum(loss * n for loss, n in zip(batch_losses, batch_tokens, strict=True)) / sum(batch_tokens)
     return math.exp(mean)
 
 
@@ -112,18 +114,19 @@ def check_perplexity_from_batches(fn: Callable[[list[float], list[int]], float])
         mistakes=[
             Mistake(
                 lambda ls, ns: math.exp(sum(ls) / len(ls)),
-                "each batch's mean loss must count as many times as it has tokens: weight by `batch_tokens` before averaging.",
+                "each batch's mean loss must count as many times as it has tokens: weight by `batch_tokens` before "
+                "averaging.",
             ),
             Mistake(
                 lambda ls, ns: sum(math.exp(x) for x in ls) / len(ls),
                 "average the losses first, then take exp once; the mean of per-batch perplexities is larger (Jensen).",
             ),
             Mistake(
-                lambda ls, ns: 2 ** (sum(x * n for x, n in zip(ls, ns)) / sum(ns)),
+                lambda ls, ns: 2 ** (sum(x * n for x, n in zip(ls, ns, strict=True)) / sum(ns)),
                 "the losses are in nats (natural log), so use `math.exp`, not 2**.",
             ),
             Mistake(
-                lambda ls, ns: sum(x * n for x, n in zip(ls, ns)) / sum(ns),
+                lambda ls, ns: sum(x * n for x, n in zip(ls, ns, strict=True)) / sum(ns),
                 "that is the mean loss; perplexity is its exponential.",
             ),
         ],
@@ -194,7 +197,7 @@ def check_top_k_filter(fn: Callable[[Any, int], Any]) -> CheckResult:
 
 
 def check_top_p_filter(fn: Callable[[Any, float], Any]) -> CheckResult:
-    """Check `fn(logits, p)`: keep the fewest most likely tokens whose probabilities reach p; others -inf (notebook 08)."""
+    """Check `fn(logits, p)`: keep the fewest most likely tokens whose probabilities reach p (notebook 08)."""
     import torch
 
     from ftlearn.causal_lm import top_p_filter
@@ -206,7 +209,9 @@ def check_top_p_filter(fn: Callable[[Any, float], Any]) -> CheckResult:
         drop_sorted[..., 0] = False
         return lg.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
 
-    cases = [(lg, p) for (lg, _), p in zip(_score_cases(), (0.5, 0.8, 0.3))]  # no ties: their order is arbitrary
+    cases = [
+        (lg, p) for (lg, _), p in zip(_score_cases(), (0.5, 0.8, 0.3), strict=True)
+    ]  # no ties: their order is arbitrary
     return check(
         "top_p_filter",
         fn,
@@ -215,11 +220,13 @@ def check_top_p_filter(fn: Callable[[Any, float], Any]) -> CheckResult:
         mistakes=[
             Mistake(
                 cut_after,
-                "the token whose probability makes the running sum reach p must stay (otherwise the kept mass is below p): drop a token only when the tokens *before* it already sum to p.",
+                "the token whose probability makes the running sum reach p must stay (otherwise the kept mass is below "
+                "p): drop a token only when the tokens *before* it already sum to p.",
             ),
             Mistake(
                 lambda lg, p: lg.masked_fill(lg.softmax(-1) < p, float("-inf")),
-                "top-p is not a threshold on each probability: sort, take the running sum, and keep the smallest prefix whose sum reaches p.",
+                "top-p is not a threshold on each probability: sort, take the running sum, and keep the smallest "
+                "prefix whose sum reaches p.",
             ),
         ],
         compare=_compare_filtered,

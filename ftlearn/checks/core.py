@@ -87,7 +87,7 @@ def close(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
         return (
             isinstance(got, (list, tuple))
             and len(got) == len(want)
-            and all(close(g, w, rtol, atol) for g, w in zip(got, want))
+            and all(close(g, w, rtol, atol) for g, w in zip(got, want, strict=True))
         )
     if isinstance(want, (np.ndarray, list, tuple)) or isinstance(got, np.ndarray):
         try:
@@ -189,9 +189,13 @@ def check(
                 CheckResult(
                     name,
                     WRONG,
-                    "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large number?) or a log of 0.",
+                    "Your result has NaN or inf where the answer is finite: look for an overflow (exp of a large "
+                    "number?) or a log of 0.",
                 )
             )
-        detail = f"For input {describe(args[0]) if len(args) == 1 else ', '.join(describe(a) for a in args)} you returned {describe(got)}, expected {describe(want)}."
+        detail = (
+            f"For input {describe(args[0]) if len(args) == 1 else ', '.join(describe(a) for a in args)} "
+            f"you returned {describe(got)}, expected {describe(want)}."
+        )
         return finish(CheckResult(name, WRONG, f"{detail} {hint}".strip()))
     return finish(CheckResult(name, CORRECT))

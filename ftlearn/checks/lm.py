@@ -21,7 +21,7 @@ def _bigrams(docs, start=True, end=True, across=False, step=1):
     seqs = [[w for d in docs for w in d]] if across else docs
     for doc in seqs:
         padded = ([BOS] if start else []) + list(doc) + ([EOS] if end else [])
-        for a, b in zip(padded, padded[step:]):
+        for a, b in zip(padded, padded[step:], strict=False):  # pairs (w_i, w_{i+step})
             counts[(a, b)] += 1
     return dict(counts)
 

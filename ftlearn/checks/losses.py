@@ -1,4 +1,7 @@
-"""Checks for the exercises of solutions/02_cross_entropy.ipynb (log-softmax, cross-entropy, ignore_index, smoothing, BCE)."""
+"""Checks for the exercises of solutions/02_cross_entropy.ipynb.
+
+Log-softmax, cross-entropy, ignore_index, label smoothing, binary cross-entropy.
+"""
 
 from __future__ import annotations
 
@@ -61,15 +64,18 @@ def check_log_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult
         mistakes=[
             Mistake(
                 _naive_log_softmax,
-                "unstable softmax: exp(1000) overflows to inf. Subtract the row maximum m first: log_softmax(z) = (z - m) - log(sum(exp(z - m))).",
+                "unstable softmax: exp(1000) overflows to inf. Subtract the row maximum m first: "
+                "log_softmax(z) = (z - m) - log(sum(exp(z - m))).",
             ),
             Mistake(
                 lambda z: z - torch.log(torch.exp(z).sum(dim=-1, keepdim=True)),
-                "z - log(sum(exp(z))) overflows for large z: compute log-sum-exp as m + log(sum(exp(z - m))) with m the row maximum.",
+                "z - log(sum(exp(z))) overflows for large z: compute log-sum-exp as m + log(sum(exp(z - m))) with m "
+                "the row maximum.",
             ),
             Mistake(
                 lambda z: torch.log(torch.softmax(z, dim=-1)),
-                "log(softmax(z)) gives log(0) = -inf when a probability underflows: compute (z - m) - log(sum(exp(z - m))) directly.",
+                "log(softmax(z)) gives log(0) = -inf when a probability underflows: compute "
+                "(z - m) - log(sum(exp(z - m))) directly.",
             ),
             Mistake(
                 lambda z: z - torch.log(torch.exp(z - z.amax(-1, keepdim=True)).sum(-1, keepdim=True)),
@@ -97,7 +103,7 @@ def _pick(logp, target):
 
 
 def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
-    """Check `fn(logits, target)`: the mean of -log softmax(logits)[i, target[i]], stable at large logits (notebook 02)."""
+    """Check `fn(logits, target)`: mean of -log softmax(logits)[i, target[i]], stable at large logits (notebook 02)."""
     return check(
         "cross_entropy",
         _tensor_answer(fn),
@@ -107,7 +113,8 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         mistakes=[
             Mistake(
                 lambda z, y: -_pick(torch.log(torch.exp(z) / torch.exp(z).sum(1, keepdim=True)), y).mean(),
-                "unstable softmax: exp of a large logit overflows. Use a log-softmax that subtracts the row maximum first.",
+                "unstable softmax: exp of a large logit overflows. Use a log-softmax that subtracts the row maximum "
+                "first.",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log(torch.softmax(z, 1)), y).mean(),
@@ -163,7 +170,7 @@ def _masked(z, y):
 
 
 def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Check `fn(logits, target, ignore_index=-100)`: mean CE over the rows whose target is not ignore_index (notebook 02)."""
+    """Check `fn(logits, target, ignore_index=-100)`: mean CE over the rows not ignored (notebook 02)."""
 
     def explained(*args):
         try:
@@ -171,7 +178,8 @@ def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckRe
         except IndexError as exc:
             if str(_IGNORE) in str(exc):  # torch refuses -100 as an index: say why it got there
                 raise IndexError(
-                    f"{exc}. The ignored target {_IGNORE} was used as a class index: leave those rows out before picking log-probabilities"
+                    f"{exc}. The ignored target {_IGNORE} was used as a class index: leave those rows out before "
+                    "picking log-probabilities"
                 ) from None
             raise
 
@@ -184,7 +192,8 @@ def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckRe
         mistakes=[
             Mistake(
                 lambda z, y: _masked(z, y)[0].sum() / len(y),
-                "you divided by all rows: the mean runs over the rows that are *not* ignored (padding must not dilute the loss).",
+                "you divided by all rows: the mean runs over the rows that are *not* ignored (padding must not dilute "
+                "the loss).",
             ),
             Mistake(
                 lambda z, y: _masked(z, y)[0].sum(),
@@ -192,11 +201,13 @@ def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckRe
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 1), y % z.shape[1]).mean(),
-                "ignored rows still count: a target of -100 indexes from the end in Python. Drop those rows before averaging.",
+                "ignored rows still count: a target of -100 indexes from the end in Python. Drop those rows before "
+                "averaging.",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 1), torch.where(y != _IGNORE, y, 0)).mean(),
-                "ignored rows still count (you replaced -100 by class 0): leave them out of both the sum and the count.",
+                "ignored rows still count (you replaced -100 by class 0): leave them out of both the sum and the "
+                "count.",
             ),
         ],
     )
@@ -220,7 +231,7 @@ def _ls_terms(z, y):
 
 
 def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> CheckResult:
-    """Check `fn(logits, target, eps)`: CE against the target (1 - eps) * one_hot + eps / C, averaged over rows (notebook 02)."""
+    """Check `fn(logits, target, eps)`: mean CE against the target (1 - eps) * one_hot + eps / C (notebook 02)."""
 
     def off_classes(z, y, eps):  # the other common convention: eps spread over the C - 1 wrong classes only
         nll, all_nll = _ls_terms(z, y)
@@ -235,7 +246,8 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
         mistakes=[
             Mistake(
                 off_classes,
-                "PyTorch spreads eps over *all* C classes (the correct one included): target = (1 - eps) * one_hot + eps / C.",
+                "PyTorch spreads eps over *all* C classes (the correct one included): "
+                "target = (1 - eps) * one_hot + eps / C.",
             ),
             Mistake(
                 lambda z, y, eps: (_ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].mean(1)).mean(),
@@ -243,7 +255,8 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
             ),
             Mistake(
                 lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].sum(1)).mean(),
-                "each class gets eps / C, so the uniform part is eps times the *mean* of -log p over classes, not the sum.",
+                "each class gets eps / C, so the uniform part is eps times the *mean* of -log p over classes, not the "
+                "sum.",
             ),
             Mistake(
                 lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0]).mean(),
@@ -251,7 +264,8 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
             ),
             Mistake(
                 lambda z, y, eps: _ls_terms(z, y)[0].mean(),
-                "that is plain cross-entropy, eps is not used: mix (1 - eps) * (-log p(target)) with eps * mean over classes of -log p.",
+                "that is plain cross-entropy, eps is not used: mix (1 - eps) * (-log p(target)) with eps * mean over "
+                "classes of -log p.",
             ),
         ],
     )
@@ -280,7 +294,8 @@ def check_bce_with_logits(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
         mistakes=[
             Mistake(
                 _bce_naive,
-                "sigmoid(800) rounds to exactly 1, so log(1 - p) = log(0) = -inf: work from the logit, e.g. max(z, 0) - z*y + log(1 + exp(-|z|)).",
+                "sigmoid(800) rounds to exactly 1, so log(1 - p) = log(0) = -inf: work from the logit, e.g. "
+                "max(z, 0) - z*y + log(1 + exp(-|z|)).",
             ),
             Mistake(
                 lambda z, y: -(y * torch.log(torch.sigmoid(z))).mean(),

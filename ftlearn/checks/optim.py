@@ -43,7 +43,7 @@ _CE_CASES = [
 
 
 def check_ce_grad_logits(fn: Callable) -> CheckResult:
-    """Check `fn(logits, targets)`: d(mean cross-entropy)/d(logits) = (softmax(logits) - onehot(y)) / N (notebook 03)."""
+    """Check `fn(logits, targets)`: d(mean CE)/d(logits) = (softmax(logits) - onehot(y)) / N (notebook 03)."""
     return check(
         "ce_grad_logits",
         fn,
@@ -201,7 +201,8 @@ def check_central_difference(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 forward,
-                "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is O(h^2), not O(h).",
+                "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is "
+                "O(h^2), not O(h).",
             ),
             Mistake(lambda f, x, h: _central_difference(f, x, h) * 2, "the two points are 2h apart: divide by 2 * h."),
             Mistake(
@@ -254,7 +255,10 @@ def check_train_gd(fn: Callable) -> CheckResult:
                 lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s), "that is gradient *ascent*: subtract lr * gradient."
             ),
         ],
-        hint="Start W (V, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and step both.",
+        hint=(
+            "Start W (V, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and "
+            "step both."
+        ),
     )
 
 
@@ -273,7 +277,7 @@ _MOMENTUM_CASES = [
 
 
 def check_momentum_step(fn: Callable) -> CheckResult:
-    """Check `fn(theta, grad, buf, lr, mu)` -> (theta, buf): heavy-ball momentum as torch.optim.SGD does it (notebook 04)."""
+    """Check `fn(theta, grad, buf, lr, mu)` -> (theta, buf): heavy-ball momentum as in torch.optim.SGD (notebook 04)."""
 
     def ema(theta, grad, buf, lr, mu):
         buf = mu * buf + (1 - mu) * grad
@@ -394,7 +398,7 @@ def _adam_variant(bias=True, eps_inside=False, t_shift=0, swap=False, store_hat=
 
 
 def check_adam_step(fn: Callable) -> CheckResult:
-    """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps)` -> (theta, m, v): one Adam step, t counting from 1 (notebook 04)."""
+    """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps)` -> (theta, m, v): Adam, t from 1 (notebook 04)."""
     return check(
         "adam_step",
         fn,
@@ -419,7 +423,10 @@ def check_adam_step(fn: Callable) -> CheckResult:
                 "return the *updated* m and v, so the next step can continue from them.",
             ),
         ],
-        hint="m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2;  m_hat = m/(1-b1**t);  v_hat = v/(1-b2**t);  theta - lr*m_hat/(sqrt(v_hat)+eps).",
+        hint=(
+            "m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2;  m_hat = m/(1-b1**t);  v_hat = v/(1-b2**t);  "
+            "theta - lr*m_hat/(sqrt(v_hat)+eps)."
+        ),
     )
 
 
@@ -429,7 +436,7 @@ def _adamw_step(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay):
 
 
 def _adamw_cases():
-    return [(*case, wd) for case, wd in zip(_adam_cases(), (0.1, 0.5))] + [
+    return [(*case, wd) for case, wd in zip(_adam_cases(), (0.1, 0.5), strict=True)] + [
         (
             _randn(4, seed=106),
             torch.zeros(4, dtype=F64),
@@ -446,7 +453,7 @@ def _adamw_cases():
 
 
 def check_adamw_step(fn: Callable) -> CheckResult:
-    """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay)` -> (theta, m, v): one AdamW step (notebook 04)."""
+    """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay)` -> (theta, m, v): AdamW (notebook 04)."""
 
     def l2(theta, grad, m, v, t, lr, b1, b2, eps, wd):
         return _adam_step(theta, grad + wd * theta, m, v, t, lr, b1, b2, eps)
@@ -469,11 +476,13 @@ def check_adamw_step(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 l2,
-                "that is Adam with L2 (wd*theta added to the gradient, then divided by sqrt(v_hat)); AdamW shrinks theta directly: theta * (1 - lr*wd).",
+                "that is Adam with L2 (wd*theta added to the gradient, then divided by sqrt(v_hat)); AdamW shrinks "
+                "theta directly: theta * (1 - lr*wd).",
             ),
             Mistake(
                 after,
-                "apply the decay to theta *before* this step's Adam update (decay uses the old theta, as in torch.optim.AdamW).",
+                "apply the decay to theta *before* this step's Adam update (decay uses the old theta, as in "
+                "torch.optim.AdamW).",
             ),
             Mistake(no_lr, "the decay is scaled by the learning rate: theta * (1 - lr * weight_decay)."),
             Mistake(forgot, "the weight decay is missing: multiply theta by (1 - lr * weight_decay)."),
@@ -515,5 +524,8 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
                 "after warmup the multiplier should decay linearly to 0, not stay at 1.",
             ),
         ],
-        hint="Two pieces: step / warmup_steps while step < warmup_steps, then (total - step) / (total - warmup), never below 0.",
+        hint=(
+            "Two pieces: step / warmup_steps while step < warmup_steps, then (total - step) / (total - warmup), never "
+            "below 0."
+        ),
     )
