@@ -183,7 +183,8 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
         preds = trainer.predict(test).predictions
     acc, f1 = scores(np.asarray(list(test["label"])), np.asarray(preds).argmax(-1))
     lengths = np.array([len(ids) for ids in train["input_ids"]])
-    how = f"defaults: batch {args.per_device_train_batch_size}, truncate at {max_length}, dynamic padding, {'bf16' if args.bf16 else 'fp16' if args.fp16 else 'fp32'}"
+    dtype = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+    how = f"defaults: batch {args.per_device_train_batch_size}, truncate at {max_length}, dynamic padding, {dtype}"
     # the random batches' padding is not recorded; the mean real length is a lower bound of the slots
     return ArmResult(
         "trainer",
@@ -204,7 +205,7 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
 def run_ftlearn(
     dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
 ) -> ArmResult:
-    """(c) `ftlearn.train.fit` with `BertRecipe.for_profile(profile)`: head+tail, dynamic padding, length-grouped batches."""
+    """(c) `ftlearn.train.fit` with the profile's `BertRecipe`: head+tail, dynamic padding, length-grouped batches."""
     from ftlearn.evaluation import evaluate
     from ftlearn.losses import cross_entropy
     from ftlearn.recipes import BertRecipe
@@ -385,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ftlearn.data import load_imdb
-    from ftlearn.recipes import BertRecipe
     from ftlearn.models import resolve_model
+    from ftlearn.recipes import BertRecipe
     from ftlearn.runtime import get_profile, hardware_summary, package_version, pick_device
 
     profile = get_profile(args.profile)
@@ -402,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     lr = args.lr if args.lr is not None else BertRecipe.for_profile(profile).lr
     print(
-        f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, transformers {package_version('transformers')}"
+        f"profile {profile.name} | device {device} | {hardware_summary()} | torch {torch.__version__}, "
+        f"transformers {package_version('transformers')}"
     )
     source = resolve_model("bert", profile.bert_model)
     print(f"threads {torch.get_num_threads()} | model {source.location} ({source.note}) | seed {args.seed}")
@@ -420,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile)
         print(
-            f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, accuracy {result.accuracy:.3f}",
+            f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, "
+            f"accuracy {result.accuracy:.3f}",
             flush=True,
         )
         results.append(result)
@@ -442,13 +445,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         shape = (32, 512, 20) if device.type == "cuda" else (4, 128, 3)
         print(
-            f"\n--- MFU: bert-base architecture (random weights), batch {shape[0]} x {shape[1]} tokens, {shape[2]} steps ...",
+            f"\n--- MFU: bert-base architecture (random weights), batch {shape[0]} x {shape[1]} tokens, "
+            f"{shape[2]} steps ...",
             flush=True,
         )
         mfu_report = measure_mfu(device, *shape, mean_review_tokens=mean_tokens)
         m = mfu_report
         print(
-            f"{m['device']} {m['dtype']}: measured matmul peak {flops_text(m['peak_tflops'])}; training {m['tokens_per_s']:,.0f} tokens/s "
+            f"{m['device']} {m['dtype']}: measured matmul peak {flops_text(m['peak_tflops'])}; "
+            f"training {m['tokens_per_s']:,.0f} tokens/s "
             f"= {flops_text(m['model_tflops'])} of model FLOPs -> MFU {m['mfu']:.1%} of the measured peak"
         )
         padded = (
@@ -458,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"one epoch of IMDB's {IMDB_TRAIN_REVIEWS:,} training reviews at {m['tokens_per_s']:,.0f} tokens/s: about "
-            f"{m['epoch_minutes_real_tokens']:.1f} min for their real tokens (mean {mean_tokens:.0f} per review after truncation "
+            f"{m['epoch_minutes_real_tokens']:.1f} min for their real tokens "
+            f"(mean {mean_tokens:.0f} per review after truncation "
             f"at 512, length-grouped batches){padded}"
         )
 

@@ -49,7 +49,7 @@ def save_checkpoint(
     info: dict,
     best_state: dict | None = None,
 ) -> Path:
-    """Write weights (safetensors), optimizer/scheduler/scaler/RNG state (torch.save) and counters (JSON) (notebook 06)."""
+    """Write weights (safetensors), optimizer/scheduler/scaler/RNG state and counters (notebook 06)."""
     import torch
     from safetensors.torch import save_file, save_model
 

@@ -25,7 +25,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     failures = 0
     print("ftlearn doctor\n")
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - an old interpreter can reach this through `python -m ftlearn.cli`
         _row(FAIL, "python", f"{sys.version.split()[0]} is too old: the course needs Python 3.10 or newer.")
         failures += 1
     else:
@@ -246,7 +246,8 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
         show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
     processes = f", {metrics['world_size']} processes" if metrics["world_size"] > 1 else ""
     show(
-        f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), model {metrics['model']}"
+        f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), "
+        f"model {metrics['model']}"
     )
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
@@ -330,7 +331,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
     print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
     print(
-        f"A - B: {out['difference']:+.3f} ± {out['se']:.3f} (paired standard error); right only with A: {out['a_only_right']}, "
+        f"A - B: {out['difference']:+.3f} ± {out['se']:.3f} (paired standard error); "
+        f"right only with A: {out['a_only_right']}, "
         f"only with B: {out['b_only_right']}; {out['verdict']}"
     )
     return 0
@@ -392,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--pooling",
                 choices=("auto", "cls", "mean"),
                 default=None,
-                help="what the head reads: the [CLS] pooler, the mean of the tokens, or auto (as the checkpoint was trained)",
+                help="what the head reads: the [CLS] pooler, the mean of the tokens, "
+                "or auto (as the checkpoint was trained)",
             )
         cmd.set_defaults(func=cmd_finetune)
 

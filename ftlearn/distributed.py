@@ -117,7 +117,7 @@ def shard(items: list[T], rank_: int | None = None, world: int | None = None, ev
 
 
 def shard_iter(batches: Iterable[T], rank_: int | None = None, world: int | None = None) -> Iterator[T]:
-    """Like `shard(..., even=False)` for any iterable, e.g. a DataLoader: skips the other ranks' batches (notebook 10)."""
+    """Like `shard(..., even=False)` for any iterable, e.g. a DataLoader: skips other ranks' batches (notebook 10)."""
     rank_ = rank() if rank_ is None else rank_
     world = world_size() if world is None else world
     for i, batch in enumerate(batches):
@@ -139,7 +139,7 @@ def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
 
 
 def all_gather_objects(obj: Any) -> list[Any]:
-    """`[obj of rank 0, obj of rank 1, ...]` on every rank (pickled; fine for predictions); `[obj]` in one process (notebook 10)."""
+    """`[obj of rank 0, obj of rank 1, ...]` on every rank (pickled); `[obj]` in one process (notebook 10)."""
     import torch.distributed as dist
 
     if not is_distributed():

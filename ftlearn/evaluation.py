@@ -70,7 +70,7 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def loader_order(loader: Any) -> np.ndarray | None:
-    """The dataset index of each example in the order `loader` yields them; None when the loader cannot say (notebook 06).
+    """The dataset index of each example in the order `loader` yields them, or None if unknown (notebook 06).
 
     A length-grouped loader (`BatchOrder`) yields its examples sorted by length, not in dataset order:
     output row i is then *not* review i, which is what this undoes.

@@ -205,7 +205,7 @@ def finetune_bert(
     progress: bool = True,
     overrides: dict | None = None,
 ) -> FinetuneResult:
-    """Notebook 06 in one call (`ftlearn finetune bert`): BERT trained with lesson 02's loss and 04's AdamW, tested, saved.
+    """Notebook 06 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 10), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = True) -> tuple[Any, Any, Any]:
-    """GPT-2 with its LM head (hub, cache, or the offline build that suits `profile`), its tokenizer and source (notebook 08)."""
+    """GPT-2 with its LM head (hub, cache, or the profile's offline build), tokenizer, source (notebook 08)."""
     from transformers import AutoModelForCausalLM
 
     from ftlearn.models import count_parameters, load_tokenizer, resolve_model
@@ -39,7 +39,8 @@ def load_gpt2_classifier(
     from ftlearn.offline_gpt2 import build_for_profile
 
     build = build_for_profile(profile.name)
-    return load_classifier(name or profile.gpt2_model, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
+    name = name or profile.gpt2_model
+    return load_classifier(name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
 
 
 # ---------------------------------------------------------------- lesson 08: review text as training rows
@@ -73,7 +74,7 @@ def _rows_as_lm_batch(rows: list[Any]) -> dict:
 
 
 def lm_loader(blocks: Any, batch_size: int, seed: int = 0, shuffle: bool = True) -> Any:
-    """A DataLoader of `{"input_ids", "labels"}` batches over the rows of `blocks` (N, T), reshuffled each epoch (notebook 08).
+    """A DataLoader of `{"input_ids", "labels"}` batches over `blocks` (N, T), shuffled per epoch (notebook 08).
 
     Its `BatchOrder` makes every epoch's order a pure function of (seed, epoch), as for BERT, so `fit`
     resumes it exactly and shards it under DDP.

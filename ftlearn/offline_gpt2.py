@@ -39,7 +39,9 @@ from typing import Any
 CACHE_ENV = "FTLEARN_CACHE"
 BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": a user override, read when the caller names no build
 EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
-BUILDER_VERSION = 2  # 2: pretrained through ftlearn.train.fit (lesson 04's AdamW, the one schedule family). Bump when the recipe changes, so old caches are not reused
+# Bump when the recipe changes, so old caches are not reused. 2: pretrained through ftlearn.train.fit
+# (lesson 04's AdamW, the one schedule family).
+BUILDER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,7 @@ def _blocks(docs: list[str], tokenizer: Any, block_size: int) -> Any:
 
 
 def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool = True) -> tuple[Any, dict]:
-    """A fresh GPT2LMHeadModel trained by the course's `fit` on random blocks of the corpus; returns it and the losses."""
+    """A fresh GPT2LMHeadModel trained by `fit` on random blocks of the corpus; returns it and the losses."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -211,7 +211,7 @@ DECAYS = ("linear", "cosine")
 def warmup_decay(
     step: int, warmup_steps: int, total_steps: int, decay: str = "linear", final_ratio: float = 0.0
 ) -> float:
-    """LR multiplier of the course's one schedule family: linear warm-up 0 -> 1, then decay to `final_ratio` (notebook 04).
+    """LR multiplier of the course's one schedule family: warm-up 0 -> 1, then decay to `final_ratio` (notebook 04).
 
     `decay="linear"` falls in a straight line, `"cosine"` along half a cosine; both reach `final_ratio`
     at `total_steps` and stay there. Warm-up starts at 0 at step 0 and peaks at 1.0 at `warmup_steps`.

@@ -60,7 +60,8 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
     if task == "gpt2-lm":
         raise FinetunedModelError(
             f"{folder} holds a GPT-2 language model (`ftlearn finetune gpt2-lm`), which writes text rather than "
-            f"labelling it. Predict with a classifier: `ftlearn finetune bert --out DIR` or `ftlearn finetune gpt2-cls --out DIR`."
+            "labelling it. Predict with a classifier: `ftlearn finetune bert --out DIR` or "
+            "`ftlearn finetune gpt2-cls --out DIR`."
         )
     from transformers.utils import logging as hf_logging
 
@@ -101,7 +102,8 @@ def predict_texts(
         settings.get("truncation", "head"),
         settings.get("head_fraction", 0.25),
     )
-    features = [{"input_ids": i, "attention_mask": m} for i, m in zip(enc["input_ids"], enc["attention_mask"])]
+    pairs = zip(enc["input_ids"], enc["attention_mask"], strict=True)
+    features = [{"input_ids": i, "attention_mask": m} for i, m in pairs]
     # unshuffled: the outputs come back in the input order
     logits, _ = predict_logits(model, DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer)))
     probs = probabilities(logits)
@@ -109,7 +111,7 @@ def predict_texts(
 
 
 def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, batch_size: int = 32) -> int:
-    """Read a CSV with a `text` column, write it back with `pred` and `p_positive` added, same row order (notebook 06)."""
+    """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 06)."""
     import pandas as pd
 
     csv_in = Path(csv_in)
@@ -134,7 +136,8 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
     replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
     if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
         print(
-            f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; writing this model's predictions in their place."
+            f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; "
+            "writing this model's predictions in their place."
         )
     frame["pred"] = preds
     frame["p_positive"] = np.round(p_pos, 6)

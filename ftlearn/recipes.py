@@ -37,7 +37,7 @@ class Recipe:
 
     @classmethod
     def for_profile(cls, profile: Profile, model_config: Any = None, **overrides: Any) -> Recipe:
-        """The recipe for `profile`: its sizes, then this kind's choices, then `overrides` (None = keep) (notebook 06)."""
+        """The recipe for `profile`: its sizes, this kind's choices, then `overrides` (None = keep) (notebook 06)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -60,7 +60,7 @@ class Recipe:
         return {"kind": self.kind, **asdict(self)}
 
     def train_config(self, **overrides: Any) -> TrainConfig:
-        """The settings of `ftlearn.train.fit` this recipe implies; `overrides` for the loop's own knobs (notebook 06)."""
+        """The settings of `ftlearn.train.fit` this recipe implies; `overrides` for the loop's knobs (notebook 06)."""
         from ftlearn.train import TrainConfig
 
         config = TrainConfig(

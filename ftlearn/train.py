@@ -69,7 +69,7 @@ class TrainConfig:
 
 
 def steps_per_epoch(n_batches: int, grad_accum_steps: int) -> int:
-    """Optimizer steps in one epoch: one per `grad_accum_steps` micro-batches, the last group may be short (notebook 06)."""
+    """Optimizer steps in one epoch: one per `grad_accum_steps` micro-batches, the last may be short (notebook 06)."""
     return math.ceil(n_batches / grad_accum_steps)
 
 
@@ -90,7 +90,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_
 
 
 def count_targets(batch: dict) -> int:
-    """How many targets a batch's mean loss averages over: its examples, or a causal LM's predicted tokens (notebook 10).
+    """How many targets a batch's mean loss averages: its examples, or a causal LM's predicted tokens (notebook 10).
 
     Gradient accumulation weights each micro-batch's mean loss by this count, so that a step's
     gradient is the mean over all the targets of its group, not a mean of means (notebook 10 shows

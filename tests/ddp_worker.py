@@ -17,8 +17,8 @@ import torch
 import toy_classifier  # tests/toy_classifier.py, shared with test_train.py
 from toy_classifier import toy_data
 
-from ftlearn.tokenization import make_loader, pad_collate
 from ftlearn.evaluation import evaluate
+from ftlearn.tokenization import make_loader, pad_collate
 from ftlearn.train import TrainConfig, fit
 
 TRAIN_N, VAL_N = 32, 20  # 32 = 4 global batches of 8: every batch full, so DDP's mean of means is the big batch's mean

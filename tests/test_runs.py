@@ -1,4 +1,4 @@
-"""The three runs of `ftlearn finetune` (bert, gpt2-lm, gpt2-cls): recipes, the GPT-2 LM loader, one layout, one flag set."""
+"""The three runs of `ftlearn finetune` (bert, gpt2-lm, gpt2-cls): recipes, the LM loader, one layout, one flag set."""
 
 import json
 
