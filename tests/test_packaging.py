@@ -10,24 +10,55 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
 
 
+def canonical(name):
+    """PEP 503: case, `-`, `_` and `.` do not matter (conda-forge's huggingface_hub is PyPI's huggingface-hub)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def names(requirements):
-    return {re.split(r"[<>=!~ \[]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+    return {canonical(re.split(r"[<>=!~ \[]", r.strip(), maxsplit=1)[0]) for r in requirements}
 
 
-def test_environment_yml_matches_pyproject():
+def floors(requirements):
+    """{name: X} for every `name>=X`; .ci/floors installs exactly these versions."""
+    found = {}
+    for r in requirements:
+        m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*(\S+)\s*", r)
+        if m:
+            found[CONDA_TO_PYPI.get(m[1], canonical(m[1]))] = m[2]
+    return found
+
+
+def requirement_sets():
+    """pyproject's requirements (dependencies + the test extra), and environment.yml's (conda, pip)."""
     import yaml  # a dependency of transformers and datasets
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = names(project["dependencies"]) | names(project["optional-dependencies"]["test"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    return project["dependencies"] + project["optional-dependencies"]["test"], conda, pip
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject, conda, pip = requirement_sets()
+    wanted = names(pyproject)
     have = {CONDA_TO_PYPI.get(n, n) for n in names(conda)} - {"python", "pip"}
     have |= names(p for p in pip if p != "-e .")
     assert "-e ." in pip  # the course package itself
     assert have == wanted, (
         f"only in environment.yml: {sorted(have - wanted)}; only in pyproject: {sorted(wanted - have)}"
     )
+
+
+def test_environment_yml_has_pyprojects_floors():
+    pyproject, conda, pip = requirement_sets()
+    wanted = floors(pyproject)
+    have = floors(conda + [p for p in pip if p != "-e ."])
+    have.pop("python", None)
+    assert set(wanted) == set(names(pyproject)), "every pyproject requirement must be a plain `name>=X` floor"
+    differ = {n: (have.get(n), wanted.get(n)) for n in sorted(set(have) | set(wanted)) if have.get(n) != wanted.get(n)}
+    assert not differ, f"floors that differ, as (environment.yml, pyproject): {differ}"
 
 
 def test_ci_runs_the_readme_test_command():
