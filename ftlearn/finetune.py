@@ -196,6 +196,56 @@ def _profile(profile: Profile | str) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
 
 
+def _finetune_classifier(
+    kind: str,
+    profile: Profile | str,
+    out: str | Path | None,
+    seed: int,
+    recipe: ClassifierRecipe | None,
+    model_name: str | None,
+    progress: bool,
+    overrides: dict | None,
+) -> FinetuneResult:
+    """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save."""
+    from ftlearn import distributed
+    from ftlearn.data import load_imdb
+    from ftlearn.evaluation import evaluate
+    from ftlearn.gpt2_finetune import load_gpt2_classifier
+    from ftlearn.losses import cross_entropy
+    from ftlearn.models import load_classifier
+    from ftlearn.pooling import model_pooling
+    from ftlearn.runtime import seed_everything
+    from ftlearn.train import fit
+
+    start = time.perf_counter()
+    profile = _profile(profile)
+    with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
+        seed_everything(seed)
+        dsd = load_imdb(profile=profile, seed=seed)
+        seed_everything(seed)  # the new head's random init depends on this
+        if kind == "bert":  # BERT's recipe says which pooling the head reads, so it comes first
+            recipe = recipe or BertRecipe.for_profile(profile, **(overrides or {}))
+            model, tokenizer, source = load_classifier(model_name or profile.bert_model, pooling=recipe.pooling)
+        else:  # GPT-2's recipe depends on the model's size and context, so it comes after
+            model, tokenizer, source = load_gpt2_classifier(profile, name=model_name)
+            recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
+        data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
+    device = _device()
+    seed_everything(seed)  # dropout masks from here on
+    config = recipe.train_config(progress=progress)
+    history = fit(model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy)
+    test = evaluate(model, data.test_loader, device)
+    metrics = {
+        **_core_metrics(recipe, profile, seed, source, model, history, device),
+        **_classifier_metrics(test, data, history),
+        **({"pooling": model_pooling(model)} if kind == "bert" else {}),  # what recipe.pooling resolved to
+        "precision_mode": history.precision,
+        "total_seconds": round(time.perf_counter() - start, 1),
+    }
+    _save(out, model, tokenizer, recipe, metrics)
+    return FinetuneResult(model, tokenizer, history, metrics)
+
+
 def finetune_bert(
     profile: Profile | str = "auto",
     out: str | Path | None = None,
@@ -210,38 +260,7 @@ def finetune_bert(
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 10), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.
     """
-    from ftlearn import distributed
-    from ftlearn.data import load_imdb
-    from ftlearn.evaluation import evaluate
-    from ftlearn.losses import cross_entropy
-    from ftlearn.models import load_classifier
-    from ftlearn.pooling import model_pooling
-    from ftlearn.runtime import seed_everything
-    from ftlearn.train import fit
-
-    start = time.perf_counter()
-    profile = _profile(profile)
-    recipe = recipe or BertRecipe.for_profile(profile, **(overrides or {}))
-    with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
-        seed_everything(seed)
-        dsd = load_imdb(profile=profile, seed=seed)
-        seed_everything(seed)  # the new head's random init depends on this
-        model, tokenizer, source = load_classifier(model_name or profile.bert_model, pooling=recipe.pooling)
-        data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
-    device = _device()
-    seed_everything(seed)  # dropout masks from here on
-    config = recipe.train_config(progress=progress)
-    history = fit(model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy)
-    test = evaluate(model, data.test_loader, device)
-    metrics = {
-        **_core_metrics(recipe, profile, seed, source, model, history, device),
-        **_classifier_metrics(test, data, history),
-        "pooling": model_pooling(model),  # what recipe.pooling resolved to for this checkpoint
-        "precision_mode": history.precision,
-        "total_seconds": round(time.perf_counter() - start, 1),
-    }
-    _save(out, model, tokenizer, recipe, metrics)
-    return FinetuneResult(model, tokenizer, history, metrics)
+    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides)
 
 
 def finetune_gpt2_lm(
@@ -306,36 +325,7 @@ def finetune_gpt2_cls(
     overrides: dict | None = None,
 ) -> FinetuneResult:
     """Notebook 09 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
-    from ftlearn import distributed
-    from ftlearn.data import load_imdb
-    from ftlearn.evaluation import evaluate
-    from ftlearn.gpt2_finetune import load_gpt2_classifier
-    from ftlearn.losses import cross_entropy
-    from ftlearn.runtime import seed_everything
-    from ftlearn.train import fit
-
-    start = time.perf_counter()
-    profile = _profile(profile)
-    with distributed.quiet_other_ranks():
-        seed_everything(seed)
-        dsd = load_imdb(profile=profile, seed=seed)
-        seed_everything(seed)  # the new head's random init depends on this
-        model, tokenizer, source = load_gpt2_classifier(profile, name=model_name)
-        recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
-        data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
-    device = _device()
-    seed_everything(seed)
-    config = recipe.train_config(progress=progress)
-    history = fit(model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy)
-    test = evaluate(model, data.test_loader, device)
-    metrics = {
-        **_core_metrics(recipe, profile, seed, source, model, history, device),
-        **_classifier_metrics(test, data, history),
-        "precision_mode": history.precision,
-        "total_seconds": round(time.perf_counter() - start, 1),
-    }
-    _save(out, model, tokenizer, recipe, metrics)
-    return FinetuneResult(model, tokenizer, history, metrics)
+    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides)
 
 
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=): the same
