@@ -51,10 +51,6 @@ class Recipe:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def replace(self, **changes: Any) -> Recipe:
-        """A copy with some settings changed."""
-        return replace(self, **changes)
-
     def as_dict(self) -> dict[str, Any]:
         """The recipe as plain data with its kind, as metrics.json records it."""
         return {"kind": self.kind, **asdict(self)}

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ftlearn.causal_lm import IGNORE_INDEX  # a label position the loss skips
 from ftlearn.checkpoints import (
     CHECKPOINT_PREFIX,
     load_checkpoint,
@@ -33,8 +34,6 @@ from ftlearn.precision import autocast, choose_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-IGNORE_INDEX = -100  # a label position the loss skips (padding, or the first token of a causal LM)
 
 
 class TrainingDiverged(FloatingPointError):
