@@ -1,4 +1,4 @@
-"""How fast is full BERT fine-tuning, done three ways on the same reviews? (lesson 10's benchmark)
+"""How fast is full BERT fine-tuning, done three ways on the same reviews? (lesson 11's benchmark)
 
 In one run, the same pretrained model (with the same seeded new head) is fine-tuned on the same
 IMDB reviews for the same number of epochs, three ways:
@@ -283,7 +283,7 @@ def measure_mfu(device: Any, batch: int, seq: int, steps: int, mean_review_token
     seed_everything(0)
     config = BertConfig(num_labels=2)  # bert-base: 12 layers, hidden 768, 12 heads
     model = BertForSequenceClassification(config).to(device).train()
-    params = matmul_parameters(model)  # the N of 6N: embedding look-ups are not matmuls (notebook 10)
+    params = matmul_parameters(model)  # the N of 6N: embedding look-ups are not matmuls (notebook 11)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     ids = torch.randint(1000, config.vocab_size, (batch, seq), device=device)
     labels = torch.randint(0, 2, (batch,), device=device)

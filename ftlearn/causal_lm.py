@@ -1,6 +1,6 @@
 """The causal-LM objective for GPT-2: shifted labels, loss, perplexity, blocks of text, and sampling.
 
-Introduced in notebook 08 (GPT-2 as a language model). Shapes: B = batch, T = tokens per row,
+Introduced in notebook 09 (GPT-2 as a language model). Shapes: B = batch, T = tokens per row,
 V = vocabulary size.
 """
 
@@ -10,14 +10,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ftlearn.tokenization import clean_review  # noqa: F401 - notebooks 08-09 import it from here
+from ftlearn.tokenization import clean_review  # noqa: F401 - notebooks 09-10 import it from here
 
 IGNORE_INDEX = -100  # the label value PyTorch's cross_entropy (and Hugging Face models) skip
 SENTIMENT_PREFIX = "Review ({}):"  # filled with "positive" or "negative"; learned during fine-tuning
 
 
 def shift_for_causal_lm(logits: Any, labels: Any) -> tuple[Any, Any]:
-    """Align predictions with targets: position t's logits predict token t+1 (notebook 08).
+    """Align predictions with targets: position t's logits predict token t+1 (notebook 09).
 
     logits (B, T, V), labels (B, T)  ->  logits (B, T-1, V), labels (B, T-1).
     """
@@ -25,7 +25,7 @@ def shift_for_causal_lm(logits: Any, labels: Any) -> tuple[Any, Any]:
 
 
 def causal_lm_loss(logits: Any, labels: Any, ignore_index: int = IGNORE_INDEX) -> Any:
-    """Mean next-token cross-entropy over the positions whose label is not `ignore_index` (notebook 08)."""
+    """Mean next-token cross-entropy over the positions whose label is not `ignore_index` (notebook 09)."""
     import torch.nn.functional as F
 
     logits, labels = shift_for_causal_lm(logits, labels)
@@ -33,19 +33,19 @@ def causal_lm_loss(logits: Any, labels: Any, ignore_index: int = IGNORE_INDEX) -
 
 
 def perplexity(mean_loss: float) -> float:
-    """exp of the mean per-token cross-entropy (in nats): the model's effective branching factor (notebook 08)."""
+    """exp of the mean per-token cross-entropy (in nats): the model's effective branching factor (notebook 09)."""
     return math.exp(mean_loss)
 
 
 def with_sentiment_prefix(text: str, label: int) -> str:
-    """'Review (positive): ...' or 'Review (negative): ...': a prefix to ask for a sentiment later (notebook 08)."""
+    """'Review (positive): ...' or 'Review (negative): ...': a prefix to ask for a sentiment later (notebook 09)."""
     return f"{SENTIMENT_PREFIX.format('positive' if label == 1 else 'negative')} {text}"
 
 
 def chunk_into_blocks(token_lists: Sequence[Sequence[int]], block_size: int, eos_id: int) -> Any:
     """Concatenate documents (each followed by eos) into one stream and cut it into rows: a (N, block_size) tensor.
 
-    The last partial row is dropped, so every position is a real token and nothing is padded (notebook 08).
+    The last partial row is dropped, so every position is a real token and nothing is padded (notebook 09).
     """
     import torch
 
@@ -58,7 +58,7 @@ def chunk_into_blocks(token_lists: Sequence[Sequence[int]], block_size: int, eos
 
 
 def mean_lm_loss(model: Any, blocks: Any, batch_size: int = 16, device: Any = "cpu") -> float:
-    """Mean per-token causal-LM loss of `model` over the rows of `blocks` (N, T), without gradients (notebook 08)."""
+    """Mean per-token causal-LM loss of `model` over the rows of `blocks` (N, T), without gradients (notebook 09)."""
     import torch
 
     model.eval()
@@ -74,7 +74,7 @@ def mean_lm_loss(model: Any, blocks: Any, batch_size: int = 16, device: Any = "c
 
 
 def top_k_filter(logits: Any, k: int) -> Any:
-    """Keep the k largest logits in the last dimension, set the rest to -inf (notebook 08)."""
+    """Keep the k largest logits in the last dimension, set the rest to -inf (notebook 09)."""
     import torch
 
     k = min(k, logits.size(-1))
@@ -83,7 +83,7 @@ def top_k_filter(logits: Any, k: int) -> Any:
 
 
 def top_p_filter(logits: Any, p: float) -> Any:
-    """Nucleus filter: keep the fewest most likely tokens whose probabilities sum to at least p (notebook 08)."""
+    """Nucleus filter: keep the fewest most likely tokens whose probabilities sum to at least p (notebook 09)."""
     import torch
 
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
@@ -97,7 +97,7 @@ def top_p_filter(logits: Any, p: float) -> Any:
 def sample_next_token(
     logits: Any, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, generator: Any = None
 ) -> Any:
-    """Pick the next token id from last-position logits (B, V): greedy when temperature is 0 (notebook 08)."""
+    """Pick the next token id from last-position logits (B, V): greedy when temperature is 0 (notebook 09)."""
     import torch
 
     if temperature == 0:
@@ -121,7 +121,7 @@ def sample_text(
     seed: int = 0,
     device: Any = "cpu",
 ) -> str:
-    """Continue `prompt` one token at a time with `sample_next_token` (a hand-written `generate`, notebook 08)."""
+    """Continue `prompt` one token at a time with `sample_next_token` (a hand-written `generate`, notebook 09)."""
     import torch
 
     generator = torch.Generator(device="cpu").manual_seed(seed)

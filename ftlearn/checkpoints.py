@@ -1,6 +1,6 @@
 """Checkpoints of a training run: weights, optimizer/scheduler/scaler/RNG state and counters, saved atomically.
 
-Introduced in notebook 06. `fit(checkpoint_every=..., resume_from=...)` writes and reads these; a resume
+Introduced in notebook 07. `fit(checkpoint_every=..., resume_from=...)` writes and reads these; a resume
 continues to exactly the losses an uninterrupted run would have had.
 """
 
@@ -49,7 +49,7 @@ def save_checkpoint(
     info: dict,
     best_state: dict | None = None,
 ) -> Path:
-    """Write weights (safetensors), optimizer/scheduler/scaler/RNG state and counters (notebook 06)."""
+    """Write weights (safetensors), optimizer/scheduler/scaler/RNG state and counters (notebook 07)."""
     import torch
     from safetensors.torch import save_file, save_model
 
@@ -76,7 +76,7 @@ def save_checkpoint(
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
-    """Complete checkpoints in `folder`, oldest first (notebook 06)."""
+    """Complete checkpoints in `folder`, oldest first (notebook 07)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -92,7 +92,7 @@ def list_checkpoints(folder: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The newest complete checkpoint in `folder`, or None (notebook 06)."""
+    """The newest complete checkpoint in `folder`, or None (notebook 07)."""
     found = list_checkpoints(folder)
     return found[-1] if found else None
 

@@ -86,7 +86,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(FAIL, "data", str(exc))
             failures += 1
 
-    # BERT must be loadable; GPT-2 is needed only from lesson 08 on, which builds the offline one if need be.
+    # BERT must be loadable; GPT-2 is needed only from lesson 09 on, which builds the offline one if need be.
     build = build_for_profile(profile.name)
     for family, name, required in (("bert", profile.bert_model, True), ("gpt2", profile.gpt2_model, False)):
         try:
@@ -228,9 +228,9 @@ def cmd_headers(args: argparse.Namespace) -> int:
 
 
 FINETUNE_TARGETS = {
-    "bert": "BERT as a sentiment classifier (lesson 06)",
-    "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 08)",
-    "gpt2-cls": "GPT-2 as a sentiment classifier (lesson 09)",
+    "bert": "BERT as a sentiment classifier (lesson 07)",
+    "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 09)",
+    "gpt2-cls": "GPT-2 as a sentiment classifier (lesson 10)",
 }
 
 
@@ -273,7 +273,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
             return 2
     out = Path(args.out) if args.out else Path("runs") / f"{args.target}-{profile.name}"
-    # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 10).
+    # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 11).
     show = print if is_main_process() else (lambda *_: None)
     show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
     try:

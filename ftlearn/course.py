@@ -60,28 +60,34 @@ LESSONS: tuple[Lesson, ...] = (
         "WordPiece, attention masks, truncation, dynamic padding",
     ),
     Lesson(
-        "06_bert_finetune_loop.ipynb",
+        "06_transformer.ipynb",
+        "The transformer, by hand",
+        "self-attention, the √d scale, padding and causal masks, multi-head, LayerNorm, GELU; a BERT layer and a GPT-2 "
+        "block written by hand and matched to the real models; parameters and FLOPs per token",
+    ),
+    Lesson(
+        "07_bert_finetune_loop.ipynb",
         "BERT fine-tuning, by hand",
         "a TF-IDF baseline, `[CLS]` vs mean pooling, the hand-written training loop, mixed precision and accumulation, "
         "metrics, error analysis, saving",
     ),
     Lesson(
-        "07_bert_trainer.ipynb",
+        "08_bert_trainer.ipynb",
         "BERT with the Trainer",
         "the same with the Hugging Face `Trainer`: `TrainingArguments`, `compute_metrics`, checkpoints",
     ),
     Lesson(
-        "08_gpt2_causal_lm.ipynb",
+        "09_gpt2_causal_lm.ipynb",
         "GPT-2 as a language model",
         "the causal-LM loss, perplexity before and after, generation",
     ),
     Lesson(
-        "09_gpt2_classifier.ipynb",
+        "10_gpt2_classifier.ipynb",
         "GPT-2 as a classifier",
         "GPT-2 as a classifier: the pad token, last-token pooling, compared with BERT",
     ),
     Lesson(
-        "10_efficient_full_finetuning.ipynb",
+        "11_efficient_full_finetuning.ipynb",
         "The cost of full fine-tuning",
         "memory anatomy, activations, mixed precision, accumulation, checkpointing, padding, `torch.compile`, MFU, "
         "forgetting, lr sweep",

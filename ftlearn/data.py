@@ -139,7 +139,7 @@ def load_hub(name: str = HUB_NAME) -> datasets.DatasetDict:
 def stratified_split(ds: datasets.Dataset, n: int, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
     """`n` seeded rows with the same label proportions as `ds`, and the other rows; each part shuffled.
 
-    The course's one way to stratify: profile subsets (notebook 00) and the validation set (notebook 06).
+    The course's one way to stratify: profile subsets (notebook 00) and the validation set (notebook 07).
     """
     import numpy as np
 

@@ -1,6 +1,6 @@
 """Data-parallel training (DDP) with the same `fit`: one process per device, each on its own share of the batches.
 
-Introduced in notebook 10 (efficient full fine-tuning). A launcher (`torchrun`, `accelerate launch`)
+Introduced in notebook 11 (efficient full fine-tuning). A launcher (`torchrun`, `accelerate launch`)
 starts N copies of the script and tells each one who it is through environment variables:
 WORLD_SIZE (N), RANK (0..N-1) and LOCAL_RANK (which GPU of this machine). Every helper here is a
 no-op answer in a single process (world size 1, rank 0), so code written with them runs unchanged
@@ -22,31 +22,31 @@ T = TypeVar("T")
 
 
 def launched_world_size() -> int:
-    """How many processes the launcher started: WORLD_SIZE, 1 when there is no launcher (notebook 10)."""
+    """How many processes the launcher started: WORLD_SIZE, 1 when there is no launcher (notebook 11)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def local_rank() -> int:
-    """Which device of this machine this process owns: LOCAL_RANK, 0 without a launcher (notebook 10)."""
+    """Which device of this machine this process owns: LOCAL_RANK, 0 without a launcher (notebook 11)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def is_initialized() -> bool:
-    """True when this process has joined a process group (notebook 10)."""
+    """True when this process has joined a process group (notebook 11)."""
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized()
 
 
 def world_size() -> int:
-    """Number of processes training together; 1 in a plain script or notebook (notebook 10)."""
+    """Number of processes training together; 1 in a plain script or notebook (notebook 11)."""
     import torch.distributed as dist
 
     return dist.get_world_size() if is_initialized() else launched_world_size()
 
 
 def rank() -> int:
-    """This process's number, 0..world_size-1; read from RANK before the group exists (notebook 10)."""
+    """This process's number, 0..world_size-1; read from RANK before the group exists (notebook 11)."""
     import torch.distributed as dist
 
     # Before `setup` the launcher's RANK already says who we are, so prints can be silenced early.
@@ -54,17 +54,17 @@ def rank() -> int:
 
 
 def is_main_process() -> bool:
-    """True on rank 0, the one process that prints, shows progress and writes files (notebook 10)."""
+    """True on rank 0, the one process that prints, shows progress and writes files (notebook 11)."""
     return rank() == 0
 
 
 def is_distributed() -> bool:
-    """True when a process group of more than one process is running (notebook 10)."""
+    """True when a process group of more than one process is running (notebook 11)."""
     return is_initialized() and world_size() > 1
 
 
 def setup(device: torch.device | str | None = None) -> bool:
-    """Join the launcher's process group if one was launched; True when training is distributed (notebook 10).
+    """Join the launcher's process group if one was launched; True when training is distributed (notebook 11).
 
     gloo on CPU, nccl on CUDA (each rank then uses GPU LOCAL_RANK). Safe to call more than once.
     """
@@ -86,7 +86,7 @@ def setup(device: torch.device | str | None = None) -> bool:
 
 
 def cleanup() -> None:
-    """Leave the process group (a no-op when there is none) (notebook 10)."""
+    """Leave the process group (a no-op when there is none) (notebook 11)."""
     import torch.distributed as dist
 
     if is_initialized():
@@ -94,7 +94,7 @@ def cleanup() -> None:
 
 
 def rank_device(device: torch.device) -> torch.device:
-    """Under DDP on CUDA, this rank's own GPU (cuda:LOCAL_RANK); otherwise `device` unchanged (notebook 10)."""
+    """Under DDP on CUDA, this rank's own GPU (cuda:LOCAL_RANK); otherwise `device` unchanged (notebook 11)."""
     import torch
 
     if is_distributed() and device.type == "cuda":
@@ -103,7 +103,7 @@ def rank_device(device: torch.device) -> torch.device:
 
 
 def shard(items: list[T], rank_: int | None = None, world: int | None = None, even: bool = True) -> list[T]:
-    """This rank's share of `items`: every world-th one starting at its rank (notebook 10).
+    """This rank's share of `items`: every world-th one starting at its rank (notebook 11).
 
     With `even`, the last len(items) % world items are left out so that every rank gets the same
     number: in training, a rank with one batch more would wait forever for the others at the
@@ -117,7 +117,7 @@ def shard(items: list[T], rank_: int | None = None, world: int | None = None, ev
 
 
 def shard_iter(batches: Iterable[T], rank_: int | None = None, world: int | None = None) -> Iterator[T]:
-    """Like `shard(..., even=False)` for any iterable, e.g. a DataLoader: skips other ranks' batches (notebook 10)."""
+    """Like `shard(..., even=False)` for any iterable, e.g. a DataLoader: skips other ranks' batches (notebook 11)."""
     rank_ = rank() if rank_ is None else rank_
     world = world_size() if world is None else world
     for i, batch in enumerate(batches):
@@ -126,7 +126,7 @@ def shard_iter(batches: Iterable[T], rank_: int | None = None, world: int | None
 
 
 def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
-    """The mean of a number over all ranks, the same on every rank; `value` itself in one process (notebook 10)."""
+    """The mean of a number over all ranks, the same on every rank; `value` itself in one process (notebook 11)."""
     import torch
     import torch.distributed as dist
 
@@ -139,7 +139,7 @@ def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
 
 
 def all_gather_objects(obj: Any) -> list[Any]:
-    """`[obj of rank 0, obj of rank 1, ...]` on every rank (pickled); `[obj]` in one process (notebook 10)."""
+    """`[obj of rank 0, obj of rank 1, ...]` on every rank (pickled); `[obj]` in one process (notebook 11)."""
     import torch.distributed as dist
 
     if not is_distributed():
@@ -150,7 +150,7 @@ def all_gather_objects(obj: Any) -> list[Any]:
 
 
 def interleave(per_rank: list[list[T]]) -> list[T]:
-    """Undo `shard_iter`: item j of rank r goes back to place j * world + r (notebook 10)."""
+    """Undo `shard_iter`: item j of rank r goes back to place j * world + r (notebook 11)."""
     out: list[T] = []
     longest = max((len(items) for items in per_rank), default=0)
     for j in range(longest):
@@ -159,7 +159,7 @@ def interleave(per_rank: list[list[T]]) -> list[T]:
 
 
 def barrier() -> None:
-    """Wait until every rank gets here (a no-op in one process) (notebook 10)."""
+    """Wait until every rank gets here (a no-op in one process) (notebook 11)."""
     import torch.distributed as dist
 
     if is_distributed():
@@ -168,7 +168,7 @@ def barrier() -> None:
 
 @contextmanager
 def quiet_other_ranks() -> Iterator[None]:
-    """Inside the block, ranks other than 0 print nothing and show no library progress bars or warnings (notebook 10).
+    """Inside the block, ranks other than 0 print nothing and show no library progress bars or warnings (notebook 11).
 
     N copies of every line would say nothing new: rank 0 speaks for all. Errors (stderr) still show.
     """

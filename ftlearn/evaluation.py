@@ -1,6 +1,6 @@
 """Evaluation and prediction: logits of a loader, metrics on a labelled one, outputs back in dataset order.
 
-Introduced in notebook 06; `fit` evaluates with `evaluate`, and `ftlearn predict` goes through `predict_logits`.
+Introduced in notebook 07; `fit` evaluates with `evaluate`, and `ftlearn predict` goes through `predict_logits`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def predict_logits(
     model: torch.nn.Module, loader: Iterable[dict], device: torch.device | None = None, shard: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Logits (N, C) of every batch in order, and the labels (N,) when batches carry `labels` (notebook 06).
+    """Logits (N, C) of every batch in order, and the labels (N,) when batches carry `labels` (notebook 07).
 
-    Under DDP (notebook 10; `shard=None` means "when a process group is running") each rank predicts
+    Under DDP (notebook 11; `shard=None` means "when a process group is running") each rank predicts
     every N-th batch and the pieces are gathered back into the loader's order, so every rank gets
     the whole result: all ranks must call it together. `shard=False` predicts everything here.
     """
@@ -61,7 +61,7 @@ def predict_logits(
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, C) in float64 from logits (N, C), with lesson 02's stable softmax (notebook 06)."""
+    """Class probabilities (N, C) in float64 from logits (N, C), with lesson 02's stable softmax (notebook 07)."""
     import torch
 
     from ftlearn.losses import softmax
@@ -70,7 +70,7 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def loader_order(loader: Any) -> np.ndarray | None:
-    """The dataset index of each example in the order `loader` yields them, or None if unknown (notebook 06).
+    """The dataset index of each example in the order `loader` yields them, or None if unknown (notebook 07).
 
     A length-grouped loader (`BatchOrder`) yields its examples sorted by length, not in dataset order:
     output row i is then *not* review i, which is what this undoes.
@@ -95,13 +95,13 @@ def evaluate(
     return_outputs: bool = False,
     shard: bool | None = None,
 ) -> dict:
-    """Mean cross-entropy, accuracy, precision, recall, F1 and confusion matrix on a labelled loader (notebook 06).
+    """Mean cross-entropy, accuracy, precision, recall, F1 and confusion matrix on a labelled loader (notebook 07).
 
     With `return_outputs`, also `probs` (N, C) and `labels` (N,) for error analysis, put back in
     dataset order (row i is the dataset's example i) when the loader's order is known
     (`loader_order`); `in_dataset_order` says whether it was. Under DDP the ranks share the batches
     and gather the predictions (see `predict_logits`), so every rank computes the same numbers from
-    the same arrays (notebook 10).
+    the same arrays (notebook 11).
     """
     logits, labels = predict_logits(model, loader, device, shard)
     if labels is None:

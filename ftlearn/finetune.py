@@ -1,6 +1,6 @@
 """The course's three fine-tuning runs end to end, and the one folder layout they save.
 
-Introduced in notebook 06 (BERT), used again in 08 (GPT-2 language model) and 09 (GPT-2 classifier);
+Introduced in notebook 07 (BERT), used again in 09 (GPT-2 language model) and 10 (GPT-2 classifier);
 `ftlearn finetune bert|gpt2-lm|gpt2-cls` call the same functions. Every run goes the same way:
     recipe for the profile → data → model → `ftlearn.train.fit` → test → `save_finetuned`
 and every run writes the same layout into its folder (`--out`):
@@ -39,7 +39,7 @@ METRICS_FILE = "metrics.json"
 
 @dataclass
 class ClassifierData:
-    """Tokenized train/validation/test sets and their loaders (notebooks 06, 09)."""
+    """Tokenized train/validation/test sets and their loaders (notebooks 07, 10)."""
 
     train: datasets.Dataset
     val: datasets.Dataset
@@ -53,7 +53,7 @@ class ClassifierData:
 def split_train_val(
     ds: datasets.Dataset, val_fraction: float, seed: int = 0
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """A stratified, seeded validation set carved out of the training set (notebook 06)."""
+    """A stratified, seeded validation set carved out of the training set (notebook 07)."""
     import math
 
     from ftlearn.data import stratified_split
@@ -66,7 +66,7 @@ def split_train_val(
 def prepare_classifier_data(
     dsd: datasets.DatasetDict, tokenizer: Any, recipe: ClassifierRecipe, seed: int = 0
 ) -> ClassifierData:
-    """Split off validation, tokenize with the recipe's truncation, build dynamic-padding loaders (notebook 06)."""
+    """Split off validation, tokenize with the recipe's truncation, build dynamic-padding loaders (notebook 07)."""
     from ftlearn.tokenization import make_collator, make_loader, tokenize_dataset
 
     train_text, val_text = split_train_val(dsd["train"], recipe.val_fraction, seed)
@@ -97,7 +97,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
-    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 06)."""
+    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07)."""
     folder = Path(folder).expanduser()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -255,9 +255,9 @@ def finetune_bert(
     progress: bool = True,
     overrides: dict | None = None,
 ) -> FinetuneResult:
-    """Notebook 06 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
+    """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
-    Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 10), and
+    Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.
     """
     return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides)
@@ -272,7 +272,7 @@ def finetune_gpt2_lm(
     progress: bool = True,
     overrides: dict | None = None,
 ) -> FinetuneResult:
-    """Notebook 08 in one call (`ftlearn finetune gpt2-lm`): held-out perplexity, fine-tune on review text, again."""
+    """Notebook 09 in one call (`ftlearn finetune gpt2-lm`): held-out perplexity, fine-tune on review text, again."""
     from ftlearn import distributed
     from ftlearn.causal_lm import causal_lm_loss, mean_lm_loss, perplexity
     from ftlearn.data import load_imdb
@@ -324,7 +324,7 @@ def finetune_gpt2_cls(
     progress: bool = True,
     overrides: dict | None = None,
 ) -> FinetuneResult:
-    """Notebook 09 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
+    """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
     return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides)
 
 

@@ -1,6 +1,6 @@
 """GPT-2 for the course: loading it (hub, cache or the offline build) and turning IMDB into its training rows.
 
-Introduced in notebooks 08 (GPT-2 as a language model) and 09 (GPT-2 as a classifier). The runs
+Introduced in notebooks 09 (GPT-2 as a language model) and 10 (GPT-2 as a classifier). The runs
 themselves are `ftlearn.finetune.finetune_gpt2_lm` / `finetune_gpt2_cls`; they train through the
 course's one loop, `ftlearn.train.fit`, like BERT.
 """
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = True) -> tuple[Any, Any, Any]:
-    """GPT-2 with its LM head (hub, cache, or the profile's offline build), tokenizer, source (notebook 08)."""
+    """GPT-2 with its LM head (hub, cache, or the profile's offline build), tokenizer, source (notebook 09)."""
     from transformers import AutoModelForCausalLM
 
     from ftlearn.models import count_parameters, load_tokenizer, resolve_model
@@ -34,7 +34,7 @@ def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = Tr
 def load_gpt2_classifier(
     profile: Profile, num_labels: int = 2, name: str | None = None, verbose: bool = True
 ) -> tuple[Any, Any, Any]:
-    """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 09)."""
+    """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 10)."""
     from ftlearn.models import load_classifier
     from ftlearn.offline_gpt2 import build_for_profile
 
@@ -43,11 +43,11 @@ def load_gpt2_classifier(
     return load_classifier(name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
 
 
-# ---------------------------------------------------------------- lesson 08: review text as training rows
+# ---------------------------------------------------------------- lesson 09: review text as training rows
 
 
 def lm_texts(ds: Any, prefix: bool = True) -> list[str]:
-    """Cleaned reviews of a split, each with its 'Review (positive):' prefix when `prefix` (notebook 08)."""
+    """Cleaned reviews of a split, each with its 'Review (positive):' prefix when `prefix` (notebook 09)."""
     from ftlearn.causal_lm import with_sentiment_prefix
     from ftlearn.tokenization import clean_review
 
@@ -58,7 +58,7 @@ def lm_texts(ds: Any, prefix: bool = True) -> list[str]:
 
 
 def lm_blocks(ds: Any, tokenizer: Any, block_size: int, max_blocks: int | None = None, prefix: bool = True) -> Any:
-    """A split as (N, block_size) rows of token ids: reviews concatenated with eos, then chunked (notebook 08)."""
+    """A split as (N, block_size) rows of token ids: reviews concatenated with eos, then chunked (notebook 09)."""
     from ftlearn.causal_lm import chunk_into_blocks
 
     ids = tokenizer(lm_texts(ds, prefix), add_special_tokens=False)["input_ids"]
@@ -74,7 +74,7 @@ def _rows_as_lm_batch(rows: list[Any]) -> dict:
 
 
 def lm_loader(blocks: Any, batch_size: int, seed: int = 0, shuffle: bool = True) -> Any:
-    """A DataLoader of `{"input_ids", "labels"}` batches over `blocks` (N, T), shuffled per epoch (notebook 08).
+    """A DataLoader of `{"input_ids", "labels"}` batches over `blocks` (N, T), shuffled per epoch (notebook 09).
 
     Its `BatchOrder` makes every epoch's order a pure function of (seed, epoch), as for BERT, so `fit`
     resumes it exactly and shards it under DDP.

@@ -1,6 +1,6 @@
 """What a training run did, step by step: `History`, its plots, and a live loss plot for notebooks.
 
-Introduced in notebook 06; `ftlearn.train.fit` returns a History and calls callbacks such as `LiveLossPlot`.
+Introduced in notebook 07; `ftlearn.train.fit` returns a History and calls callbacks such as `LiveLossPlot`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass
 class History:
-    """What happened during `fit`: one row per optimizer step and one per evaluation (notebook 06)."""
+    """What happened during `fit`: one row per optimizer step and one per evaluation (notebook 07)."""
 
     step: list[int] = field(default_factory=list)  # optimizer step, 1-based
     epoch: list[float] = field(default_factory=list)  # fractional epoch at that step
@@ -49,7 +49,7 @@ class History:
         return [e[key] for e in self.evals]
 
     def plot(self, axes: Sequence[Any] | None = None, smooth: int = 10) -> Any:
-        """Training loss (raw and running mean) with validation loss, and the lr schedule (notebook 06)."""
+        """Training loss (raw and running mean) with validation loss, and the lr schedule (notebook 07)."""
         import matplotlib.pyplot as plt
 
         if axes is None:
@@ -77,7 +77,7 @@ class History:
 
 
 class LiveLossPlot:
-    """A `fit` callback redrawing `History.plot` in place every `every` steps (notebook 06).
+    """A `fit` callback redrawing `History.plot` in place every `every` steps (notebook 07).
 
     In Jupyter the figure updates in one output; in a headless run the last drawing is what stays.
     """

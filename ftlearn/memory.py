@@ -1,6 +1,6 @@
 """What full fine-tuning costs: bytes per parameter, activation memory, FLOPs per token, MFU, time per epoch.
 
-Introduced in notebook 10. The predictions here are compared in that notebook (and in
+Introduced in notebook 11. The predictions here are compared in that notebook (and in
 tests/test_memory.py) with what PyTorch actually allocates; `SavedTensors` measures what autograd
 keeps for the backward pass.
 """
@@ -45,14 +45,14 @@ class StateMemory:
 
 
 def predict_state_memory(params: int, recipe: str = "fp32") -> StateMemory:
-    """Predicted weights + gradients + (master) + AdamW m and v, in bytes, for `params` parameters (notebook 10)."""
+    """Predicted weights + gradients + (master) + AdamW m and v, in bytes, for `params` parameters (notebook 11)."""
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
     return StateMemory(params, recipe, {k: v * params for k, v in RECIPES[recipe].items()})
 
 
 def measure_state_memory(model: Any, optimizer: Any) -> dict[str, int]:
-    """Bytes actually held by a model's parameters, their gradients and the optimizer's state tensors (notebook 10)."""
+    """Bytes actually held by a model's parameters, their gradients and the optimizer's state tensors (notebook 11)."""
     import torch
 
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -66,7 +66,7 @@ def measure_state_memory(model: Any, optimizer: Any) -> dict[str, int]:
 
 
 def activation_bytes_per_layer(batch: int, seq: int, hidden: int, heads: int, bytes_per_value: int = 2) -> int:
-    """Activation memory one transformer layer keeps for backward, without recomputation (notebook 10).
+    """Activation memory one transformer layer keeps for backward, without recomputation (notebook 11).
 
     Follows the count of Korthikanti et al. (2022), "Reducing Activation Recomputation in Large
     Transformer Models": s*b*h*(34 + 5*a*s/h) bytes in 16-bit, i.e. 17 values per token and hidden
@@ -79,7 +79,7 @@ def activation_bytes_per_layer(batch: int, seq: int, hidden: int, heads: int, by
 
 
 def flops_per_token(params: int, layers: int, hidden: int, seq: int, training: bool = True) -> float:
-    """FLOPs per token: 2N forward (6N with backward) plus attention's 4*L*s*h forward (notebook 10).
+    """FLOPs per token: 2N forward (6N with backward) plus attention's 4*L*s*h forward (notebook 11).
 
     The attention term counts QK^T and attention-times-V, which the parameter count misses;
     it is small for short sequences and grows with length.
@@ -89,7 +89,7 @@ def flops_per_token(params: int, layers: int, hidden: int, seq: int, training: b
 
 
 def mfu(tokens_per_second: float, flops_per_tok: float, peak_flops: float) -> float:
-    """Model FLOPs utilisation: achieved FLOP/s over the hardware's peak (notebook 10)."""
+    """Model FLOPs utilisation: achieved FLOP/s over the hardware's peak (notebook 11)."""
     return tokens_per_second * flops_per_tok / peak_flops
 
 
@@ -120,7 +120,7 @@ def _is_parameter_copy(tensor: Any) -> bool:
 
 
 class SavedTensors:
-    """Bytes autograd saves for the backward pass inside a `with` block: activations and parameter copies (notebook 10).
+    """Bytes autograd saves for the backward pass inside a `with` block: activations and parameter copies (notebook 11).
 
     Every tensor an operation saves for its backward passes through the `pack` hook of
     `torch.autograd.graph.saved_tensors_hooks`. We count each underlying storage once (a transpose or
@@ -179,7 +179,7 @@ class SavedTensors:
 
 
 def matmul_parameters(model: Any) -> int:
-    """Weights that take part in a matrix product for every token: nn.Linear and GPT-2's Conv1D (notebook 10).
+    """Weights that take part in a matrix product for every token: nn.Linear and GPT-2's Conv1D (notebook 11).
 
     This is the N of "6N FLOPs per token". Embedding tables are looked up, not multiplied, so they
     are left out, unless a layer reuses one as a matrix (GPT-2's LM head is tied to its token
@@ -205,7 +205,7 @@ GPU_PEAK_FLOPS: dict[str, float] = {
 def epoch_seconds(
     n_examples: int, tokens_per_example: float, flops_per_tok: float, peak_flops: float, mfu: float
 ) -> float:
-    """Predicted seconds for one training epoch: examples x tokens x FLOPs per token / (peak x MFU) (notebook 10)."""
+    """Predicted seconds for one training epoch: examples x tokens x FLOPs per token / (peak x MFU) (notebook 11)."""
     if not 0 < mfu <= 1:
         raise ValueError(f"mfu is a fraction of the peak, 0 < mfu <= 1; got {mfu}.")
     if peak_flops <= 0:

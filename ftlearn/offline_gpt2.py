@@ -1,6 +1,6 @@
 """A small GPT-2-architecture model built on this machine, for learners without the Hugging Face hub.
 
-Introduced in notebook 08. No pretrained GPT-2 weights can be installed offline, so when
+Introduced in notebook 09. No pretrained GPT-2 weights can be installed offline, so when
 `ftlearn.models.locate_model("gpt2")` finds neither the hub nor a cached copy, it points at this module's build
 folder, and `ftlearn.models.resolve_model` builds it there on first use:
 

@@ -3,7 +3,7 @@
 Introduced in notebooks 03 (SGD) and 04 (momentum, RMSProp, Adam, AdamW, schedules). Each class
 is a `torch.optim.Optimizer` with the constructor arguments of its torch counterpart, so it is a
 drop-in replacement: param groups, `zero_grad`, `state_dict`, LR schedulers and `GradScaler` all
-work unchanged (notebook 06 fine-tunes BERT with `AdamW` from here).
+work unchanged (notebook 07 fine-tunes BERT with `AdamW` from here).
 
 Every `step` is a plain loop over parameters, written for reading, not speed: torch's own
 versions fuse the same arithmetic across tensors (`foreach` / `fused`) and give the same numbers
@@ -179,7 +179,7 @@ class AdamW(Adam):
 
 
 def no_decay_names(model: torch.nn.Module) -> set[str]:
-    """Names of parameters that get no weight decay: every bias and every LayerNorm weight (notebooks 04, 06)."""
+    """Names of parameters that get no weight decay: every bias and every LayerNorm weight (notebooks 04, 07)."""
     names = set()
     for module_name, module in model.named_modules():
         for param_name, _ in module.named_parameters(recurse=False):
@@ -192,7 +192,7 @@ def no_decay_names(model: torch.nn.Module) -> set[str]:
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two optimizer groups: weight matrices with decay, biases and LayerNorm without (notebooks 04, 06).
+    """Two optimizer groups: weight matrices with decay, biases and LayerNorm without (notebooks 04, 07).
 
     The one weight-decay rule of the course: every run (BERT, GPT-2, the offline GPT-2's pretraining)
     builds its optimizer from these groups.

@@ -1,6 +1,6 @@
 """Which vector the classification head reads: the [CLS] pooler, or the mean of the token vectors.
 
-Introduced in notebook 06. `BertForSequenceClassification` feeds its head the pooler output: a dense
+Introduced in notebook 07. `BertForSequenceClassification` feeds its head the pooler output: a dense
 layer + tanh on the [CLS] token's final vector, pretrained by BERT's next-sentence task where a checkpoint
 had that pretraining (a sentence-embedding model's own training leaves it untouched). Sentence-
 embedding checkpoints such as all-MiniLM-L6-v2 (the course's offline BERT) were trained instead to

@@ -1,6 +1,6 @@
 """Mixed precision: which dtype the forward pass runs in, and whether gradients need loss scaling.
 
-Introduced in notebook 06 (the training loop) and measured in notebook 10 (efficiency).
+Introduced in notebook 07 (the training loop) and measured in notebook 11 (efficiency).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Precision:
 
 
 def choose_precision(device: torch.device, mode: str = "auto") -> Precision:
-    """bf16 on GPUs that support it, else fp16 with loss scaling; none of it on CPU (notebook 06)."""
+    """bf16 on GPUs that support it, else fp16 with loss scaling; none of it on CPU (notebook 07)."""
     import torch
 
     if mode not in ("auto", "bf16", "fp16", "no"):
@@ -44,7 +44,7 @@ def choose_precision(device: torch.device, mode: str = "auto") -> Precision:
 
 
 def autocast(device: torch.device, precision: Precision) -> Any:
-    """torch.autocast for `precision` on `device`, or a no-op context when it is full fp32 (notebook 06)."""
+    """torch.autocast for `precision` on `device`, or a no-op context when it is full fp32 (notebook 07)."""
     import torch
 
     if precision.dtype is None:

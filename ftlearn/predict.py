@@ -1,6 +1,6 @@
 """Prediction with a saved classifier: reload its folder, label raw reviews or a CSV of them, compare two models.
 
-Introduced in notebook 06; `ftlearn predict` and `ftlearn compare` call these, for any classifier the
+Introduced in notebook 07; `ftlearn predict` and `ftlearn compare` call these, for any classifier the
 course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls`), from the layout `ftlearn.finetune` saves.
 """
 
@@ -41,7 +41,7 @@ def _saved_task(folder: Path) -> str | None:
 
 
 def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
-    """Reload a folder written by `save_finetuned`: model, tokenizer, tokenization settings (notebook 06)."""
+    """Reload a folder written by `save_finetuned`: model, tokenizer, tokenization settings (notebook 07)."""
     from transformers import AutoTokenizer
 
     from ftlearn.pooling import saved_class
@@ -88,7 +88,7 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
 def predict_texts(
     model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 06)."""
+    """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 07)."""
     from torch.utils.data import DataLoader
 
     from ftlearn.tokenization import encode_texts, make_collator
@@ -111,7 +111,7 @@ def predict_texts(
 
 
 def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, batch_size: int = 32) -> int:
-    """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 06)."""
+    """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 07)."""
     import pandas as pd
 
     csv_in = Path(csv_in)
@@ -149,7 +149,7 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
 def compare_finetuned(
     folder_a: str | Path, folder_b: str | Path, profile: Profile | str | None = None, seed: int = 0
 ) -> dict:
-    """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 06).
+    """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 07).
 
     The test set is the one of `profile`, by default the profile recorded in A's metrics.json.
     """

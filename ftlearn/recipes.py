@@ -1,6 +1,6 @@
 """Recipes: everything besides the data that decides a fine-tuning run, one dataclass per kind of run.
 
-Introduced in notebook 06 (BERT) and used again in 08 (GPT-2 language model) and 09 (GPT-2 classifier).
+Introduced in notebook 07 (BERT) and used again in 09 (GPT-2 language model) and 10 (GPT-2 classifier).
 Each recipe is made from a profile the same way, `Recipe.for_profile(profile, **overrides)`: the
 profile's sizes, then the kind's per-profile choices, then the caller's overrides (None = keep).
 `recipe.train_config()` turns it into the settings of the one loop, `ftlearn.train.fit`.
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Recipe:
-    """What every run kind shares: optimizer, schedule and batch settings (notebook 06)."""
+    """What every run kind shares: optimizer, schedule and batch settings (notebook 07)."""
 
     kind: ClassVar[str] = ""  # "bert", "gpt2-lm" or "gpt2-cls": the `ftlearn finetune` target
     lr: float = 5e-5
@@ -37,7 +37,7 @@ class Recipe:
 
     @classmethod
     def for_profile(cls, profile: Profile, model_config: Any = None, **overrides: Any) -> Recipe:
-        """The recipe for `profile`: its sizes, this kind's choices, then `overrides` (None = keep) (notebook 06)."""
+        """The recipe for `profile`: its sizes, this kind's choices, then `overrides` (None = keep) (notebook 07)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -56,7 +56,7 @@ class Recipe:
         return {"kind": self.kind, **asdict(self)}
 
     def train_config(self, **overrides: Any) -> TrainConfig:
-        """The settings of `ftlearn.train.fit` this recipe implies; `overrides` for the loop's knobs (notebook 06)."""
+        """The settings of `ftlearn.train.fit` this recipe implies; `overrides` for the loop's knobs (notebook 07)."""
         from ftlearn.train import TrainConfig
 
         config = TrainConfig(
@@ -72,7 +72,7 @@ class Recipe:
 
 @dataclass(frozen=True)
 class ClassifierRecipe(Recipe):
-    """A sentiment classifier's data settings: truncation, validation split, batching (notebooks 05-06, 09)."""
+    """A sentiment classifier's data settings: truncation, validation split, batching (notebooks 05-07, 10)."""
 
     truncation: str = "head+tail"  # see notebook 05: the end of a review often holds the verdict
     head_fraction: float = 0.25
@@ -102,7 +102,7 @@ BERT_CHOICES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class BertRecipe(ClassifierRecipe):
-    """BERT as a sentiment classifier (notebook 06; `ftlearn finetune bert`)."""
+    """BERT as a sentiment classifier (notebook 07; `ftlearn finetune bert`)."""
 
     kind: ClassVar[str] = "bert"
     patience: int | None = 1  # stop after one evaluation without a better validation loss
@@ -127,7 +127,7 @@ def _gpt2_length(profile: Profile, model_config: Any, cpu_cap: int = 128) -> int
 
 @dataclass(frozen=True)
 class GPT2LMRecipe(Recipe):
-    """GPT-2 fine-tuned as a language model on IMDB review text (notebook 08; `ftlearn finetune gpt2-lm`)."""
+    """GPT-2 fine-tuned as a language model on IMDB review text (notebook 09; `ftlearn finetune gpt2-lm`)."""
 
     kind: ClassVar[str] = "gpt2-lm"
     max_train_rows: int | None = None  # cap on training rows of max_length tokens (None: all of them)
@@ -155,7 +155,7 @@ class GPT2LMRecipe(Recipe):
 
 @dataclass(frozen=True)
 class GPT2ClsRecipe(ClassifierRecipe):
-    """GPT-2 as a sentiment classifier, reading the last real token (notebook 09; `ftlearn finetune gpt2-cls`)."""
+    """GPT-2 as a sentiment classifier, reading the last real token (notebook 10; `ftlearn finetune gpt2-cls`)."""
 
     kind: ClassVar[str] = "gpt2-cls"
     truncation: str = "head"  # the first max_length tokens, as GPT-2 reads left to right

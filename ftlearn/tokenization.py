@@ -1,6 +1,6 @@
 """From review text to padded batches: cleaning, head/tail/head+tail truncation, dynamic padding, length grouping.
 
-Introduced in notebook 05 (tokenization and data); notebooks 06-07 and `ftlearn finetune` feed BERT
+Introduced in notebook 05 (tokenization and data); notebooks 07-08 and `ftlearn finetune` feed BERT
 through here, so the notebook, the Trainer and the command line see exactly the same tokens.
 """
 
@@ -149,7 +149,7 @@ class BatchOrder:
     into batches, shuffle the batches. Being a function of (seed, epoch) is what lets a resumed run
     in `ftlearn.train` see exactly the batches the interrupted one would have seen.
     Use as `DataLoader(ds, batch_sampler=BatchOrder(...), collate_fn=...)`.
-    Under DDP (notebook 10) `fit` calls `shard(rank, world_size)`: every rank computes the same
+    Under DDP (notebook 11) `fit` calls `shard(rank, world_size)`: every rank computes the same
     seeded order, then keeps every world_size-th batch of it, so the ranks' shares never overlap.
     """
 
@@ -180,7 +180,7 @@ class BatchOrder:
         self.epoch = epoch
 
     def shard(self, rank: int, num_replicas: int) -> None:
-        """Yield only rank `rank`'s share of each epoch's batches out of `num_replicas` (DDP, notebook 10)."""
+        """Yield only rank `rank`'s share of each epoch's batches out of `num_replicas` (DDP, notebook 11)."""
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in 0..{num_replicas - 1}, got {rank}.")
         self.rank, self.num_replicas = rank, num_replicas

@@ -1,7 +1,7 @@
 """The course's one training loop: forward → loss → backward → clip → step → schedule → zero_grad.
 
-Introduced in notebook 06 (BERT fine-tuning, by hand). Every run of the course trains through `fit`:
-the BERT classifier (06), the GPT-2 language model (08) and classifier (09), the offline GPT-2's
+Introduced in notebook 07 (BERT fine-tuning, by hand). Every run of the course trains through `fit`:
+the BERT classifier (07), the GPT-2 language model (09) and classifier (10), the offline GPT-2's
 pretraining, and `ftlearn finetune`. Around the six lines of the lesson's loop it adds only named
 steps: lesson 04's AdamW over the one weight-decay rule (`ftlearn.optim.param_groups`) and the one
 schedule family (`ftlearn.optim.warmup_decay`), gradient accumulation with token-weighted means,
@@ -42,7 +42,7 @@ class TrainingDiverged(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """Knobs of `fit`; every one is explained in notebook 06."""
+    """Knobs of `fit`; every one is explained in notebook 07."""
 
     lr: float = 5e-5
     epochs: int = 2
@@ -68,12 +68,12 @@ class TrainConfig:
 
 
 def steps_per_epoch(n_batches: int, grad_accum_steps: int) -> int:
-    """Optimizer steps in one epoch: one per `grad_accum_steps` micro-batches, the last may be short (notebook 06)."""
+    """Optimizer steps in one epoch: one per `grad_accum_steps` micro-batches, the last may be short (notebook 07)."""
     return math.ceil(n_batches / grad_accum_steps)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, optimizer_cls: Any = None) -> torch.optim.Optimizer:
-    """Lesson 04's AdamW (or `optimizer_cls`, e.g. torch.optim.AdamW) over `param_groups` (notebook 06)."""
+    """Lesson 04's AdamW (or `optimizer_cls`, e.g. torch.optim.AdamW) over `param_groups` (notebook 07)."""
     from ftlearn.optim import AdamW, param_groups
 
     cls = optimizer_cls or AdamW
@@ -81,7 +81,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, optimizer_cls: A
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int) -> Any:
-    """The config's member of the one schedule family, over `total_steps` optimizer steps (notebook 06)."""
+    """The config's member of the one schedule family, over `total_steps` optimizer steps (notebook 07)."""
     from ftlearn.optim import warmup_scheduler
 
     warmup_steps = round(config.warmup_ratio * total_steps)
@@ -89,10 +89,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_
 
 
 def count_targets(batch: dict) -> int:
-    """How many targets a batch's mean loss averages: its examples, or a causal LM's predicted tokens (notebook 10).
+    """How many targets a batch's mean loss averages: its examples, or a causal LM's predicted tokens (notebook 11).
 
     Gradient accumulation weights each micro-batch's mean loss by this count, so that a step's
-    gradient is the mean over all the targets of its group, not a mean of means (notebook 10 shows
+    gradient is the mean over all the targets of its group, not a mean of means (notebook 11 shows
     the trap: with padding, micro-batches of unequal token counts would otherwise weigh the same).
     """
     labels = batch.get("labels")
@@ -178,11 +178,11 @@ def fit(
     resume_from: str | Path | None = None,
     ddp: bool | None = None,
 ) -> History:
-    """Train `model` on `train_loader`, evaluating on `val_loader`; returns the History (notebook 06).
+    """Train `model` on `train_loader`, evaluating on `val_loader`; returns the History (notebook 07).
 
     Batches are dicts for `model(**batch)` with `labels`: class ids (B,) for a classifier, token ids
     (B, T) for a causal LM. The loss is the model's own `.loss` unless `loss_fn(logits, labels)` is
-    given (lesson 02's `ftlearn.losses.cross_entropy`, lesson 08's `causal_lm_loss`). The optimizer is
+    given (lesson 02's `ftlearn.losses.cross_entropy`, lesson 09's `causal_lm_loss`). The optimizer is
     lesson 04's `ftlearn.optim.AdamW` unless `optimizer_cls` names another. `val_loader` (labelled
     classification batches) is evaluated at each epoch end and every `eval_every_steps`.
     Exact resume needs a loader whose batch sampler has `set_epoch` (`ftlearn.tokenization.BatchOrder`);
@@ -190,7 +190,7 @@ def fit(
     Callbacks are called as `cb(history, event)` with event "step", "eval" or "end".
 
     Launched by torchrun or accelerate launch with N processes, the same call trains with DDP
-    (notebook 10): each rank takes every N-th batch, gradients are averaged across ranks, every rank
+    (notebook 11): each rank takes every N-th batch, gradients are averaged across ranks, every rank
     sees the same History and validation metrics, and only rank 0 prints and writes checkpoints.
     `ddp=False` keeps this call to this process alone even then (the offline GPT-2's build does).
     """

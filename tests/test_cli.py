@@ -33,7 +33,7 @@ def test_doctor_passes_offline_with_local_data_and_offline_bert():
 def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     result = ftlearn("doctor", env_extra={"FTLEARN_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "not built yet" in result.stdout and "notebook 08" in result.stdout
+    assert "not built yet" in result.stdout and "notebook 09" in result.stdout
     assert not (tmp_path / "offline-gpt2").exists()
 
 

@@ -87,7 +87,7 @@ def test_stratified_split_partitions_the_rows_and_is_the_one_way_to_stratify(tmp
     assert (len(picked), sum(picked["label"]), len(rest), sum(rest["label"])) == (30, 3, 70, 7)
     assert sorted([*picked["text"], *rest["text"]]) == sorted(ds["text"])  # disjoint, and nothing lost
     assert list(stratified_subset(ds, 30, seed=1)["text"]) == list(picked["text"])
-    train, val = split_train_val(ds, 0.1, seed=2)  # notebook 06's validation set
+    train, val = split_train_val(ds, 0.1, seed=2)  # notebook 07's validation set
     assert list(val["text"]) == list(stratified_split(ds, 10, seed=2)[0]["text"]) and sum(val["label"]) == 1
     assert len(train) == 90 and not set(train["text"]) & set(val["text"])
     for n in (0, 100):

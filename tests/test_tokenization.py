@@ -46,7 +46,7 @@ def test_clean_review():
 def test_there_is_one_clean_review():
     from ftlearn import causal_lm, features
 
-    assert causal_lm.clean_review is clean_review  # re-exported for notebooks 08-09, not a copy
+    assert causal_lm.clean_review is clean_review  # re-exported for notebooks 09-10, not a copy
     bow = features.bag_of_words(["Fine<BR />film", "dull<br />FILM"], [1, 0], ["a FILM"], [1], min_df=1)
     assert bow.vocabulary == ["dull", "film", "fine"]  # no "br"; lower-cased, as TfidfVectorizer would
 

@@ -1,4 +1,4 @@
-"""Checks for the exercises of notebooks 05 (tokenization and data) and 06 (BERT fine-tuning loop)."""
+"""Checks for the exercises of notebooks 05 (tokenization and data) and 07 (BERT fine-tuning loop)."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def check_padding_waste(fn: Callable) -> CheckResult:
     )
 
 
-# ---------------------------------------------------------------- notebook 06
+# ---------------------------------------------------------------- notebook 07
 
 _CM_CASES = [
     ([0, 1, 1, 0, 1, 0, 0, 1], [0, 1, 0, 0, 1, 1, 0, 1]),
@@ -202,7 +202,7 @@ def _cm_ref(y_true, y_pred):
 
 
 def check_confusion_matrix(fn: Callable) -> CheckResult:
-    """Check `fn(y_true, y_pred)`: the 2x2 matrix [[TN, FP], [FN, TP]] (notebook 06)."""
+    """Check `fn(y_true, y_pred)`: the 2x2 matrix [[TN, FP], [FN, TP]] (notebook 07)."""
     return check(
         "confusion_matrix",
         fn,
@@ -241,7 +241,7 @@ def _mfc_f1_arith(cm):
 
 
 def check_metrics_from_confusion(fn: Callable) -> CheckResult:
-    """Check `fn(cm)`: dict of accuracy, precision, recall, f1 from [[TN, FP], [FN, TP]], 0 for 0/0 (notebook 06)."""
+    """Check `fn(cm)`: dict of accuracy, precision, recall, f1 from [[TN, FP], [FN, TP]], 0 for 0/0 (notebook 07)."""
     return check(
         "metrics_from_confusion",
         fn,
@@ -354,7 +354,7 @@ def _step_zero_before_step(model, batch, optimizer, max_norm):
 
 
 def check_train_step(fn: Callable) -> CheckResult:
-    """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad, loss (notebook 06)."""
+    """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad, loss (notebook 07)."""
 
     def runner(step_fn):
         return lambda seed, max_norm: _run_steps(step_fn, seed, max_norm)
@@ -434,7 +434,7 @@ def _mean_pool_over_batch_total(hidden, mask):
 
 
 def check_mean_pool(fn: Callable) -> CheckResult:
-    """Check `fn(hidden, mask)`: the mean of each row's real-token vectors, (B, T, H) → (B, H) (notebook 06)."""
+    """Check `fn(hidden, mask)`: the mean of each row's real-token vectors, (B, T, H) → (B, H) (notebook 07)."""
     return check(
         "mean_pool",
         fn,

@@ -1,4 +1,4 @@
-"""Checks for the causal-LM exercises in solutions/08_gpt2_causal_lm.ipynb."""
+"""Checks for the causal-LM exercises in solutions/09_gpt2_causal_lm.ipynb."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _logits_and_labels(seed: int, batch: int = 2, length: int = 5, vocab: int = 
 
 
 def check_shift_for_causal_lm(fn: Callable[[Any, Any], tuple]) -> CheckResult:
-    """Check `fn(logits, labels)` -> (logits (B, T-1, V), labels (B, T-1)): position t predicts t+1 (notebook 08)."""
+    """Check `fn(logits, labels)` -> (logits (B, T-1, V), labels (B, T-1)): position t predicts t+1 (notebook 09)."""
     from ftlearn.causal_lm import shift_for_causal_lm
 
     return check(
@@ -79,7 +79,7 @@ def _loss_summed(logits: Any, labels: Any) -> float:
 
 
 def check_causal_lm_loss(fn: Callable[[Any, Any], Any]) -> CheckResult:
-    """Check `fn(logits, labels)`: the mean next-token cross-entropy, skipping labels equal to -100 (notebook 08)."""
+    """Check `fn(logits, labels)`: the mean next-token cross-entropy, skipping labels equal to -100 (notebook 09)."""
     return check(
         "causal_lm_loss",
         lambda lg, lb: float(fn(lg, lb)),
@@ -105,7 +105,7 @@ def _perplexity(batch_losses: list[float], batch_tokens: list[int]) -> float:
 
 
 def check_perplexity_from_batches(fn: Callable[[list[float], list[int]], float]) -> CheckResult:
-    """Check `fn(batch_losses, batch_tokens)`: perplexity = exp(token-weighted mean loss) (notebook 08)."""
+    """Check `fn(batch_losses, batch_tokens)`: perplexity = exp(token-weighted mean loss) (notebook 09)."""
     return check(
         "perplexity",
         fn,
@@ -157,7 +157,7 @@ def _compare_filtered(got: Any, want: Any) -> bool:
 
 
 def check_top_k_filter(fn: Callable[[Any, int], Any]) -> CheckResult:
-    """Check `fn(logits, k)`: the k largest logits in each row stay, all others become -inf (notebook 08)."""
+    """Check `fn(logits, k)`: the k largest logits in each row stay, all others become -inf (notebook 09)."""
     import torch
 
     from ftlearn.causal_lm import top_k_filter
@@ -197,7 +197,7 @@ def check_top_k_filter(fn: Callable[[Any, int], Any]) -> CheckResult:
 
 
 def check_top_p_filter(fn: Callable[[Any, float], Any]) -> CheckResult:
-    """Check `fn(logits, p)`: keep the fewest most likely tokens whose probabilities reach p (notebook 08)."""
+    """Check `fn(logits, p)`: keep the fewest most likely tokens whose probabilities reach p (notebook 09)."""
     import torch
 
     from ftlearn.causal_lm import top_p_filter
