@@ -46,6 +46,13 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.transformer import (
+    check_attention,
+    check_causal_mask,
+    check_layer_norm,
+    check_merge_heads,
+    check_split_heads,
+)
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 # the machinery, then one block per lesson module
@@ -99,4 +106,10 @@ __all__ = [
     "check_perplexity_from_batches",
     "check_top_k_filter",
     "check_top_p_filter",
+    # transformer
+    "check_attention",
+    "check_causal_mask",
+    "check_layer_norm",
+    "check_merge_heads",
+    "check_split_heads",
 ]

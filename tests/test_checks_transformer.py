@@ -1,0 +1,188 @@
+"""The checks of lesson 06: right answers pass (in several correct styles), common mistakes get their hint,
+stubs are 'not attempted'."""
+
+import math
+
+import pytest
+import torch
+
+from ftlearn import checks
+from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, STRICT_ENV, WRONG
+from ftlearn.transformer import causal_mask, layer_norm, merge_heads, scaled_dot_product_attention, split_heads
+
+
+@pytest.fixture(autouse=True)
+def lenient(monkeypatch):
+    monkeypatch.delenv(STRICT_ENV, raising=False)  # these tests look at wrong answers on purpose
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------- learner-style answers, right and wrong
+def attention(q, k, v, mask=None, scale=None, dim=-1, after=None, fill=float("-inf")):
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ k.transpose(-2, -1) * scale
+    if mask is not None and after is None:
+        scores = scores.masked_fill(~mask, fill)
+    weights = torch.softmax(scores, dim=dim)
+    if mask is not None and after == "zero":
+        weights = weights * mask
+    if mask is not None and after == "renormalise":  # correct: the same answer when no row is fully masked
+        weights = weights * mask
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    return weights @ v
+
+
+def norm(x, w, b, eps, dim=-1, correction=0, eps_outside=False, affine=True):
+    mean = x.mean(dim=dim, keepdim=True)
+    var = x.var(dim=dim, keepdim=True, correction=correction)
+    y = (x - mean) / (var.sqrt() + eps) if eps_outside else (x - mean) / (var + eps).sqrt()
+    return y * w + b if affine else y
+
+
+def split(x, n_heads):
+    B, T, C = x.shape
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
+
+
+CASES = {
+    "attention": (
+        checks.check_attention,
+        [
+            lambda q, k, v, mask=None: attention(q, k, v, mask),
+            scaled_dot_product_attention,  # the library's own: a tuple (output, weights)
+            lambda q, k, v, mask=None: attention(q, k, v, mask, after="renormalise"),
+            lambda q, k, v, mask=None: attention(q, k, v, mask, fill=-1e9),  # a large finite fill works too
+            lambda q, k, v, mask=None: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        ],
+        [
+            (lambda q, k, v, mask=None: attention(q, k, v, mask, scale=1.0), "missing scale"),
+            (lambda q, k, v, mask=None: attention(q, k, v, mask, scale=1 / q.shape[-1]), "divided by d"),
+            (lambda q, k, v, mask=None: attention(q, k, v, mask, after="zero"), "after the softmax"),
+            (lambda q, k, v, mask=None: attention(q, k, v, mask, dim=-2), "wrong dimension"),
+            (lambda q, k, v, mask=None: attention(q, k, v), "mask was ignored"),
+            (lambda q, k, v, mask=None: attention(q, k, v, None if mask is None else ~mask), "inverted"),
+        ],
+    ),
+    "causal_mask": (
+        checks.check_causal_mask,
+        [
+            causal_mask,
+            lambda t: torch.tril(torch.ones(t, t)).int(),  # 0/1 integers are accepted
+            lambda t: torch.arange(t)[None, :] <= torch.arange(t)[:, None],
+            lambda t: [[s <= q for s in range(t)] for q in range(t)],  # even nested lists
+        ],
+        [
+            (lambda t: torch.ones(t, t, dtype=torch.bool).tril(-1), "must see itself"),
+            (lambda t: torch.ones(t, t, dtype=torch.bool).triu(1), "to *hide*"),
+            (lambda t: torch.ones(t, t, dtype=torch.bool).triu(), "upper triangle"),
+            (lambda t: torch.ones(t, t, dtype=torch.bool), "all True"),
+            (lambda t: torch.full((t, t), float("-inf")).triu(1), "additive float mask"),
+        ],
+    ),
+    "split_heads": (
+        checks.check_split_heads,
+        [split, split_heads, lambda x, h: x.reshape(*x.shape[:2], h, -1).permute(0, 2, 1, 3)],
+        [
+            (lambda x, h: x.view(x.shape[0], h, x.shape[1], -1), "mixes positions across heads"),
+            (lambda x, h: x.view(*x.shape[:2], h, -1), "stopped at (B, T, H, d)"),
+            (lambda x, h: x.view(*x.shape[:2], h, -1).transpose(1, 3), "wrong axes"),
+            (lambda x, h: x.view(*x.shape[:2], h, -1).transpose(2, 3), "wrong axes"),
+            (lambda x, h: x.view(*x.shape[:2], -1, h).permute(0, 3, 1, 2), "like cards"),
+        ],
+    ),
+    "merge_heads": (
+        checks.check_merge_heads,
+        [
+            merge_heads,
+            lambda x: x.transpose(1, 2).contiguous().view(x.shape[0], x.shape[2], -1),
+            lambda x: x.permute(0, 2, 1, 3).flatten(2),
+        ],
+        [
+            (lambda x: x.reshape(x.shape[0], x.shape[2], -1), "mixes positions and heads"),
+            (lambda x: x.transpose(1, 3).reshape(x.shape[0], x.shape[2], -1), "wrong axes"),
+            (lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1), "contiguous"),  # view after transpose
+        ],
+    ),
+    "layer_norm": (
+        checks.check_layer_norm,
+        [
+            layer_norm,
+            norm,
+            lambda x, w, b, eps: torch.nn.functional.layer_norm(x, x.shape[-1:], w, b, eps),
+        ],
+        [
+            (lambda x, w, b, eps: norm(x, w, b, eps, dim=0), "wrong dimension"),
+            (lambda x, w, b, eps: norm(x, w, b, eps, dim=1), "wrong dimension"),
+            (lambda x, w, b, eps: norm(x, w, b, eps, correction=1), "unbiased variance: torch.var"),
+            (lambda x, w, b, eps: norm(x, w, b, eps, eps_outside=True), "not / (sqrt(var) + eps)"),
+            (
+                lambda x, w, b, eps: (
+                    (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, correction=0) + eps) * w + b
+                ),
+                "not by the variance",
+            ),
+            (lambda x, w, b, eps: norm(x, w, b, 0.0), "eps is missing"),
+            (
+                lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * w + b,
+                "x.std() divides by n - 1 (Bessel's correction) and has no eps",
+            ),
+            (
+                lambda x, w, b, eps: (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + eps) * w + b,
+                "correction), and eps goes inside",
+            ),
+            (lambda x, w, b, eps: norm(x, w, b, eps, affine=False), "weight and bias were not applied"),
+            (lambda x, w, b, eps: norm(x, w, b, eps) - b, "bias is missing"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name,right", [(name, right) for name, (_, rights, _) in CASES.items() for right in rights])
+def test_right_answers_are_correct(name, right):
+    result = CASES[name][0](right)
+    assert result.status == CORRECT, result
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_stub_is_not_attempted(name):
+    result = CASES[name][0](stub)
+    assert result.status == NOT_ATTEMPTED and "⏳" in repr(result)
+
+
+@pytest.mark.parametrize(
+    "name,wrong,hint", [(name, wrong, hint) for name, (_, _, mistakes) in CASES.items() for wrong, hint in mistakes]
+)
+def test_common_mistake_gets_its_hint(name, wrong, hint):
+    result = CASES[name][0](wrong)
+    assert result.status == WRONG
+    assert hint in result.message, result.message
+
+
+def test_masking_after_the_softmax_and_renormalising_agrees_only_while_no_row_is_fully_masked():
+    # why check_attention may accept it: its cases have no fully masked row, and there the two agree exactly
+    q, k, v = torch.randn(1, 2, 3, 4, dtype=torch.float64), torch.randn(1, 2, 3, 4, dtype=torch.float64), None
+    v = torch.randn(1, 2, 3, 4, dtype=torch.float64)
+    some = torch.tensor([[True, False, True], [True, True, False], [False, False, True]])
+    assert torch.allclose(attention(q, k, v, some, after="renormalise"), attention(q, k, v, some), atol=1e-12)
+    none_allowed = some.clone()
+    none_allowed[1] = False  # 0/0: NaN here, where torch's attention gives 0
+    assert attention(q, k, v, none_allowed, after="renormalise")[0, :, 1].isnan().all()
+
+
+def test_an_unknown_wrong_answer_gets_the_general_hint():
+    result = checks.check_attention(lambda q, k, v, mask=None: attention(q, k, v, mask) + 0.1)
+    assert result.status == WRONG and "softmax(dim=-1)" in result.message
+
+
+def test_a_crash_becomes_a_message_not_a_traceback():
+    result = checks.check_attention(lambda q, k, v, mask=None: q @ k @ v)  # k not transposed: shapes do not fit
+    assert result.status == WRONG and "RuntimeError" in result.message
+
+
+def test_strict_mode_raises_on_a_wrong_answer(monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "1")
+    with pytest.raises(checks.CheckFailed):
+        checks.check_causal_mask(lambda t: torch.ones(t, t, dtype=torch.bool))
