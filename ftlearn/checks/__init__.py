@@ -46,6 +46,7 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.tokenization import check_merge_pair
 from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
 # the machinery, then one block per lesson module
@@ -85,6 +86,8 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    # tokenization
+    "check_merge_pair",
     # bert
     "check_confusion_matrix",
     "check_dynamic_pad",
