@@ -57,7 +57,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "05_tokenization_and_data.ipynb",
         "Tokenization and data",
-        "WordPiece, attention masks, truncation, dynamic padding",
+        "WordPiece; byte-pair encoding by hand, merge for merge equal to `tokenizers`' trainer; attention masks, "
+        "truncation, dynamic padding",
     ),
     Lesson(
         "06_transformer.ipynb",

@@ -46,6 +46,7 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.tokenization import check_merge_pair
 from ftlearn.checks.transformer import (
     check_attention,
     check_causal_mask,
@@ -92,6 +93,8 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    # tokenization
+    "check_merge_pair",
     # bert
     "check_confusion_matrix",
     "check_dynamic_pad",
