@@ -74,7 +74,10 @@ def block_diagram(sizes: dict[str, int] | None = None, ax_pair: Any = None) -> A
         ax.set_ylim(-0.7, n - 0.3)
         ax.set_title(title)
         ax.axis("off")
-    legend = "B reviews, T tokens, C hidden size, H heads of d = C/H, F feed-forward size; red: residual connections"
+    legend = (
+        "B reviews, T tokens, C hidden size, H heads of d = C/H, F feed-forward size; red: residual connections; "
+        "mask: 0 where attention is allowed, -inf where not"
+    )
     if sizes:
         legend += "\nthis model: " + ", ".join(f"{k} = {v}" for k, v in sizes.items())
     fig.text(0.5, 0.01, legend, ha="center", fontsize=9)
