@@ -120,8 +120,12 @@ def sample_text(
     top_p: float | None = None,
     seed: int = 0,
     device: Any = "cpu",
+    min_new_tokens: int = 0,
 ) -> str:
-    """Continue `prompt` one token at a time with `sample_next_token` (a hand-written `generate`, notebook 09)."""
+    """Continue `prompt` one token at a time with `sample_next_token` (a hand-written `generate`, notebook 09).
+
+    The end-of-text token cannot be drawn before `min_new_tokens` new tokens, so a sample is never empty.
+    """
     import torch
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -129,8 +133,10 @@ def sample_text(
     limit = model.config.n_positions
     model.eval()
     with torch.no_grad():
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             logits = model(input_ids=ids[:, -limit:]).logits[:, -1, :]  # (1, V): only the last position matters
+            if step < min_new_tokens:
+                logits[:, tokenizer.eos_token_id] = float("-inf")  # too early to stop
             nxt = sample_next_token(logits.float().cpu(), temperature, top_k, top_p, generator)  # (1,)
             ids = torch.cat([ids, nxt.view(1, 1).to(device)], dim=1)
             if nxt.item() == tokenizer.eos_token_id:

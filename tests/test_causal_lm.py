@@ -84,6 +84,33 @@ def test_greedy_hand_sampling_equals_generate(tiny_gpt2):
     assert text.split() == [str(int(i)) for i in want[0]]
 
 
+def test_min_new_tokens_holds_back_the_end_token_as_generate_does(tiny_gpt2):
+    prompt = torch.tensor([[5, 7, 9]])
+    first = int(tiny_gpt2.generate(prompt, max_new_tokens=1, do_sample=False, pad_token_id=0)[0, -1])
+
+    class Tok:  # the greedy first token plays end-of-text, so without a minimum the sample would be empty
+        eos_token_id = first
+
+        def __call__(self, text, return_tensors=None):
+            return {"input_ids": torch.tensor([[int(w) for w in text.split()]])}
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(str(int(i)) for i in ids)
+
+    assert lm.sample_text(tiny_gpt2, Tok(), "5 7 9", max_new_tokens=6, temperature=0).split() == [
+        "5",
+        "7",
+        "9",
+        str(first),
+    ]
+    text = lm.sample_text(tiny_gpt2, Tok(), "5 7 9", max_new_tokens=6, temperature=0, min_new_tokens=3)
+    want = tiny_gpt2.generate(
+        prompt, max_new_tokens=6, min_new_tokens=3, do_sample=False, eos_token_id=first, pad_token_id=first
+    )
+    assert text.split() == [str(int(i)) for i in want[0]]
+    assert len(text.split()) >= 3 + 3
+
+
 def test_sampling_with_top_k_1_is_greedy():
     logits = torch.randn(3, 20, generator=torch.Generator().manual_seed(6))
     gen = torch.Generator().manual_seed(0)
