@@ -1,4 +1,4 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, headers, finetune, predict."""
+"""The `ftlearn` command: doctor, lab, run, exercises, headers, tidy, finetune, predict, compare."""
 
 from __future__ import annotations
 
@@ -227,6 +227,34 @@ def cmd_headers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tidy(args: argparse.Namespace) -> int:
+    """Make every committed notebook render without a kernel (ftlearn.tidy); with --check, only list the untidy."""
+    import nbformat
+
+    from ftlearn.course import NOTEBOOK_DIRS
+    from ftlearn.nbrun import write_notebook
+    from ftlearn.tidy import tidy
+
+    root = _root_or_exit()
+    untidy = []
+    for folder in NOTEBOOK_DIRS:
+        for path in sorted((root / folder).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            changes = tidy(nb)
+            if not changes:
+                continue
+            rel = path.relative_to(root).as_posix()
+            untidy.append(rel)
+            print(f"{rel}: {'; '.join(changes)}")
+            if not args.check:
+                write_notebook(nb, path)
+    if args.check and untidy:
+        print(f"{len(untidy)} notebook(s) need tidying. Run `ftlearn tidy`.")
+        return 1
+    print("every notebook is tidy." if not untidy else f"tidied {len(untidy)} notebook(s).")
+    return 0
+
+
 FINETUNE_TARGETS = {
     "bert": "BERT as a sentiment classifier (lesson 07)",
     "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 09)",
@@ -371,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
     headers.set_defaults(func=cmd_headers)
+
+    tidy = sub.add_parser(
+        "tidy",
+        help="make saved notebooks render without a kernel: widget views to static outputs, ipykernel's kernelspec",
+    )
+    tidy.add_argument("--check", action="store_true", help="only list the notebooks that need it")
+    tidy.set_defaults(func=cmd_tidy)
 
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
     targets = finetune.add_subparsers(dest="target", required=True, metavar="{" + ",".join(FINETUNE_TARGETS) + "}")

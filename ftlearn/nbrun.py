@@ -1,8 +1,9 @@
 """Run notebooks headless: inject parameters (papermill style), execute, time, and stamp the outputs.
 
-Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs and gets a stamp in its
-metadata (profile, hardware, versions, date, and a hash of its code cells), so a reader knows
-where the figures came from and a test can tell when the code changed after the outputs were made.
+Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs (made static by `ftlearn.tidy`,
+so that they render without a kernel) and gets a stamp in its metadata (profile, hardware, versions, date,
+and a hash of its code cells), so a reader knows where the figures came from and a test can tell when the
+code changed after the outputs were made.
 """
 
 from __future__ import annotations
@@ -113,10 +114,21 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     seconds = time.perf_counter() - start
     if inplace and not error:
+        from ftlearn.tidy import tidy
+
         nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
+        tidy(nb)  # widget views become the static outputs they showed: the saved file renders anywhere
         stamp(nb, resolved, seconds)
-        nbformat.write(nb, path)
+        write_notebook(nb, path)
     return RunResult(path, not error, seconds, error, resolved)
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Save a notebook through a temporary sibling and a rename: never seen half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(path)
 
 
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:

@@ -81,6 +81,7 @@ def test_exercises_and_headers_are_current(capsys):
     stubs = sum(path.read_text(encoding="utf-8").count(STUB.replace('"', '\\"')) for path in EXERCISES)
     assert f"{len(EXERCISES)} notebooks, {stubs} exercises to write" in capsys.readouterr().out
     assert main(["headers", "--check"]) == 0
+    assert main(["tidy", "--check"]) == 0
 
 
 def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch):
