@@ -117,6 +117,7 @@ def _root_or_exit() -> Path:
 def cmd_lab(args: argparse.Namespace) -> int:
     """Open JupyterLab on the course, starting at the welcome notebook."""
     root = _root_or_exit()
+    print(f"Serving the course checkout at {root}")  # the current folder's checkout, else the package's
     command = [
         sys.executable,
         "-m",
