@@ -114,20 +114,21 @@ def with_course_map(readme: str) -> str:
     return f"{head}\n\n{course_map_table()}\n\n{readme[end:]}"  # blank lines: the table is its own block
 
 
-def colab_url(relative_path: str) -> str:
+def colab_url(relative_path: str, repo_url: str = REPO_URL) -> str:
     """The 'Open in Colab' address of a notebook given its path inside the repository."""
-    slug = REPO_URL.removeprefix("https://github.com/")
+    slug = repo_url.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/{relative_path}"
 
 
-def header_cells(relative_path: str) -> list[nbformat.NotebookNode]:
+def header_cells(relative_path: str, repo_url: str = REPO_URL) -> list[nbformat.NotebookNode]:
     """The two cells every notebook starts with: the 'Open in Colab' link and the Colab-only install cell.
 
     The link is text, not the badge image: the image comes from colab.research.google.com, so offline (the
-    course's classroom case) it showed as a broken picture and a failed request.
+    course's classroom case) it showed as a broken picture and a failed request. `repo_url` is the
+    repository the course is published at (`ftlearn headers --repo-url`); it defaults to `REPO_URL`.
     """
     badge = nbformat.v4.new_markdown_cell(
-        f"**[Open in Colab]({colab_url(relative_path)})** "
+        f"**[Open in Colab]({colab_url(relative_path, repo_url)})** "
         "(the next cell installs the course there; anywhere else it does nothing)"
     )
     install = nbformat.v4.new_code_cell(
@@ -138,7 +139,7 @@ def header_cells(relative_path: str) -> list[nbformat.NotebookNode]:
         "    import importlib\n"
         "    import subprocess\n"
         "\n"
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}@{BRANCH}"], check=True)\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{repo_url}@{BRANCH}"], check=True)\n'
         "    importlib.invalidate_caches()"
     )
     for cell in (badge, install):
@@ -153,19 +154,19 @@ def _strip_ids(cell: nbformat.NotebookNode) -> dict:
     return data
 
 
-def header_is_current(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+def header_is_current(nb: nbformat.NotebookNode, relative_path: str, repo_url: str = REPO_URL) -> bool:
     """True when the notebook starts with exactly the header this module generates."""
-    want = [_strip_ids(c) for c in header_cells(relative_path)]
+    want = [_strip_ids(c) for c in header_cells(relative_path, repo_url)]
     have = [_strip_ids(c) for c in nb.cells[: len(want)]]
     return have == want
 
 
-def apply_header(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+def apply_header(nb: nbformat.NotebookNode, relative_path: str, repo_url: str = REPO_URL) -> bool:
     """Put the current header at the top of a notebook (replacing an old one); True if it changed."""
-    if header_is_current(nb, relative_path):
+    if header_is_current(nb, relative_path, repo_url):
         return False
     body = [c for c in nb.cells if HEADER_TAG not in c.metadata.get("tags", [])]
-    new = header_cells(relative_path)
+    new = header_cells(relative_path, repo_url)
     for cell in new:
         cell["id"] = f"{HEADER_TAG}-{new.index(cell)}"
     nb.cells = new + body

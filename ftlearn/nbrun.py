@@ -19,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 
+from ftlearn.course import HEADER_TAG
+
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 
@@ -35,12 +37,35 @@ class RunResult:
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
-    """sha256 of the notebook's code cells (injected parameter cells excluded)."""
+    """sha256 of the notebook's code cells: the cells whose outputs a run stamp vouches for.
+
+    Left out: injected parameter cells (a run adds them) and the header's install cell, which does nothing
+    outside Colab and is rewritten by `ftlearn headers --repo-url`; that must not make outputs look stale.
+    """
+    return _hash_code_cells(nb, skip=(INJECTED_TAG, HEADER_TAG))
+
+
+def _hash_code_cells(nb: nbformat.NotebookNode, skip: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for cell in nb.cells:
-        if cell.cell_type == "code" and INJECTED_TAG not in cell.metadata.get("tags", []):
+        if cell.cell_type == "code" and not set(skip) & set(cell.metadata.get("tags", [])):
             digest.update(cell.source.encode("utf-8") + b"\x00")
     return digest.hexdigest()
+
+
+def update_old_stamp(nb: nbformat.NotebookNode) -> bool:
+    """Carry a valid stamp over to the current `code_hash`; True if it changed.
+
+    Stamps written before the header cells were left out of the hash hold the hash *with* them. When that
+    old hash still matches the code, the outputs do come from this code, and only the hash is rewritten;
+    a stamp that matches neither is left alone, for the test to report as stale.
+    """
+    stamp = nb.metadata.get("ftlearn", {})
+    old = stamp.get("code_sha256")
+    if not old or old == code_hash(nb) or old != _hash_code_cells(nb, skip=(INJECTED_TAG,)):
+        return False
+    stamp["code_sha256"] = code_hash(nb)
+    return True
 
 
 def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.NotebookNode:

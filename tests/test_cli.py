@@ -117,6 +117,21 @@ def test_tidy_lists_then_fixes_untidy_notebooks(tmp_path, monkeypatch, capsys):
     assert nb.cells[0].source == "interact(f, x=(0, 1))"
 
 
+def test_headers_repo_url_rewrites_every_link_and_install_cell(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(a_checkout(tmp_path))
+    url = "https://github.com/someone/ftlearn-course"
+    assert main(["headers", "--repo-url", url]) == 0
+    nb = nbformat.read(tmp_path / "notebooks" / "01_x.ipynb", as_version=4)
+    assert (
+        "colab.research.google.com/github/someone/ftlearn-course/blob/main/notebooks/01_x.ipynb" in nb.cells[0].source
+    )
+    assert f"git+{url}@main" in nb.cells[1].source
+    assert main(["headers", "--check", "--repo-url", url]) == 0
+    assert main(["headers", "--check"]) == 1  # REPO_URL stays the default the tests expect
+    assert main(["headers", "--repo-url", "file:///tmp/x"]) == 2
+    assert "must be https://github.com/OWNER/NAME" in capsys.readouterr().err
+
+
 def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch, capsys):
     import ftlearn.cli as cli
 

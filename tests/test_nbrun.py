@@ -96,6 +96,28 @@ def test_figures_are_kept_even_when_the_shell_sets_a_headless_backend(tmp_path, 
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
+def test_header_cells_are_left_out_of_the_hash_so_a_new_repo_url_keeps_stamps_valid():
+    nb = tiny_notebook()
+    course.apply_header(nb, "notebooks/01_x.ipynb")
+    before = nbrun.code_hash(nb)
+    course.apply_header(nb, "notebooks/01_x.ipynb", repo_url="https://github.com/someone/fork")
+    assert "someone/fork" in nb.cells[1].source
+    assert nbrun.code_hash(nb) == before
+
+
+def test_an_old_stamp_is_carried_over_only_when_it_matched_the_code():
+    nb = tiny_notebook()
+    course.apply_header(nb, "notebooks/01_x.ipynb")
+    old = nbrun._hash_code_cells(nb, skip=(nbrun.INJECTED_TAG,))  # what stamps held: header cells hashed too
+    nb.metadata["ftlearn"] = {"code_sha256": old}
+    assert nbrun.update_old_stamp(nb) is True
+    assert nb.metadata["ftlearn"]["code_sha256"] == nbrun.code_hash(nb)
+    assert nbrun.update_old_stamp(nb) is False  # already current
+    nb.metadata["ftlearn"]["code_sha256"] = old
+    nb.cells[-1].source += "\nprint(2)"  # the code changed after that stamp: it stays stale
+    assert nbrun.update_old_stamp(nb) is False and nb.metadata["ftlearn"]["code_sha256"] == old
+
+
 def test_the_colab_link_is_text_that_reads_without_the_network():
     badge = course.header_cells("notebooks/01_x.ipynb")[0].source
     assert "[Open in Colab](https://colab.research.google.com/github/" in badge
