@@ -1,4 +1,4 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, headers, finetune, predict."""
+"""The `ftlearn` command: doctor, lab, run, exercises, headers, tidy, finetune, predict, compare."""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ def _root_or_exit() -> Path:
 def cmd_lab(args: argparse.Namespace) -> int:
     """Open JupyterLab on the course, starting at the welcome notebook."""
     root = _root_or_exit()
+    print(f"Serving the course checkout at {root}")  # the current folder's checkout, else the package's
     command = [
         sys.executable,
         "-m",
@@ -187,26 +188,35 @@ def cmd_exercises(args: argparse.Namespace) -> int:
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
-    """Write the Colab badge and install cell into every notebook, and README's course map from LESSONS.
+    """Write the Colab link and install cell into every notebook, and README's course map from LESSONS.
 
-    With --check, only list what is stale.
+    With --check, only list what is stale; with --repo-url, write that repository's address instead of REPO_URL.
     """
     import nbformat
 
-    from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current, with_course_map
+    from ftlearn.course import NOTEBOOK_DIRS, REPO_URL, apply_header, header_is_current, with_course_map
+    from ftlearn.nbrun import write_notebook
 
+    repo_url = args.repo_url or REPO_URL
+    if not repo_url.startswith("https://github.com/"):
+        print(
+            f"ftlearn headers: --repo-url must be https://github.com/OWNER/NAME (Colab opens GitHub notebooks), "
+            f"not {repo_url!r}",
+            file=sys.stderr,
+        )
+        return 2
     root = _root_or_exit()
     stale = []
     for folder in NOTEBOOK_DIRS:
         for path in sorted((root / folder).glob("*.ipynb")):
             rel = path.relative_to(root).as_posix()
             nb = nbformat.read(path, as_version=4)
-            if header_is_current(nb, rel):
+            if header_is_current(nb, rel, repo_url):
                 continue
             stale.append(rel)
             if not args.check:
-                apply_header(nb, rel)
-                nbformat.write(nb, path)
+                apply_header(nb, rel, repo_url)
+                write_notebook(nb, path)
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     try:
@@ -224,6 +234,36 @@ def cmd_headers(args: argparse.Namespace) -> int:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
     print("headers and course map are current." if not stale else f"updated: {', '.join(stale)}")
+    return 0
+
+
+def cmd_tidy(args: argparse.Namespace) -> int:
+    """Make every committed notebook render without a kernel (ftlearn.tidy); with --check, only list the untidy."""
+    import nbformat
+
+    from ftlearn.course import NOTEBOOK_DIRS
+    from ftlearn.nbrun import update_old_stamp, write_notebook
+    from ftlearn.tidy import tidy
+
+    root = _root_or_exit()
+    untidy = []
+    for folder in NOTEBOOK_DIRS:
+        for path in sorted((root / folder).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            changes = tidy(nb)
+            if update_old_stamp(nb):
+                changes.append("run stamp's code hash updated (header cells no longer hashed)")
+            if not changes:
+                continue
+            rel = path.relative_to(root).as_posix()
+            untidy.append(rel)
+            print(f"{rel}: {'; '.join(changes)}")
+            if not args.check:
+                write_notebook(nb, path)
+    if args.check and untidy:
+        print(f"{len(untidy)} notebook(s) need tidying. Run `ftlearn tidy`.")
+        return 1
+    print("every notebook is tidy." if not untidy else f"tidied {len(untidy)} notebook(s).")
     return 0
 
 
@@ -370,7 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
         "headers", help="write the Colab badge and install cell into every notebook, and README's course map"
     )
     headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
+    headers.add_argument(
+        "--repo-url",
+        default=None,
+        help="the GitHub repository the course is published at (default: REPO_URL in ftlearn/course.py, "
+        "which the tests expect; change it there to make a new address the default)",
+    )
     headers.set_defaults(func=cmd_headers)
+
+    tidy = sub.add_parser(
+        "tidy",
+        help="make saved notebooks render without a kernel: widget views to static outputs, ipykernel's kernelspec",
+    )
+    tidy.add_argument("--check", action="store_true", help="only list the notebooks that need it")
+    tidy.set_defaults(func=cmd_tidy)
 
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
     targets = finetune.add_subparsers(dest="target", required=True, metavar="{" + ",".join(FINETUNE_TARGETS) + "}")

@@ -1,4 +1,4 @@
-"""The course map, and the header (Colab badge + Colab-only install cell) every notebook starts with.
+"""The course map, and the header (Colab link + Colab-only install cell) every notebook starts with.
 
 The repository URL lives here and only here: `ftlearn headers` writes it into every notebook, and
 tests/test_notebook_files.py fails when a notebook's header is not the one this module generates.
@@ -114,16 +114,22 @@ def with_course_map(readme: str) -> str:
     return f"{head}\n\n{course_map_table()}\n\n{readme[end:]}"  # blank lines: the table is its own block
 
 
-def colab_url(relative_path: str) -> str:
+def colab_url(relative_path: str, repo_url: str = REPO_URL) -> str:
     """The 'Open in Colab' address of a notebook given its path inside the repository."""
-    slug = REPO_URL.removeprefix("https://github.com/")
+    slug = repo_url.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/{relative_path}"
 
 
-def header_cells(relative_path: str) -> list[nbformat.NotebookNode]:
-    """The two cells every notebook starts with: the Colab badge and the Colab-only install cell."""
+def header_cells(relative_path: str, repo_url: str = REPO_URL) -> list[nbformat.NotebookNode]:
+    """The two cells every notebook starts with: the 'Open in Colab' link and the Colab-only install cell.
+
+    The link is text, not the badge image: the image comes from colab.research.google.com, so offline (the
+    course's classroom case) it showed as a broken picture and a failed request. `repo_url` is the
+    repository the course is published at (`ftlearn headers --repo-url`); it defaults to `REPO_URL`.
+    """
     badge = nbformat.v4.new_markdown_cell(
-        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relative_path)})"
+        f"**[Open in Colab]({colab_url(relative_path, repo_url)})** "
+        "(the next cell installs the course there; anywhere else it does nothing)"
     )
     install = nbformat.v4.new_code_cell(
         "# On Colab only: install the course package from its repository (does nothing elsewhere).\n"
@@ -133,7 +139,7 @@ def header_cells(relative_path: str) -> list[nbformat.NotebookNode]:
         "    import importlib\n"
         "    import subprocess\n"
         "\n"
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}@{BRANCH}"], check=True)\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{repo_url}@{BRANCH}"], check=True)\n'
         "    importlib.invalidate_caches()"
     )
     for cell in (badge, install):
@@ -148,33 +154,42 @@ def _strip_ids(cell: nbformat.NotebookNode) -> dict:
     return data
 
 
-def header_is_current(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+def header_is_current(nb: nbformat.NotebookNode, relative_path: str, repo_url: str = REPO_URL) -> bool:
     """True when the notebook starts with exactly the header this module generates."""
-    want = [_strip_ids(c) for c in header_cells(relative_path)]
+    want = [_strip_ids(c) for c in header_cells(relative_path, repo_url)]
     have = [_strip_ids(c) for c in nb.cells[: len(want)]]
     return have == want
 
 
-def apply_header(nb: nbformat.NotebookNode, relative_path: str) -> bool:
+def apply_header(nb: nbformat.NotebookNode, relative_path: str, repo_url: str = REPO_URL) -> bool:
     """Put the current header at the top of a notebook (replacing an old one); True if it changed."""
-    if header_is_current(nb, relative_path):
+    if header_is_current(nb, relative_path, repo_url):
         return False
     body = [c for c in nb.cells if HEADER_TAG not in c.metadata.get("tags", [])]
-    new = header_cells(relative_path)
+    new = header_cells(relative_path, repo_url)
     for cell in new:
         cell["id"] = f"{HEADER_TAG}-{new.index(cell)}"
     nb.cells = new + body
     return True
 
 
-def repo_root(start: Path | None = None) -> Path | None:
-    """The course checkout: the nearest folder above `start` (or this file, or cwd) holding notebooks/."""
-    candidates = [start] if start else [Path(__file__).resolve().parent, Path.cwd()]
-    for base in candidates:
-        for folder in [base, *base.parents]:
-            if (folder / "notebooks").is_dir() and (folder / "ftlearn").is_dir():
-                return folder
+def _checkout_above(base: Path) -> Path | None:
+    for folder in [base, *base.parents]:
+        if (folder / "notebooks").is_dir() and (folder / "ftlearn").is_dir():
+            return folder
     return None
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The course checkout: the nearest folder holding notebooks/ and ftlearn/ above `start`, else above the
+    current folder, else above this file.
+
+    The current folder comes before the package's own: with one venv shared by two clones, `ftlearn lab`
+    run inside a clone must open that clone's notebooks, not the ones beside the installed package.
+    """
+    if start is not None:
+        return _checkout_above(Path(start).resolve())
+    return _checkout_above(Path.cwd().resolve()) or _checkout_above(Path(__file__).resolve().parent)
 
 
 def load_timings(root: Path | None = None) -> dict:
@@ -187,7 +202,10 @@ def load_timings(root: Path | None = None) -> dict:
 
 
 def course_map(root: Path | None = None) -> list[dict]:
-    """The course map as rows: file, title, what it teaches, whether it exists, measured minutes per profile."""
+    """The course map as rows: file, title, what it teaches, whether it exists, measured minutes per profile.
+
+    A profile not timed yet has an empty string, not None: a table shows it as an empty cell.
+    """
     root = root or repo_root()
     timings = load_timings(root)
     rows = []
@@ -200,7 +218,7 @@ def course_map(root: Path | None = None) -> list[dict]:
                 "teaches": lesson.teaches.replace("`", ""),  # plain text for a table of values
                 "available": bool(root and (root / "notebooks" / lesson.file).exists()),
                 **{
-                    f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else None
+                    f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else ""
                     for p in ("smoke", "cpu", "gpu")
                 },
             }

@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 
 from ftlearn.course import apply_header
+from ftlearn.tidy import tidy
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code, then run the check below.")'
@@ -62,7 +63,8 @@ def make_exercise(solution: nbformat.NotebookNode, name: str = "notebook") -> nb
         cell.metadata.pop("execution", None)
         cells.append(cell)
     nb.cells = cells
-    apply_header(nb, f"exercises/{name}")  # the badge must open the exercise, not the solution
+    apply_header(nb, f"exercises/{name}")  # the Colab link must open the exercise, not the solution
+    tidy(nb)  # ipykernel's kernelspec, no widget state: the exercise must not open as already modified
     nb.metadata.pop("ftlearn", None)  # run stamps belong to the executed solutions
     nb.metadata.setdefault("ftlearn", {})["generated_from"] = f"solutions/{name}"
     return nb

@@ -1,8 +1,9 @@
 """Run notebooks headless: inject parameters (papermill style), execute, time, and stamp the outputs.
 
-Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs and gets a stamp in its
-metadata (profile, hardware, versions, date, and a hash of its code cells), so a reader knows
-where the figures came from and a test can tell when the code changed after the outputs were made.
+Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs (made static by `ftlearn.tidy`,
+so that they render without a kernel) and gets a stamp in its metadata (profile, hardware, versions, date,
+and a hash of its code cells), so a reader knows where the figures came from and a test can tell when the
+code changed after the outputs were made.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from ftlearn.course import HEADER_TAG
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -34,12 +37,35 @@ class RunResult:
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
-    """sha256 of the notebook's code cells (injected parameter cells excluded)."""
+    """sha256 of the notebook's code cells: the cells whose outputs a run stamp vouches for.
+
+    Left out: injected parameter cells (a run adds them) and the header's install cell, which does nothing
+    outside Colab and is rewritten by `ftlearn headers --repo-url`; that must not make outputs look stale.
+    """
+    return _hash_code_cells(nb, skip=(INJECTED_TAG, HEADER_TAG))
+
+
+def _hash_code_cells(nb: nbformat.NotebookNode, skip: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for cell in nb.cells:
-        if cell.cell_type == "code" and INJECTED_TAG not in cell.metadata.get("tags", []):
+        if cell.cell_type == "code" and not set(skip) & set(cell.metadata.get("tags", [])):
             digest.update(cell.source.encode("utf-8") + b"\x00")
     return digest.hexdigest()
+
+
+def update_old_stamp(nb: nbformat.NotebookNode) -> bool:
+    """Carry a valid stamp over to the current `code_hash`; True if it changed.
+
+    Stamps written before the header cells were left out of the hash hold the hash *with* them. When that
+    old hash still matches the code, the outputs do come from this code, and only the hash is rewritten;
+    a stamp that matches neither is left alone, for the test to report as stale.
+    """
+    stamp = nb.metadata.get("ftlearn", {})
+    old = stamp.get("code_sha256")
+    if not old or old == code_hash(nb) or old != _hash_code_cells(nb, skip=(INJECTED_TAG,)):
+        return False
+    stamp["code_sha256"] = code_hash(nb)
+    return True
 
 
 def inject_parameters(nb: nbformat.NotebookNode, params: dict) -> nbformat.NotebookNode:
@@ -113,10 +139,21 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     seconds = time.perf_counter() - start
     if inplace and not error:
+        from ftlearn.tidy import tidy
+
         nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
+        tidy(nb)  # widget views become the static outputs they showed: the saved file renders anywhere
         stamp(nb, resolved, seconds)
-        nbformat.write(nb, path)
+        write_notebook(nb, path)
     return RunResult(path, not error, seconds, error, resolved)
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Save a notebook through a temporary sibling and a rename: never seen half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(path)
 
 
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:

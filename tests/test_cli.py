@@ -81,14 +81,64 @@ def test_exercises_and_headers_are_current(capsys):
     stubs = sum(path.read_text(encoding="utf-8").count(STUB.replace('"', '\\"')) for path in EXERCISES)
     assert f"{len(EXERCISES)} notebooks, {stubs} exercises to write" in capsys.readouterr().out
     assert main(["headers", "--check"]) == 0
+    assert main(["tidy", "--check"]) == 0
 
 
-def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch):
+def a_checkout(tmp_path):
+    """A folder `repo_root` takes for a course checkout: notebooks/ with one untidy lesson, README's map markers."""
+    from ftlearn.course import README_MAP_END, README_MAP_START
+    from ftlearn.tidy import WIDGET_VIEW
+
+    for folder in ("notebooks", "solutions", "exercises", "ftlearn"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "README.md").write_text(f"{README_MAP_START}\n{README_MAP_END}\n", encoding="utf-8")
+    cell = nbformat.v4.new_code_cell("interact(f, x=(0, 1))")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": "gone"}, "text/plain": "interactive("})
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "01_x.ipynb")
+    return tmp_path
+
+
+def test_tidy_lists_then_fixes_untidy_notebooks(tmp_path, monkeypatch, capsys):
+    from ftlearn.tidy import raw_widget_problems
+
+    monkeypatch.chdir(a_checkout(tmp_path))
+    path = tmp_path / "notebooks" / "01_x.ipynb"
+    original = path.read_text(encoding="utf-8")
+    assert main(["tidy", "--check"]) == 1
+    assert path.read_text(encoding="utf-8") == original  # --check writes nothing
+    assert "notebooks/01_x.ipynb: 1 widget or progress-bar output(s) made static" in capsys.readouterr().out
+    assert main(["tidy"]) == 0 and main(["tidy", "--check"]) == 0
+    nb = nbformat.read(path, as_version=4)
+    assert raw_widget_problems(nb) == [] and nb.metadata.kernelspec.display_name == "Python 3 (ipykernel)"
+    assert nb.cells[0].source == "interact(f, x=(0, 1))"
+
+
+def test_headers_repo_url_rewrites_every_link_and_install_cell(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(a_checkout(tmp_path))
+    url = "https://github.com/someone/ftlearn-course"
+    assert main(["headers", "--repo-url", url]) == 0
+    nb = nbformat.read(tmp_path / "notebooks" / "01_x.ipynb", as_version=4)
+    assert (
+        "colab.research.google.com/github/someone/ftlearn-course/blob/main/notebooks/01_x.ipynb" in nb.cells[0].source
+    )
+    assert f"git+{url}@main" in nb.cells[1].source
+    assert main(["headers", "--check", "--repo-url", url]) == 0
+    assert main(["headers", "--check"]) == 1  # REPO_URL stays the default the tests expect
+    assert main(["headers", "--repo-url", "file:///tmp/x"]) == 2
+    assert "must be https://github.com/OWNER/NAME" in capsys.readouterr().err
+
+
+def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch, capsys):
     import ftlearn.cli as cli
 
     seen = {}
     monkeypatch.setattr(cli.subprocess, "call", lambda command: seen.setdefault("command", command) and 0)
     assert main(["lab", "--no-browser", "--port", "8890"]) == 0
+    assert f"Serving the course checkout at {ROOT}" in capsys.readouterr().out
     command = seen["command"]
     assert command[1:4] == ["-m", "jupyter", "lab"]
     assert f"--ServerApp.root_dir={ROOT}" in command

@@ -1,6 +1,7 @@
-"""ftlearn.nbrun and ftlearn.course: parameter injection, code hash, headers, a real headless run."""
+"""ftlearn.nbrun and ftlearn.course: parameter injection, code hash and stamps, headers, course map, a real run."""
 
 import json
+from pathlib import Path
 
 import nbformat
 
@@ -93,3 +94,53 @@ def test_figures_are_kept_even_when_the_shell_sets_a_headless_backend(tmp_path, 
     assert nbrun.execute(path, inplace=True).ok
     outputs = nbformat.read(path, as_version=4).cells[-1].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_header_cells_are_left_out_of_the_hash_so_a_new_repo_url_keeps_stamps_valid():
+    nb = tiny_notebook()
+    course.apply_header(nb, "notebooks/01_x.ipynb")
+    before = nbrun.code_hash(nb)
+    course.apply_header(nb, "notebooks/01_x.ipynb", repo_url="https://github.com/someone/fork")
+    assert "someone/fork" in nb.cells[1].source
+    assert nbrun.code_hash(nb) == before
+
+
+def test_an_old_stamp_is_carried_over_only_when_it_matched_the_code():
+    nb = tiny_notebook()
+    course.apply_header(nb, "notebooks/01_x.ipynb")
+    old = nbrun._hash_code_cells(nb, skip=(nbrun.INJECTED_TAG,))  # what stamps held: header cells hashed too
+    nb.metadata["ftlearn"] = {"code_sha256": old}
+    assert nbrun.update_old_stamp(nb) is True
+    assert nb.metadata["ftlearn"]["code_sha256"] == nbrun.code_hash(nb)
+    assert nbrun.update_old_stamp(nb) is False  # already current
+    nb.metadata["ftlearn"]["code_sha256"] = old
+    nb.cells[-1].source += "\nprint(2)"  # the code changed after that stamp: it stays stale
+    assert nbrun.update_old_stamp(nb) is False and nb.metadata["ftlearn"]["code_sha256"] == old
+
+
+def test_the_colab_link_is_text_that_reads_without_the_network():
+    badge = course.header_cells("notebooks/01_x.ipynb")[0].source
+    assert "[Open in Colab](https://colab.research.google.com/github/" in badge
+    assert "![" not in badge and ".svg" not in badge  # no image to fetch: nothing breaks offline
+
+
+def test_course_map_leaves_untimed_profiles_blank(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / course.LESSONS[0].file).write_text("{}")
+    timings = {course.LESSONS[0].file: {"cpu": {"seconds": 90.0, "hardware": "x", "date": "2026-01-01"}}}
+    (tmp_path / "notebooks" / course.TIMINGS_FILE).write_text(json.dumps(timings))
+    rows = course.course_map(tmp_path)
+    assert rows[0]["cpu (min)"] == 1.5 and rows[0]["gpu (min)"] == "" and rows[0]["available"]
+    assert not any(value is None for row in rows for value in row.values())
+
+
+def test_repo_root_prefers_the_checkout_it_is_run_from(tmp_path, monkeypatch):
+    other = tmp_path / "other-clone"
+    (other / "notebooks").mkdir(parents=True)
+    (other / "ftlearn").mkdir()
+    (other / "notebooks" / "deep").mkdir()
+    monkeypatch.chdir(other / "notebooks" / "deep")
+    assert course.repo_root() == other.resolve()
+    monkeypatch.chdir(tmp_path)  # not a checkout: the one beside the package, if it sits in one
+    package_checkout = course._checkout_above(Path(course.__file__).resolve().parent)
+    assert course.repo_root() == package_checkout

@@ -1,5 +1,7 @@
-"""The committed notebooks: headers, run stamps, outputs, and exercises that stop cleanly at the first stub."""
+"""The committed notebooks: headers, run stamps, outputs that render, exercises that stop cleanly at the first stub."""
 
+import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -8,11 +10,13 @@ import pytest
 from ftlearn.course import LESSONS, NOTEBOOK_DIRS, header_is_current
 from ftlearn.exercises import STUB, make_exercise
 from ftlearn.nbrun import code_hash
+from ftlearn.tidy import ipykernel_kernelspec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+EVERY_NOTEBOOK = [p for d in NOTEBOOK_DIRS for p in sorted((ROOT / d).glob("*.ipynb"))]
 
 
 def rel(path: Path) -> str:
@@ -23,9 +27,35 @@ def test_there_are_notebooks_to_test():
     assert NOTEBOOKS and SOLUTIONS and EXERCISES  # never pass by finding nothing
 
 
-@pytest.mark.parametrize("path", [p for d in NOTEBOOK_DIRS for p in sorted((ROOT / d).glob("*.ipynb"))], ids=rel)
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=rel)
 def test_every_notebook_starts_with_the_current_header(path):
     assert header_is_current(nbformat.read(path, as_version=4), rel(path)), "run `ftlearn headers`"
+
+
+# What a learner saw in JupyterLab before running a cell (issue 17), and what GitHub's viewer shows too.
+RAW_REPRS = ("interactive(children=", "HBox(children=", "VBox(children=", "Error displaying widget")
+TEXT_PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d+:\d+[^\]]*\]")  # tqdm: "0/226 [00:00<?, ?step/s]", "1/1 [..., 3.1it/s]"
+
+
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=rel)
+def test_saved_outputs_render_without_a_live_kernel(path):
+    """No widget view, raw widget repr or text progress bar among the outputs; no widget state left behind."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        for output in cell.get("outputs", []):
+            if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                found.append(f"cell {index}: a widget view")
+            text = json.dumps([output.get("text", ""), output.get("data", {}).get("text/plain", "")])
+            found += [f"cell {index}: {r}" for r in RAW_REPRS if r in text]
+            found += [f"cell {index}: progress bar {m!r}" for m in TEXT_PROGRESS_BAR.findall(text)]
+    assert not found and "widgets" not in nb["metadata"], f"run `ftlearn tidy`: {found[:5]}"
+
+
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=rel)
+def test_kernelspec_is_ipykernels_own_so_the_notebook_opens_unmodified(path):
+    kernelspec = nbformat.read(path, as_version=4).metadata.get("kernelspec")
+    assert kernelspec == ipykernel_kernelspec(), f"run `ftlearn tidy`: {kernelspec}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=rel)
