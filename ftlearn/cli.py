@@ -301,14 +301,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.out is None:
                 print("ftlearn predict: --file needs --out, the CSV to write the predictions to.", file=sys.stderr)
                 return 2
-            n = predict_file(args.model_dir, args.file, args.out)
+            n = predict_file(args.model_dir, args.file, args.out, progress=True)
             print(f"wrote {n} predictions to {args.out}")
             return 0
-        if not args.text.strip():
-            print("ftlearn predict: the review text is empty.", file=sys.stderr)
+        if empty_text_problem([args.text], "the review"):
+            print("ftlearn predict: the review text is empty; give the review in quotes.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
         preds, p_pos = predict_texts(model, tokenizer, [args.text], settings)
+    except OutputPathError as exc:
+        print(f"ftlearn predict: {exc}", file=sys.stderr)
+        return 2
     except FinetunedModelError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 1

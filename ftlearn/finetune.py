@@ -15,7 +15,6 @@ leaves the previous folder (or none), never half of one.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -92,33 +91,80 @@ def prepare_classifier_data(
 # ---------------------------------------------------------------- the one save layout
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+def is_run_folder(folder: str | Path) -> bool:
+    """True when `folder` looks like one `save_finetuned` wrote (now or before manifests): it may be replaced."""
+    from ftlearn.files import MANIFEST_FILE
+
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in (MANIFEST_FILE, METRICS_FILE, PREPROCESS_FILE, "config.json"))
+
+
+def check_out(out: str | Path | None) -> None:
+    """Fail now, before any data or model is loaded, if `out` cannot receive a run folder (`OutputPathError`)."""
+    from ftlearn.files import check_output_folder
+
+    if out is not None:
+        check_output_folder(out, is_ours=is_run_folder(Path(out).expanduser()))
 
 
 def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
-    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07)."""
+    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07).
+
+    Everything goes into a temporary sibling, then a manifest (every file's size and sha256, see
+    `ftlearn.files`), written last; only then does the folder take the place of a previous one.
+    `ftlearn.predict.load_finetuned` checks the manifest before it loads anything.
+    """
+    from ftlearn.files import replace_folder, write_json_atomic, write_manifest
+
     folder = Path(folder).expanduser()
+    check_out(folder)  # never replace a folder ftlearn did not write
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save_pretrained(tmp)  # config.json + model.safetensors
-    tokenizer.save_pretrained(tmp)
-    if isinstance(recipe, ClassifierRecipe):
-        _write_json(tmp / PREPROCESS_FILE, recipe.preprocess())
-    if metrics is not None:
-        _write_json(tmp / METRICS_FILE, metrics)
-    old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)  # the previous run stays whole until the new one is in place
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)  # config.json + model.safetensors
+        tokenizer.save_pretrained(tmp)
+        if isinstance(recipe, ClassifierRecipe):
+            write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
+        if metrics is not None:
+            write_json_atomic(tmp / METRICS_FILE, metrics)
+        recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
+        write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
+        replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
+    except BaseException:  # a failure or Ctrl-C while saving: no half folder left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return folder
 
 
 # ---------------------------------------------------------------- the runs
+
+
+@dataclass
+class Resume:
+    """Checkpoints of a run, and where to resume it from (`ftlearn finetune --checkpoint-every N --resume`).
+
+    `checkpoint_every` optimizer steps, `fit` saves a checkpoint into `checkpoint_dir` (see
+    `ftlearn.checkpoints`); `resume_from` is a checkpoint, or a folder of them (the newest is taken), that
+    `fit` continues from to exactly the losses of an uninterrupted run.
+    """
+
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | Path | None = None
+    resume_from: str | Path | None = None
+
+    def train_config(self) -> dict:
+        """The TrainConfig fields these settings fill."""
+        if not self.checkpoint_every:
+            return {}
+        return {"checkpoint_every": self.checkpoint_every, "checkpoint_dir": str(self.checkpoint_dir)}
+
+
+def checkpoint_dir_for(out: str | Path) -> Path:
+    """Where `ftlearn finetune --out OUT --checkpoint-every N` keeps its checkpoints: OUT.checkpoints, beside OUT."""
+    out = Path(out).expanduser()
+    return out.with_name(f"{out.name}.checkpoints")
 
 
 @dataclass
@@ -218,6 +264,7 @@ def _finetune_classifier(
     from ftlearn.train import fit
 
     start = time.perf_counter()
+    check_out(out)  # a bad --out fails now, not after training
     profile = _profile(profile)
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
@@ -281,6 +328,7 @@ def finetune_gpt2_lm(
     from ftlearn.train import fit
 
     start = time.perf_counter()
+    check_out(out)  # a bad --out fails now, not after training
     profile = _profile(profile)
     show = print if distributed.is_main_process() else (lambda *_: None)
     with distributed.quiet_other_ranks():
