@@ -13,6 +13,12 @@ from typing import Any
 OK, FAIL, INFO = "ok", "FAIL", "--"
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as `Type: first line of its message`."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def _row(status: str, what: str, detail: str) -> None:
     print(f"  [{status:^4}] {what:<12} {detail}")
 
@@ -85,6 +91,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except IMDBDataError as exc:
             _row(FAIL, "data", str(exc))
             failures += 1
+        except Exception as exc:  # noqa: BLE001 - a case data.py does not name yet: report it, finish the report
+            _row(FAIL, "data", f"{source} could not be loaded: {_one_line(exc)}")
+            failures += 1
 
     # BERT must be loadable; GPT-2 is needed only from lesson 09 on, which builds the offline one if need be.
     build = build_for_profile(profile.name)
@@ -93,6 +102,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             found = locate_model(family, name, online=online, build=build)  # looks only: never builds or loads
         except (ModelUnavailableError, ValueError) as exc:
             _row(FAIL if required else INFO, family, str(exc))
+            failures += required
+            continue
+        except Exception as exc:  # noqa: BLE001 - never stop half-way through the report
+            _row(FAIL if required else INFO, family, f"could not be located: {_one_line(exc)}")
             failures += required
             continue
         _row(OK if found.ready else INFO, family, f"{found.location}: {found.note}")
