@@ -148,13 +148,18 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute notebooks headless and print a table of time and status per notebook."""
     from ftlearn.course import TIMINGS_FILE
-    from ftlearn.nbrun import execute, record_timing
+    from ftlearn.nbrun import execute, notebook_problem, record_timing
 
     paths = [Path(p) for p in args.notebooks]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"ftlearn run: no such notebook: {', '.join(missing)}", file=sys.stderr)
         return 2
+    for path in paths:  # all read before the first one runs, which may take an hour
+        problem = notebook_problem(path)
+        if problem:
+            print(f"ftlearn run: {problem}", file=sys.stderr)
+            return 2
     if args.profile:
         from ftlearn.runtime import get_profile
 
@@ -207,6 +212,8 @@ def cmd_headers(args: argparse.Namespace) -> int:
     import nbformat
 
     from ftlearn.course import NOTEBOOK_DIRS, apply_header, header_is_current, with_course_map
+    from ftlearn.files import write_text_atomic
+    from ftlearn.nbrun import write_notebook
 
     root = _root_or_exit()
     stale = []
@@ -219,7 +226,7 @@ def cmd_headers(args: argparse.Namespace) -> int:
             stale.append(rel)
             if not args.check:
                 apply_header(nb, rel)
-                nbformat.write(nb, path)
+                write_notebook(nb, path)
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     try:
@@ -230,9 +237,7 @@ def cmd_headers(args: argparse.Namespace) -> int:
     if wanted != text:
         stale.append("README.md (course map)")
         if not args.check:
-            tmp = readme.with_name(f".{readme.name}.tmp")
-            tmp.write_text(wanted, encoding="utf-8")
-            tmp.replace(readme)  # a rename: README is never seen half-written
+            write_text_atomic(readme, wanted)  # a rename: README is never seen half-written
     if args.check and stale:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
@@ -444,7 +449,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.jupyter_args = extra  # e.g. `ftlearn lab --no-browser --port 8890`
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a page of traceback (finetune says more: what was saved)
+        print(f"\nftlearn {args.command}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # `python -m ftlearn.cli ...`, the form torchrun's `-m` launches
