@@ -270,13 +270,61 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
+def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
+    """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
+    parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
+    for flag in ("model", "lr", "epochs", "max_length", "pooling", "checkpoint_every"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            parts += [f"--{flag.replace('_', '-')}", str(value)]
+    if resume:
+        parts.append("--resume" if args.resume in (None, True) else f"--resume {args.resume}")
+    return " ".join(parts)
+
+
+def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
+    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable."""
+    from ftlearn.checkpoints import INFO_FILE, latest_checkpoint
+    from ftlearn.finetune import Resume, checkpoint_dir_for
+
+    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
+        return f"--checkpoint-every must be positive, got {args.checkpoint_every}."
+    folder = checkpoint_dir_for(out)
+    resume_from = None
+    if args.resume is not None:
+        where = folder if args.resume is True else Path(args.resume).expanduser()
+        resume_from = where if (where / INFO_FILE).is_file() else latest_checkpoint(where)
+        if resume_from is None:
+            return (
+                f"--resume: no complete checkpoint in {where} (checkpoint-N folders, written by --checkpoint-every N). "
+                "Run without --resume to start afresh."
+            )
+    return Resume(args.checkpoint_every, folder, resume_from)
+
+
+def _drop_checkpoints(folder: Path) -> None:
+    """Delete the run's checkpoints once its folder is saved (they are big), and their folder if it is left empty."""
+    import shutil
+
+    from ftlearn.checkpoints import list_checkpoints
+
+    for checkpoint in list_checkpoints(folder):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
+    from ftlearn.checkpoints import latest_checkpoint
     from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
-    from ftlearn.finetune import RUNS
+    from ftlearn.files import OutputPathError
+    from ftlearn.finetune import RUNS, check_out
     from ftlearn.models import ModelUnavailableError
-    from ftlearn.runtime import get_profile
+    from ftlearn.runtime import get_profile, pick_device
 
     try:
         profile = get_profile(args.profile)
@@ -290,23 +338,62 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
             return 2
-    out = Path(args.out) if args.out else Path("runs") / f"{args.target}-{profile.name}"
+    out = Path(args.out).expanduser() if args.out else Path("runs") / f"{args.target}-{profile.name}"
+    # Everything that can be checked is checked before minutes of loading and training: the output folder,
+    # the device, the checkpoints to resume from.
+    try:
+        check_out(out)
+        pick_device()
+    except (OutputPathError, RuntimeError) as exc:
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
+    resume = _resume_settings(args, out)
+    if isinstance(resume, str):
+        print(f"ftlearn finetune: {resume}", file=sys.stderr)
+        return 2
     # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 11).
     show = print if is_main_process() else (lambda *_: None)
     show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
+    if resume.checkpoint_every:
+        show(f"checkpoints every {resume.checkpoint_every} steps into {resume.checkpoint_dir}")
     try:
-        result = RUNS[args.target](profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides)
+        result = RUNS[args.target](
+            profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume
+        )
     except (IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 1
+    except OutputPathError as exc:  # the folder changed while the run trained
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        newest = latest_checkpoint(resume.checkpoint_dir) if resume.checkpoint_every else None
+        kept = f"nothing was saved to {out}" + (" (its previous contents are untouched)" if out.exists() else "")
+        if newest is not None:
+            advice = f"the last checkpoint is {newest}; continue with `{_finetune_command(args, out, resume=True)}`."
+        else:
+            advice = (
+                "no checkpoint was written; add --checkpoint-every N (steps) to be able to resume a long run."
+                if not resume.checkpoint_every
+                else "no checkpoint was written yet."
+            )
+        print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr)
+        return 130
+    if resume.checkpoint_every and is_main_process():
+        _drop_checkpoints(Path(resume.checkpoint_dir))
     show(f"recipe: {result.metrics['recipe']}")
     _report_run(args.target, result.metrics, out, show)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`."""
-    from ftlearn.predict import FinetunedModelError, load_finetuned, predict_file, predict_texts
+    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`.
+
+    Empty reviews are refused in both forms (README, "Command line"): a model still answers for an
+    empty text, and that answer would read as a prediction.
+    """
+    from ftlearn.files import OutputPathError
+    from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
 
     if (args.text is None) == (args.file is None):
         print(
@@ -409,6 +496,21 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
         cmd.add_argument(
             "--max-length", type=int, default=None, help="override the recipe's tokens per review (per row for gpt2-lm)"
+        )
+        cmd.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=None,
+            metavar="N",
+            help="save a checkpoint every N optimizer steps into OUT.checkpoints (deleted when the run ends)",
+        )
+        cmd.add_argument(
+            "--resume",
+            nargs="?",
+            const=True,
+            default=None,
+            metavar="DIR",
+            help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
         )
         if target == "bert":
             cmd.add_argument(

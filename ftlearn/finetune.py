@@ -251,6 +251,7 @@ def _finetune_classifier(
     model_name: str | None,
     progress: bool,
     overrides: dict | None,
+    resume: Resume | None,
 ) -> FinetuneResult:
     """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save."""
     from ftlearn import distributed
@@ -279,8 +280,12 @@ def _finetune_classifier(
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
     device = _device()
     seed_everything(seed)  # dropout masks from here on
-    config = recipe.train_config(progress=progress)
-    history = fit(model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy)
+    resume = resume or Resume()
+    config = recipe.train_config(progress=progress, **resume.train_config())
+    history = fit(
+        model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy,
+        resume_from=resume.resume_from,
+    )  # fmt: skip
     test = evaluate(model, data.test_loader, device)
     metrics = {
         **_core_metrics(recipe, profile, seed, source, model, history, device),
@@ -301,13 +306,14 @@ def finetune_bert(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.
     """
-    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides)
+    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides, resume)
 
 
 def finetune_gpt2_lm(
@@ -318,6 +324,7 @@ def finetune_gpt2_lm(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 09 in one call (`ftlearn finetune gpt2-lm`): held-out perplexity, fine-tune on review text, again."""
     from ftlearn import distributed
@@ -344,7 +351,9 @@ def finetune_gpt2_lm(
     show(f"held-out perplexity before fine-tuning: {perplexity(before):.1f}")
     seed_everything(seed)
     loader = lm_loader(train, recipe.batch_size, seed)
-    history = fit(model, loader, config=recipe.train_config(progress=progress), device=device, loss_fn=causal_lm_loss)
+    resume = resume or Resume()
+    config = recipe.train_config(progress=progress, **resume.train_config())
+    history = fit(model, loader, config=config, device=device, loss_fn=causal_lm_loss, resume_from=resume.resume_from)
     after = mean_lm_loss(model, test, recipe.batch_size, device)
     show(
         f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({history.train_seconds:.0f} s of training)"
@@ -371,11 +380,12 @@ def finetune_gpt2_cls(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
-    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides)
+    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume)
 
 
-# `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=): the same
+# `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=): the same
 # signature for every run; `overrides` change the recipe that the profile (and, for GPT-2, the model) gives.
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls}
