@@ -275,13 +275,12 @@ def compare_finetuned(
     from ftlearn.metrics import paired_accuracy_difference
     from ftlearn.runtime import get_profile
 
+    for folder in (folder_a, folder_b):  # both checked before either is loaded or the data is read
+        check_finetuned(folder)
     if profile is None:
-        recorded = Path(folder_a).expanduser() / METRICS_FILE
-        profile = (
-            json.loads(recorded.read_text(encoding="utf-8")).get("profile", "auto") if recorded.is_file() else "auto"
-        )
+        profile = _read_json(Path(folder_a).expanduser() / METRICS_FILE).get("profile", "auto")
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]  # both checked before the data is read
+    loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]
     test = load_imdb(profile=profile, seed=seed)["test"]
     texts, labels = list(test["text"]), np.array(test["label"])
     preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]
