@@ -316,9 +316,26 @@ def _drop_checkpoints(folder: Path) -> None:
         pass
 
 
+def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
+    """After Ctrl-C: one line saying what was saved (the last checkpoint) and the command that continues."""
+    import gc
+
+    from ftlearn.checkpoints import latest_checkpoint
+
+    gc.collect()  # the interrupted loop's progress bar prints its last state now, not after this line
+    newest = latest_checkpoint(resume.checkpoint_dir) if resume.checkpoint_every else None
+    kept = f"nothing was saved to {out}" + (" (its previous contents are untouched)" if out.exists() else "")
+    if newest is not None:
+        advice = f"the last checkpoint is {newest}; continue with `{_finetune_command(args, out, resume=True)}`."
+    elif resume.checkpoint_every:
+        advice = "no checkpoint was written yet."
+    else:
+        advice = "no checkpoint was written; add --checkpoint-every N (steps) to be able to resume a long run."
+    print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
-    from ftlearn.checkpoints import latest_checkpoint
     from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
     from ftlearn.files import OutputPathError
@@ -367,17 +384,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        newest = latest_checkpoint(resume.checkpoint_dir) if resume.checkpoint_every else None
-        kept = f"nothing was saved to {out}" + (" (its previous contents are untouched)" if out.exists() else "")
-        if newest is not None:
-            advice = f"the last checkpoint is {newest}; continue with `{_finetune_command(args, out, resume=True)}`."
-        else:
-            advice = (
-                "no checkpoint was written; add --checkpoint-every N (steps) to be able to resume a long run."
-                if not resume.checkpoint_every
-                else "no checkpoint was written yet."
-            )
-        print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr)
+        result = None
+    if result is None:  # Ctrl-C; outside the except block, so the run's objects are gone (its bar is closed)
+        _report_interrupt(args, out, resume)
         return 130
     if resume.checkpoint_every and is_main_process():
         _drop_checkpoints(Path(resume.checkpoint_dir))
