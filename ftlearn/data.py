@@ -90,14 +90,16 @@ def _csv_shape_problem(path: Path) -> str | None:
             start = reader.line_num
             for row, record in enumerate(reader, start=1):
                 if record and len(record) != len(header):
-                    lines = (
-                        f"line {start + 1}" if reader.line_num == start + 1 else f"lines {start + 1}-{reader.line_num}"
-                    )
-                    return (
-                        f"{path}: data row {row} ({lines}) has {len(record)} fields where the header has "
-                        f"{len(header)}; a quote opened in or before it is probably never closed (a quote inside a "
-                        'quoted text must be doubled: "")'
-                    )
+                    if reader.line_num == start + 1:  # one line: a separator where a text should hold it
+                        where = f"line {start + 1}"
+                        why = 'a comma in a text that is not in quotes? Write it as "text, with comma"'
+                    else:  # the record ran over several lines: a quote swallowed the line ends
+                        where = f"lines {start + 1}-{reader.line_num}"
+                        why = (
+                            'a quote opened in it is probably never closed (a quote inside a quoted text is written "")'
+                        )
+                    fields = f"{len(record)} fields where the header has {len(header)}"
+                    return f"{path}: data row {row} ({where}) has {fields}; {why}"
                 start = reader.line_num
     except csv.Error as exc:
         return f"{path} could not be read as csv: {exc}"

@@ -136,7 +136,10 @@ def test_source_setting(monkeypatch, tmp_path):
         (lambda d: write_split(d, reviews().assign(text=[""] + ["ok"] * 9)), "data row 1 has no review text"),
         (lambda d: write_split(d, reviews().iloc[:0]), "has a header but no reviews"),
         (lambda d: _raw_split(d, 'text,label\n"good film,1\n"bad film, really",0\n"ok film",1\n'), "never closed"),
-        (lambda d: _raw_split(d, "text,label\ngood,1\nbad, really bad,0\n"), r"data row 2 \(line 3\) has 3 fields"),
+        (
+            lambda d: _raw_split(d, "text,label\ngood,1\nbad, really bad,0\n"),
+            r"data row 2 \(line 3\) has 3 fields .* not in quotes",
+        ),
         (lambda d: _raw_split(d, "text,label,label\ngood,1,0\nbad,0,1\n"), r"has 2 `label` columns \(columns 2, 3\)"),
         (lambda d: _raw_split(d, "label,text,text\n1,good,x\n"), "has 2 `text` columns"),
         (
