@@ -204,7 +204,11 @@ def test_a_language_model_folder_is_not_a_classifier(tmp_path, capsys):
     from ftlearn.recipes import GPT2LMRecipe
 
     tokenizer = _gpt2_tokenizer()
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2))
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2, bos_token_id=eos, eos_token_id=eos
+    )
+    model = GPT2LMHeadModel(config)
     folder = save_finetuned(tmp_path / "lm", model, tokenizer, GPT2LMRecipe(), {"task": "gpt2-lm"})
     assert main(["predict", str(folder), "a fine film"]) == 1
     assert "holds a GPT-2 language model" in capsys.readouterr().err
