@@ -13,6 +13,12 @@ from typing import Any
 OK, FAIL, INFO = "ok", "FAIL", "--"
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as `Type: first line of its message`."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def _row(status: str, what: str, detail: str) -> None:
     print(f"  [{status:^4}] {what:<12} {detail}")
 
@@ -85,6 +91,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except IMDBDataError as exc:
             _row(FAIL, "data", str(exc))
             failures += 1
+        except Exception as exc:  # noqa: BLE001 - a case data.py does not name yet: report it, finish the report
+            _row(FAIL, "data", f"{source} could not be loaded: {_one_line(exc)}")
+            failures += 1
 
     # BERT must be loadable; GPT-2 is needed only from lesson 09 on, which builds the offline one if need be.
     build = build_for_profile(profile.name)
@@ -93,6 +102,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             found = locate_model(family, name, online=online, build=build)  # looks only: never builds or loads
         except (ModelUnavailableError, ValueError) as exc:
             _row(FAIL if required else INFO, family, str(exc))
+            failures += required
+            continue
+        except Exception as exc:  # noqa: BLE001 - never stop half-way through the report
+            _row(FAIL if required else INFO, family, f"could not be located: {_one_line(exc)}")
             failures += required
             continue
         _row(OK if found.ready else INFO, family, f"{found.location}: {found.note}")
@@ -136,13 +149,18 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute notebooks headless and print a table of time and status per notebook."""
     from ftlearn.course import TIMINGS_FILE
-    from ftlearn.nbrun import execute, record_timing
+    from ftlearn.nbrun import execute, notebook_problem, record_timing
 
     paths = [Path(p) for p in args.notebooks]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"ftlearn run: no such notebook: {', '.join(missing)}", file=sys.stderr)
         return 2
+    for path in paths:  # all read before the first one runs, which may take an hour
+        problem = notebook_problem(path)
+        if problem:
+            print(f"ftlearn run: {problem}", file=sys.stderr)
+            return 2
     if args.profile:
         from ftlearn.runtime import get_profile
 
@@ -195,6 +213,7 @@ def cmd_headers(args: argparse.Namespace) -> int:
     import nbformat
 
     from ftlearn.course import NOTEBOOK_DIRS, REPO_URL, apply_header, header_is_current, with_course_map
+    from ftlearn.files import write_text_atomic
     from ftlearn.nbrun import write_notebook
 
     repo_url = args.repo_url or REPO_URL
@@ -227,9 +246,7 @@ def cmd_headers(args: argparse.Namespace) -> int:
     if wanted != text:
         stale.append("README.md (course map)")
         if not args.check:
-            tmp = readme.with_name(f".{readme.name}.tmp")
-            tmp.write_text(wanted, encoding="utf-8")
-            tmp.replace(readme)  # a rename: README is never seen half-written
+            write_text_atomic(readme, wanted)  # a rename: README is never seen half-written
     if args.check and stale:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
@@ -292,13 +309,78 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
+def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
+    """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
+    parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
+    for flag in ("model", "lr", "epochs", "max_length", "pooling", "checkpoint_every"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            parts += [f"--{flag.replace('_', '-')}", str(value)]
+    if resume:
+        parts.append("--resume" if args.resume in (None, True) else f"--resume {args.resume}")
+    return " ".join(parts)
+
+
+def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
+    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable."""
+    from ftlearn.checkpoints import INFO_FILE, latest_checkpoint
+    from ftlearn.finetune import Resume, checkpoint_dir_for
+
+    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
+        return f"--checkpoint-every must be positive, got {args.checkpoint_every}."
+    folder = checkpoint_dir_for(out)
+    resume_from = None
+    if args.resume is not None:
+        where = folder if args.resume is True else Path(args.resume).expanduser()
+        resume_from = where if (where / INFO_FILE).is_file() else latest_checkpoint(where)
+        if resume_from is None:
+            return (
+                f"--resume: no complete checkpoint in {where} (checkpoint-N folders, written by --checkpoint-every N). "
+                "Run without --resume to start afresh."
+            )
+    return Resume(args.checkpoint_every, folder, resume_from)
+
+
+def _drop_checkpoints(folder: Path) -> None:
+    """Delete the run's checkpoints once its folder is saved (they are big), and their folder if it is left empty."""
+    import shutil
+
+    from ftlearn.checkpoints import list_checkpoints
+
+    for checkpoint in list_checkpoints(folder):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
+    """After Ctrl-C: one line saying what was saved (the last checkpoint) and the command that continues."""
+    import gc
+
+    from ftlearn.checkpoints import latest_checkpoint
+
+    gc.collect()  # the interrupted loop's progress bar prints its last state now, not after this line
+    newest = latest_checkpoint(resume.checkpoint_dir) if resume.checkpoint_every else None
+    kept = f"nothing was saved to {out}" + (" (its previous contents are untouched)" if out.exists() else "")
+    if newest is not None:
+        advice = f"the last checkpoint is {newest}; continue with `{_finetune_command(args, out, resume=True)}`."
+    elif resume.checkpoint_every:
+        advice = "no checkpoint was written yet."
+    else:
+        advice = "no checkpoint was written; add --checkpoint-every N (steps) to be able to resume a long run."
+    print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
     from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
-    from ftlearn.finetune import RUNS
+    from ftlearn.files import OutputPathError
+    from ftlearn.finetune import RUNS, check_out
     from ftlearn.models import ModelUnavailableError
-    from ftlearn.runtime import get_profile
+    from ftlearn.runtime import get_profile, pick_device
 
     try:
         profile = get_profile(args.profile)
@@ -312,23 +394,54 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
             return 2
-    out = Path(args.out) if args.out else Path("runs") / f"{args.target}-{profile.name}"
+    out = Path(args.out).expanduser() if args.out else Path("runs") / f"{args.target}-{profile.name}"
+    # Everything that can be checked is checked before minutes of loading and training: the output folder,
+    # the device, the checkpoints to resume from.
+    try:
+        check_out(out)
+        pick_device()
+    except (OutputPathError, RuntimeError) as exc:
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
+    resume = _resume_settings(args, out)
+    if isinstance(resume, str):
+        print(f"ftlearn finetune: {resume}", file=sys.stderr)
+        return 2
     # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 11).
     show = print if is_main_process() else (lambda *_: None)
     show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
+    if resume.checkpoint_every:
+        show(f"checkpoints every {resume.checkpoint_every} steps into {resume.checkpoint_dir}")
     try:
-        result = RUNS[args.target](profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides)
+        result = RUNS[args.target](
+            profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume
+        )
     except (IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 1
+    except OutputPathError as exc:  # the folder changed while the run trained
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        result = None
+    if result is None:  # Ctrl-C; outside the except block, so the run's objects are gone (its bar is closed)
+        _report_interrupt(args, out, resume)
+        return 130
+    if resume.checkpoint_every and is_main_process():
+        _drop_checkpoints(Path(resume.checkpoint_dir))
     show(f"recipe: {result.metrics['recipe']}")
     _report_run(args.target, result.metrics, out, show)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`."""
-    from ftlearn.predict import FinetunedModelError, load_finetuned, predict_file, predict_texts
+    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`.
+
+    Empty reviews are refused in both forms (README, "Command line"): a model still answers for an
+    empty text, and that answer would read as a prediction.
+    """
+    from ftlearn.files import OutputPathError
+    from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
 
     if (args.text is None) == (args.file is None):
         print(
@@ -341,14 +454,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if args.out is None:
                 print("ftlearn predict: --file needs --out, the CSV to write the predictions to.", file=sys.stderr)
                 return 2
-            n = predict_file(args.model_dir, args.file, args.out)
+            n = predict_file(args.model_dir, args.file, args.out, progress=True)
             print(f"wrote {n} predictions to {args.out}")
             return 0
-        if not args.text.strip():
-            print("ftlearn predict: the review text is empty.", file=sys.stderr)
+        if empty_text_problem([args.text], "the review"):
+            print("ftlearn predict: the review text is empty; give the review in quotes.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
         preds, p_pos = predict_texts(model, tokenizer, [args.text], settings)
+    except OutputPathError as exc:
+        print(f"ftlearn predict: {exc}", file=sys.stderr)
+        return 2
     except FinetunedModelError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 1
@@ -442,6 +558,21 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--max-length", type=int, default=None, help="override the recipe's tokens per review (per row for gpt2-lm)"
         )
+        cmd.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=None,
+            metavar="N",
+            help="save a checkpoint every N optimizer steps into OUT.checkpoints (deleted when the run ends)",
+        )
+        cmd.add_argument(
+            "--resume",
+            nargs="?",
+            const=True,
+            default=None,
+            metavar="DIR",
+            help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
+        )
         if target == "bert":
             cmd.add_argument(
                 "--pooling",
@@ -481,7 +612,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.jupyter_args = extra  # e.g. `ftlearn lab --no-browser --port 8890`
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a page of traceback (finetune says more: what was saved)
+        print(f"\nftlearn {args.command}: interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # `python -m ftlearn.cli ...`, the form torchrun's `-m` launches

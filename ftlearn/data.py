@@ -51,9 +51,14 @@ def find_split_files(folder: Path) -> dict[str, list[Path]]:
         raise IMDBDataError(_how_to_point(f"{folder} is a file, not a folder. "))
     found: dict[str, list[Path]] = {}
     for split in SPLITS:
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES and p.stem.split("-")[0] == split
-        )
+        named = [p for p in folder.iterdir() if p.suffix in SUFFIXES and p.stem.split("-")[0] == split]
+        not_files = sorted(p.name for p in named if not p.is_file())
+        if not_files:
+            raise IMDBDataError(
+                f"{folder / not_files[0]} is a folder, not a file: {split} reviews must be in a file "
+                f"{split}.csv or {split}.parquet (columns `text`, `label`)."
+            )
+        files = sorted(named)
         if not files:
             present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
             raise IMDBDataError(
@@ -63,8 +68,49 @@ def find_split_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
+def _csv_shape_problem(path: Path) -> str | None:
+    """A duplicated header name, or the first record whose field count differs from the header's, or None.
+
+    pandas renames a second `label` column to `label.1` (silently choosing the first), and when a record
+    has more fields than the header it moves the extra ones into the index; either way the data it
+    returns is not the file's. Python's csv module reads the records exactly as written.
+    """
+    import csv
+    import sys
+
+    previous = csv.field_size_limit(sys.maxsize)  # a review swallowed by an open quote can be very long
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                columns = ", ".join(str(i + 1) for i, name in enumerate(header) if name == repeated[0])
+                return f"{path} has {header.count(repeated[0])} `{repeated[0]}` columns (columns {columns}); keep one."
+            start = reader.line_num
+            for row, record in enumerate(reader, start=1):
+                if record and len(record) != len(header):
+                    if reader.line_num == start + 1:  # one line: a separator where a text should hold it
+                        where = f"line {start + 1}"
+                        why = 'a comma in a text that is not in quotes? Write it as "text, with comma"'
+                    else:  # the record ran over several lines: a quote swallowed the line ends
+                        where = f"lines {start + 1}-{reader.line_num}"
+                        why = (
+                            'a quote opened in it is probably never closed (a quote inside a quoted text is written "")'
+                        )
+                    fields = f"{len(record)} fields where the header has {len(header)}"
+                    return f"{path}: data row {row} ({where}) has {fields}; {why}"
+                start = reader.line_num
+    except csv.Error as exc:
+        return f"{path} could not be read as csv: {exc}"
+    finally:
+        csv.field_size_limit(previous)
+    return None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """Read one CSV/parquet file and check it has the IMDB schema; errors name the file and the problem."""
+    import numpy as np
     import pandas as pd
 
     if path.stat().st_size == 0:
@@ -81,7 +127,16 @@ def _read_table(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise IMDBDataError(f"{path} is empty: it needs a header line `text,label` and one row per review.") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise IMDBDataError(f"{path} could not be read as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
+        problem = _csv_shape_problem(path) if path.suffix == ".csv" and isinstance(exc, pd.errors.ParserError) else None
+        raise IMDBDataError(
+            problem or f"{path} could not be read as {path.suffix[1:]}: {str(exc).splitlines()[0]}"
+        ) from None
+    if path.suffix == ".csv" and (
+        not isinstance(frame.index, pd.RangeIndex) or any(f"{c}.1" in frame.columns for c in ("text", "label"))
+    ):
+        problem = _csv_shape_problem(path)
+        if problem:
+            raise IMDBDataError(problem)
     missing = [c for c in ("text", "label") if c not in frame.columns]
     if missing:
         raise IMDBDataError(
@@ -92,7 +147,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise IMDBDataError(f"{path} has a header but no reviews.")
     labels = pd.to_numeric(frame["label"], errors="coerce")
-    bad = frame.index[~labels.isin([0, 1])]
+    bad = np.flatnonzero(~labels.isin([0, 1]).to_numpy())  # positions, whatever the index holds
     if len(bad):
         row = int(bad[0])
         value = frame["label"].iloc[row]
@@ -101,10 +156,10 @@ def _read_table(path: Path) -> pd.DataFrame:
             f"{path}: labels must be 0 or 1, but data row {row + 1} has label {value!r} ({len(bad)} bad row(s) in all)."
         )
     texts = frame["text"]
-    empty = frame.index[~texts.map(lambda t: isinstance(t, str) and bool(t.strip()))]
+    empty = np.flatnonzero(~texts.map(lambda t: isinstance(t, str) and bool(t.strip())).to_numpy())
     if len(empty):
         raise IMDBDataError(f"{path}: data row {int(empty[0]) + 1} has no review text ({len(empty)} such row(s)).")
-    return pd.DataFrame({"text": texts.astype(str), "label": labels.astype("int64")})
+    return pd.DataFrame({"text": texts.astype(str).to_numpy(), "label": labels.astype("int64").to_numpy()})
 
 
 def load_local(folder: str | os.PathLike) -> datasets.DatasetDict:

@@ -76,6 +76,8 @@ def _render(nb: nbformat.NotebookNode) -> str:
 
 def sync(solutions_dir: Path, exercises_dir: Path, check_only: bool = False) -> list[str]:
     """Write (or with check_only, compare) every exercise; return the names that were stale."""
+    from ftlearn.files import write_text_atomic
+
     solutions_dir, exercises_dir = Path(solutions_dir), Path(exercises_dir)
     stale: list[str] = []
     wanted = set()
@@ -87,7 +89,7 @@ def sync(solutions_dir: Path, exercises_dir: Path, check_only: bool = False) -> 
             stale.append(path.name)
             if not check_only:
                 exercises_dir.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+                write_text_atomic(target, text)  # a rename: an exercise is never seen half-written
     for orphan in sorted(p.name for p in exercises_dir.glob("*.ipynb") if p.name not in wanted):
         stale.append(orphan)
         if not check_only:

@@ -15,7 +15,6 @@ leaves the previous folder (or none), never half of one.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -92,33 +91,80 @@ def prepare_classifier_data(
 # ---------------------------------------------------------------- the one save layout
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+def is_run_folder(folder: str | Path) -> bool:
+    """True when `folder` looks like one `save_finetuned` wrote (now or before manifests): it may be replaced."""
+    from ftlearn.files import MANIFEST_FILE
+
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in (MANIFEST_FILE, METRICS_FILE, PREPROCESS_FILE, "config.json"))
+
+
+def check_out(out: str | Path | None) -> None:
+    """Fail now, before any data or model is loaded, if `out` cannot receive a run folder (`OutputPathError`)."""
+    from ftlearn.files import check_output_folder
+
+    if out is not None:
+        check_output_folder(out, is_ours=is_run_folder(Path(out).expanduser()))
 
 
 def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
-    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07)."""
+    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07).
+
+    Everything goes into a temporary sibling, then a manifest (every file's size and sha256, see
+    `ftlearn.files`), written last; only then does the folder take the place of a previous one.
+    `ftlearn.predict.load_finetuned` checks the manifest before it loads anything.
+    """
+    from ftlearn.files import replace_folder, write_json_atomic, write_manifest
+
     folder = Path(folder).expanduser()
+    check_out(folder)  # never replace a folder ftlearn did not write
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save_pretrained(tmp)  # config.json + model.safetensors
-    tokenizer.save_pretrained(tmp)
-    if isinstance(recipe, ClassifierRecipe):
-        _write_json(tmp / PREPROCESS_FILE, recipe.preprocess())
-    if metrics is not None:
-        _write_json(tmp / METRICS_FILE, metrics)
-    old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)  # the previous run stays whole until the new one is in place
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)  # config.json + model.safetensors
+        tokenizer.save_pretrained(tmp)
+        if isinstance(recipe, ClassifierRecipe):
+            write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
+        if metrics is not None:
+            write_json_atomic(tmp / METRICS_FILE, metrics)
+        recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
+        write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
+        replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
+    except BaseException:  # a failure or Ctrl-C while saving: no half folder left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return folder
 
 
 # ---------------------------------------------------------------- the runs
+
+
+@dataclass
+class Resume:
+    """Checkpoints of a run, and where to resume it from (`ftlearn finetune --checkpoint-every N --resume`).
+
+    `checkpoint_every` optimizer steps, `fit` saves a checkpoint into `checkpoint_dir` (see
+    `ftlearn.checkpoints`); `resume_from` is a checkpoint, or a folder of them (the newest is taken), that
+    `fit` continues from to exactly the losses of an uninterrupted run.
+    """
+
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | Path | None = None
+    resume_from: str | Path | None = None
+
+    def train_config(self) -> dict:
+        """The TrainConfig fields these settings fill."""
+        if not self.checkpoint_every:
+            return {}
+        return {"checkpoint_every": self.checkpoint_every, "checkpoint_dir": str(self.checkpoint_dir)}
+
+
+def checkpoint_dir_for(out: str | Path) -> Path:
+    """Where `ftlearn finetune --out OUT --checkpoint-every N` keeps its checkpoints: OUT.checkpoints, beside OUT."""
+    out = Path(out).expanduser()
+    return out.with_name(f"{out.name}.checkpoints")
 
 
 @dataclass
@@ -205,6 +251,7 @@ def _finetune_classifier(
     model_name: str | None,
     progress: bool,
     overrides: dict | None,
+    resume: Resume | None,
 ) -> FinetuneResult:
     """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save."""
     from ftlearn import distributed
@@ -218,6 +265,7 @@ def _finetune_classifier(
     from ftlearn.train import fit
 
     start = time.perf_counter()
+    check_out(out)  # a bad --out fails now, not after training
     profile = _profile(profile)
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
@@ -232,8 +280,12 @@ def _finetune_classifier(
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
     device = _device()
     seed_everything(seed)  # dropout masks from here on
-    config = recipe.train_config(progress=progress)
-    history = fit(model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy)
+    resume = resume or Resume()
+    config = recipe.train_config(progress=progress, **resume.train_config())
+    history = fit(
+        model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy,
+        resume_from=resume.resume_from,
+    )  # fmt: skip
     test = evaluate(model, data.test_loader, device)
     metrics = {
         **_core_metrics(recipe, profile, seed, source, model, history, device),
@@ -254,13 +306,14 @@ def finetune_bert(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.
     """
-    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides)
+    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides, resume)
 
 
 def finetune_gpt2_lm(
@@ -271,6 +324,7 @@ def finetune_gpt2_lm(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 09 in one call (`ftlearn finetune gpt2-lm`): held-out perplexity, fine-tune on review text, again."""
     from ftlearn import distributed
@@ -281,6 +335,7 @@ def finetune_gpt2_lm(
     from ftlearn.train import fit
 
     start = time.perf_counter()
+    check_out(out)  # a bad --out fails now, not after training
     profile = _profile(profile)
     show = print if distributed.is_main_process() else (lambda *_: None)
     with distributed.quiet_other_ranks():
@@ -296,7 +351,9 @@ def finetune_gpt2_lm(
     show(f"held-out perplexity before fine-tuning: {perplexity(before):.1f}")
     seed_everything(seed)
     loader = lm_loader(train, recipe.batch_size, seed)
-    history = fit(model, loader, config=recipe.train_config(progress=progress), device=device, loss_fn=causal_lm_loss)
+    resume = resume or Resume()
+    config = recipe.train_config(progress=progress, **resume.train_config())
+    history = fit(model, loader, config=config, device=device, loss_fn=causal_lm_loss, resume_from=resume.resume_from)
     after = mean_lm_loss(model, test, recipe.batch_size, device)
     show(
         f"held-out perplexity after fine-tuning:  {perplexity(after):.1f}  ({history.train_seconds:.0f} s of training)"
@@ -323,11 +380,12 @@ def finetune_gpt2_cls(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    resume: Resume | None = None,
 ) -> FinetuneResult:
     """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
-    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides)
+    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume)
 
 
-# `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=): the same
+# `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=): the same
 # signature for every run; `overrides` change the recipe that the profile (and, for GPT-2, the model) gives.
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls}

@@ -70,12 +70,24 @@ def _bert_fallback(build: str | None = None) -> ModelSource | None:
 
 def _gpt2_fallback(build: str | None = None) -> ModelSource:
     """The offline GPT-2 build `build` (None: `offline_gpt2.default_build()`): its folder, built yet or not."""
-    from ftlearn.offline_gpt2 import build_config, build_dir, build_info
+    from ftlearn.offline_gpt2 import build_config, build_dir, build_info, build_status
 
     config = build_config(build)
     folder = build_dir(config)
-    info = build_info(folder)
-    if info is None:
+    status, problem = build_status(folder)
+    if status == "damaged":
+        return ModelSource(
+            requested="",
+            location=str(folder),
+            kind="offline-fallback",
+            note=(
+                f"offline, so ftlearn's own small GPT-2-architecture model ('{config.name}' build), but its cache is "
+                f"damaged ({problem}): the next GPT-2 lesson (notebook 09, or `ftlearn finetune gpt2-lm`) rebuilds it"
+            ),
+            ready=False,
+        )
+    info = build_info(folder) or {}
+    if status == "missing":
         return ModelSource(
             requested="",
             location=str(folder),
@@ -155,10 +167,12 @@ def resolve_model(
 ) -> ModelSource:
     """`locate_model`, then build the offline GPT-2 if that is the source and it is not built yet (minutes, once)."""
     source = locate_model(family, name, online=online, build=build)
-    if source.ready:
+    if family != "gpt2" or source.kind != "offline-fallback":
         return source
     from ftlearn.offline_gpt2 import build_config, ensure_built
 
+    # every time, not only when missing: it checks the build against its manifest (milliseconds), rebuilds a
+    # damaged one, saying so, and gives an intact build from before manifests its manifest
     ensure_built(build_config(build).name)
     return locate_model(family, name, online=False, build=build)
 

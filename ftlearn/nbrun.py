@@ -106,6 +106,29 @@ def stamp(nb: nbformat.NotebookNode, profile: str, seconds: float) -> None:
     }
 
 
+def notebook_problem(path: Path) -> str | None:
+    """Why `path` cannot be run as a notebook (not JSON, not a notebook, an invalid one), or None."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        hint = " (a .py file? `ftlearn run` executes .ipynb notebooks)" if Path(path).suffix != ".ipynb" else ""
+        return f"{path} is not a Jupyter notebook: it is not JSON{hint} ({str(exc).splitlines()[0]})."
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or "nbformat" not in data:
+        return f"{path} is not a Jupyter notebook: it is JSON, but has no `cells` list and `nbformat` version."
+    try:
+        nbformat.validate(nbformat.reads(json.dumps(data), as_version=4))
+    except Exception as exc:  # noqa: BLE001 - nbformat's validation errors come in several types
+        return f"{path} is not a valid notebook: {str(exc).strip().splitlines()[0]}."
+    return None
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Save a notebook through a temporary sibling and a rename: a killed run never leaves it half-written."""
+    from ftlearn.files import write_text_atomic
+
+    write_text_atomic(path, nbformat.writes(nb) + "\n")
+
+
 def execute(path: Path, profile: str | None = None, inplace: bool = False, timeout: int = 3600) -> RunResult:
     """Execute one notebook in its own folder; with `inplace`, save outputs and the stamp."""
     from nbclient import NotebookClient
@@ -148,14 +171,6 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     return RunResult(path, not error, seconds, error, resolved)
 
 
-def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
-    """Save a notebook through a temporary sibling and a rename: never seen half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    tmp.replace(path)
-
-
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:
     """Add a successful run's time to the timings file the welcome notebook's course map reads."""
     from ftlearn.runtime import hardware_summary
@@ -166,4 +181,6 @@ def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:
         "hardware": hardware_summary(),
         "date": dt.date.today().isoformat(),
     }
-    timings_path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    from ftlearn.files import write_text_atomic
+
+    write_text_atomic(timings_path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -135,9 +135,46 @@ def build_config(build: str | None = None) -> BuildConfig:
     return BUILDS[name]
 
 
+BUILD_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "build_info.json")
+
+
+def build_problem(folder: str | Path) -> str | None:
+    """What is wrong with a build folder (a missing, truncated or changed file), or None when it is intact.
+
+    A build made by this version has a manifest (every file's size and sha256, `ftlearn.files`), checked
+    in full: milliseconds for these small models. An older build has none; it is checked without loading
+    anything (each JSON file parses, the weights are as long as their header says), and `ensure_built`
+    then writes its manifest, so an intact old cache is kept rather than rebuilt.
+    """
+    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
+
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder)
+    except ValueError as exc:
+        return str(exc)
+    if manifest is not None:
+        missing = [name for name in BUILD_FILES if name not in manifest["files"]]
+        return manifest_problem(folder, manifest) or (f"its manifest does not list {missing[0]}" if missing else None)
+    for name in BUILD_FILES:
+        problem = safetensors_problem(folder / name) if name.endswith(".safetensors") else json_problem(folder / name)
+        if problem:
+            return problem
+    return None
+
+
+def build_status(folder: str | Path) -> tuple[str, str | None]:
+    """("missing", None) when nothing is built there, ("damaged", what) or ("ok", None)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "missing", None
+    problem = build_problem(folder)
+    return ("damaged", problem) if problem else ("ok", None)
+
+
 def is_built(folder: str | Path) -> bool:
-    """True when `folder` holds a finished build (its build_info.json is written last, after an atomic rename)."""
-    return (Path(folder) / "build_info.json").exists()
+    """True when `folder` holds a finished, intact build (see `build_problem`)."""
+    return build_status(folder)[0] == "ok"
 
 
 # ---------------------------------------------------------------- 1. the corpus
@@ -343,10 +380,21 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
     """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed."""
     import torch
 
+    from ftlearn.files import read_manifest, write_manifest
+
     config = build_config(name)
     target = build_dir(config)
-    if is_built(target) and not force:
+    remove_stale_temporaries(target)
+    status, problem = build_status(target)
+    if status == "ok" and not force:
+        if read_manifest(target) is None:  # an intact build from before manifests: record it, keep it
+            try:
+                write_manifest(target, build=config.name)
+            except OSError:  # a read-only shared cache: checked the cheap way each time instead
+                pass
         return target
+    if status == "damaged":  # said whether or not `verbose`: a rebuild takes minutes, and the user should know why
+        print(f"The offline GPT-2 cache at {target} is damaged ({problem}); rebuilding it.", flush=True)
     if verbose:
         print(f"Building the offline GPT-2 ({config.name}) once for this machine into {target} ...", flush=True)
     start = time.perf_counter()
@@ -370,21 +418,7 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
         torch=torch.__version__,
         builder=BUILDER_VERSION,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp)  # config.json + model.safetensors
-        tokenizer.save_pretrained(tmp)
-        (tmp / "build_info.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-        if force and target.exists():
-            shutil.rmtree(target)
-        try:
-            tmp.rename(target)  # atomic: a half-written build is never seen as done
-        except OSError:  # another process finished the same build first; keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    save_build(target, model, tokenizer, info, replace=force)
     if verbose:
         print(
             f"  done in {info['seconds']:.0f} s: {info['parameters'] / 1e6:.2f}M parameters, held-out perplexity "
@@ -394,7 +428,75 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
     return target
 
 
+def _temporary_owner(name: str, target: Path) -> int | None:
+    """The process id in a temporary build folder's name (.NAME-PID-...), or None for an older unnamed one."""
+    head = name.removeprefix(f".{target.name}-").split("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Delete temporary folders that killed builds left beside `target`; returns them.
+
+    A temporary folder is named after the process that builds in it; it is stale once that process is
+    gone (under torchrun several ranks may be building at once, each in its own). Older unnamed ones
+    are stale after `max_age_s`.
+    """
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for path in target.parent.glob(f".{target.name}-*"):
+        pid = _temporary_owner(path.name, target)
+        stale = not _alive(pid) if pid is not None else time.time() - path.stat().st_mtime > max_age_s
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def save_build(target: Path, model: Any, tokenizer: Any, info: dict, replace: bool = False) -> None:
+    """Write a build into a temporary sibling, manifest last, and rename it into place.
+
+    A damaged build already at `target` (any build, with `replace`) is moved aside first and deleted once the
+    new one is in place.
+    If another process (another torchrun rank) has put an intact build there meanwhile, that one is kept.
+    """
+    from ftlearn.files import write_json_atomic, write_manifest
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-{os.getpid()}-", dir=target.parent))
+    aside = target.with_name(f".{target.name}-{os.getpid()}-old")
+    try:
+        model.save_pretrained(tmp)  # config.json + model.safetensors
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / "build_info.json", info)
+        write_manifest(tmp, build=info.get("config", {}).get("name"))  # last: the build is complete
+        if target.exists() and (replace or not is_built(target)):
+            target.rename(aside)
+        try:
+            tmp.rename(target)  # atomic: a half-written build is never seen as done
+        except OSError:  # another process finished the same build first; keep theirs
+            pass
+    finally:
+        for leftover in (tmp, aside):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 def build_info(folder: str | Path) -> dict | None:
     """What a build folder holds (settings, corpus sizes, losses, time), or None for a non-ftlearn model."""
     path = Path(folder) / "build_info.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # missing or damaged (`build_status` says which)
+    return info if isinstance(info, dict) else None

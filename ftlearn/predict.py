@@ -23,72 +23,153 @@ class FinetunedModelError(ValueError):
     """A model folder or an input file that `ftlearn predict` cannot use; the message says why."""
 
 
-def _saved_task(folder: Path) -> str | None:
-    """The task recorded in the folder's metrics.json, or guessed from config.json's architectures."""
-    metrics = folder / METRICS_FILE
-    if metrics.is_file():
-        try:
-            task = json.loads(metrics.read_text(encoding="utf-8")).get("task")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            task = None
-        if task:
-            return task
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`, or {} when it is missing or unreadable (callers check files separately)."""
     try:
-        architectures = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("architectures") or []
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _saved_task(folder: Path, manifest: dict | None = None) -> str | None:
+    """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
+    task = (manifest or {}).get("task") or _read_json(folder / METRICS_FILE).get("task")
+    if task:
+        return task
+    architectures = _read_json(folder / "config.json").get("architectures") or []
     return "gpt2-lm" if any(a.endswith("LMHeadModel") or a.endswith("ForCausalLM") for a in architectures) else None
 
 
-def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
-    """Reload a folder written by `save_finetuned`: model, tokenizer, tokenization settings (notebook 07)."""
-    from transformers import AutoTokenizer
+def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
+    """The `ftlearn finetune` command that writes `folder` again, as recorded in its manifest or metrics.json."""
+    recorded = {**_read_json(folder / METRICS_FILE), **(manifest or {})}
+    task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
+    seed = f" --seed {recorded['seed']}" if recorded.get("seed") not in (None, 0) else ""
+    return f"ftlearn finetune {task} --profile {recorded.get('profile') or 'cpu'}{seed} --out {folder}"
 
-    from ftlearn.pooling import saved_class
 
+def _tokenizer_problem(folder: Path) -> str | None:
+    """Why the folder's tokenizer files cannot be used, or None (checked without loading them)."""
+    from ftlearn.files import json_problem
+
+    if not (folder / "tokenizer_config.json").exists():
+        return "it has no tokenizer files (tokenizer_config.json is missing)"
+    problem = json_problem(folder / "tokenizer_config.json")
+    if problem is None and (folder / "tokenizer.json").exists():
+        problem = json_problem(folder / "tokenizer.json")
+    if problem is None and not any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        problem = "it has no vocabulary (tokenizer.json, vocab.txt or vocab.json)"
+    return problem
+
+
+def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
+    """What is wrong with a saved model folder, checked before anything is loaded, and its manifest.
+
+    A folder saved by this version carries a manifest (`ftlearn.files`): every file is checked for its size and
+    sha256. A folder saved before manifests existed is accepted when it is complete: readable config.json and
+    tokenizer files, and weights whose length matches their header.
+    """
+    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
+
+    try:
+        manifest = read_manifest(folder)
+    except ValueError as exc:
+        return f"{exc}", None
+    if manifest is not None:
+        return manifest_problem(folder, manifest), manifest
+    for problem in (
+        json_problem(folder / "config.json"),
+        safetensors_problem(folder / "model.safetensors"),
+        _tokenizer_problem(folder),
+        json_problem(folder / PREPROCESS_FILE) if (folder / PREPROCESS_FILE).exists() else None,
+    ):
+        if problem:
+            return f"{problem}, as after an interrupted save or a partial copy", None
+    return None, None
+
+
+def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
+    """Raise FinetunedModelError unless `folder` holds a complete classifier saved by `save_finetuned`."""
     folder = Path(folder).expanduser()
+    if not folder.exists():
+        aside = folder.with_name(f".{folder.name}.old")
+        note = f" (a save was interrupted: the previous model is in {aside}; rename it back to use it)"
+        raise FinetunedModelError(
+            f"No model folder at {folder}{note if aside.is_dir() else ''}. "
+            f"Train one first: `ftlearn finetune bert --profile cpu --out {folder}`."
+        )
     if not folder.is_dir():
         raise FinetunedModelError(
-            f"No model folder at {folder}. Train one first: `ftlearn finetune bert --profile cpu --out {folder}`."
+            f"{folder} is a file, not a model folder: give the folder that `ftlearn finetune` wrote."
         )
     if not (folder / "config.json").exists() or not any(folder.glob("*.safetensors")):
         raise FinetunedModelError(
             f"{folder} is not a saved model: it needs config.json and model.safetensors "
             f"(written by `ftlearn finetune bert --out {folder}` or `save_finetuned`)."
         )
-    task = _saved_task(folder)
+    problem, manifest = folder_problem(folder)
+    if problem:
+        state = "is damaged" if manifest is not None else "is incomplete or damaged"
+        raise FinetunedModelError(f"{folder} {state}: {problem}. Rebuild it: `{rebuild_command(folder, manifest)}`.")
+    task = _saved_task(folder, manifest)
     if task == "gpt2-lm":
         raise FinetunedModelError(
             f"{folder} holds a GPT-2 language model (`ftlearn finetune gpt2-lm`), which writes text rather than "
             "labelling it. Predict with a classifier: `ftlearn finetune bert --out DIR` or "
             "`ftlearn finetune gpt2-cls --out DIR`."
         )
+    architectures = _read_json(folder / "config.json").get("architectures") or []
+    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise FinetunedModelError(
+            f"{folder} holds a {architectures[0]}, not a classifier. Predict with a folder written by "
+            "`ftlearn finetune bert --out DIR` or `ftlearn finetune gpt2-cls --out DIR`."
+        )
+    return folder, manifest
+
+
+def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
+    """Reload a folder written by `save_finetuned`: model, tokenizer, tokenization settings (notebook 07).
+
+    The folder is checked first (`check_finetuned`): a damaged, incomplete or wrong kind of folder raises
+    FinetunedModelError with one line saying what is wrong and the command that rebuilds it.
+    """
+    folder, manifest = check_finetuned(folder)
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from ftlearn.pooling import saved_class
 
     hf_logging.disable_progress_bar()  # one bar per reload is noise on the command line
     try:
         model = saved_class(folder).from_pretrained(folder)  # a mean-pooling head reloads as one
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # noqa: BLE001 - whatever the checks above missed still ends in one line
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        raise FinetunedModelError(
+            f"{folder} could not be loaded ({reason}). Rebuild it: `{rebuild_command(folder, manifest)}`."
+        ) from None
     finally:
         hf_logging.enable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # GPT-2 saved without one: pad = eos
+        tokenizer.pad_token = tokenizer.eos_token
     settings_path = folder / PREPROCESS_FILE
-    settings = (
-        json.loads(settings_path.read_text(encoding="utf-8"))
-        if settings_path.exists()
-        else {
-            "max_length": min(512, getattr(tokenizer, "model_max_length", 512)),
-            "truncation": "head",
-            "head_fraction": 0.25,
-        }
-    )
+    settings = _read_json(settings_path) or {
+        "max_length": min(512, getattr(tokenizer, "model_max_length", 512)),
+        "truncation": "head",
+        "head_fraction": 0.25,
+    }
     model.eval()
     return model, tokenizer, settings
 
 
 def predict_texts(
-    model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32
+    model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 07)."""
+    """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 07).
+
+    `progress` shows a bar over the batches (`ftlearn predict --file` does, for long files).
+    """
     from torch.utils.data import DataLoader
 
     from ftlearn.tokenization import encode_texts, make_collator
@@ -105,18 +186,50 @@ def predict_texts(
     pairs = zip(enc["input_ids"], enc["attention_mask"], strict=True)
     features = [{"input_ids": i, "attention_mask": m} for i, m in pairs]
     # unshuffled: the outputs come back in the input order
-    logits, _ = predict_logits(model, DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer)))
+    loader = DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer))
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="predicting", unit="batch")
+    logits, _ = predict_logits(model, loader)
     probs = probabilities(logits)
     return probs.argmax(axis=-1), probs[:, 1]
 
 
-def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, batch_size: int = 32) -> int:
-    """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 07)."""
+def empty_text_problem(texts: list[str], where: str) -> str | None:
+    """The course's one policy for empty reviews: refused, with a count, by both forms of `ftlearn predict`.
+
+    A model given an empty text still answers (usually with its bias), which reads as a real prediction;
+    refusing says that the input needs fixing. Data rows are counted from 1 after the header.
+    """
+    empty = [i for i, text in enumerate(texts) if not str(text).strip()]
+    if not empty:
+        return None
+    return (
+        f"{where}: data row {empty[0] + 1} has no review text ({len(empty)} such row(s) of {len(texts)}); "
+        "fill them in or remove them. Nothing was written."
+    )
+
+
+def predict_file(
+    folder: str | Path, csv_in: str | Path, csv_out: str | Path, batch_size: int = 32, progress: bool = False
+) -> int:
+    """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 07).
+
+    Everything that can be checked is checked before the model is loaded: the output path, the input
+    file, empty texts (refused, see `empty_text_problem`), the model folder. The output is written
+    atomically: a run killed half-way leaves the previous file (or none), never half of one.
+    """
     import pandas as pd
 
+    from ftlearn.files import atomic_path, check_output_file
+
+    csv_out = check_output_file(csv_out)
     csv_in = Path(csv_in)
     if not csv_in.is_file():
-        raise FinetunedModelError(f"No such file: {csv_in}.")
+        raise FinetunedModelError(
+            f"No such file: {csv_in}." if not csv_in.is_dir() else f"{csv_in} is a folder, not a CSV file."
+        )
     try:
         frame = pd.read_csv(csv_in, keep_default_na=False)
     except pd.errors.EmptyDataError:
@@ -131,8 +244,12 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
         )
     if frame.empty:
         raise FinetunedModelError(f"{csv_in} has a header but no rows to predict.")
+    texts = frame["text"].astype(str).tolist()
+    problem = empty_text_problem(texts, str(csv_in))
+    if problem:
+        raise FinetunedModelError(problem)
     model, tokenizer, settings = load_finetuned(folder)
-    preds, p_pos = predict_texts(model, tokenizer, frame["text"].astype(str).tolist(), settings, batch_size)
+    preds, p_pos = predict_texts(model, tokenizer, texts, settings, batch_size, progress=progress)
     replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
     if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
         print(
@@ -141,8 +258,9 @@ def predict_file(folder: str | Path, csv_in: str | Path, csv_out: str | Path, ba
         )
     frame["pred"] = preds
     frame["p_positive"] = np.round(p_pos, 6)
-    Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(csv_out, index=False)
+    csv_out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(csv_out) as tmp:
+        frame.to_csv(tmp, index=False)
     return len(frame)
 
 
@@ -157,13 +275,12 @@ def compare_finetuned(
     from ftlearn.metrics import paired_accuracy_difference
     from ftlearn.runtime import get_profile
 
+    for folder in (folder_a, folder_b):  # both checked before either is loaded or the data is read
+        check_finetuned(folder)
     if profile is None:
-        recorded = Path(folder_a).expanduser() / METRICS_FILE
-        profile = (
-            json.loads(recorded.read_text(encoding="utf-8")).get("profile", "auto") if recorded.is_file() else "auto"
-        )
+        profile = _read_json(Path(folder_a).expanduser() / METRICS_FILE).get("profile", "auto")
     profile = get_profile(profile) if isinstance(profile, str) else profile
-    loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]  # both checked before the data is read
+    loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]
     test = load_imdb(profile=profile, seed=seed)["test"]
     texts, labels = list(test["text"]), np.array(test["label"])
     preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]

@@ -107,9 +107,18 @@ def pick_device(preference: str | None = None):
 
     wanted = preference or os.environ.get(DEVICE_ENV, "").strip().lower() or "auto"
     if wanted != "auto":
-        device = torch.device(wanted)
+        try:
+            device = torch.device(wanted)
+        except RuntimeError:
+            raise RuntimeError(
+                f"{DEVICE_ENV}={wanted!r} is not a device torch knows: use cpu, cuda, cuda:1 or mps, or unset it "
+                "to let ftlearn choose."
+            ) from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{DEVICE_ENV}={wanted} asks for CUDA, but torch sees no CUDA GPU.")
+            raise RuntimeError(
+                f"{DEVICE_ENV}={wanted} asks for CUDA, but torch sees no CUDA GPU here: unset {DEVICE_ENV} "
+                "(or set it to cpu)."
+            )
         if device.type == "mps" and not torch.backends.mps.is_available():
             raise RuntimeError(f"{DEVICE_ENV}={wanted} asks for MPS, but it is not available here.")
         return device

@@ -97,3 +97,78 @@ def test_the_package_re_exports_every_check():
     assert defined, "no check_* functions found"
     assert defined <= set(package.__all__), sorted(defined - set(package.__all__))
     assert all(hasattr(package, name) for name in package.__all__)
+
+
+def test_a_function_that_returns_none_is_told_so(monkeypatch):
+    from ftlearn.checks import check_causal_lm_loss, check_sgd_step
+
+    monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
+
+    def sgd_without_return(theta, grad, lr, weight_decay):
+        theta -= lr * (grad + weight_decay * theta)
+
+    for result in (
+        check("square", lambda x: None, square, [(3,)]),
+        check_sgd_step(sgd_without_return),
+        check_causal_lm_loss(lambda logits, labels: None),  # the check's own float() would choke on it
+    ):
+        assert result.status == WRONG and "returned None: did you forget `return`?" in result.message, result
+    # None raised about in the learner's own code is theirs to see
+    assert "raised TypeError" in check("square", lambda x: None + 1, square, [(3,)]).message
+
+
+def test_a_function_that_changes_its_input_in_place_gets_a_hint(monkeypatch):
+    from ftlearn.checks import check_sgd_step
+
+    monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
+
+    def sgd_in_place(theta, grad, lr, weight_decay):
+        theta -= lr * (grad + weight_decay * theta)
+        return theta  # the right numbers, but the caller's theta is gone
+
+    result = check_sgd_step(sgd_in_place)
+    assert result.status == WRONG and "changed its input `theta` in place" in result.message
+
+    def sort_in_place(xs):
+        xs.sort()
+        return xs
+
+    assert "changed its input `xs`" in check("sorted", sort_in_place, sorted, [([3, 1, 2],)]).message
+
+    def fill(xs):  # a reference that changes its input: then the learner's may too
+        xs.append(0)
+        return len(xs)
+
+    assert check("fill", fill, fill, [([1, 2],)]).status == CORRECT
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_a_function_that_never_returns_is_stopped_with_a_clear_message(monkeypatch, where):
+    import threading
+    import time
+
+    from ftlearn.checks.core import TIME_LIMIT_ENV
+
+    monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
+    monkeypatch.setenv(TIME_LIMIT_ENV, "0.5")
+
+    def endless(x):
+        end = time.perf_counter() + 4  # "endless": ends on its own in the thread that nothing can stop
+        while time.perf_counter() < end:
+            try:
+                time.sleep(0.01)
+            except Exception:  # a learner's catch-all must not swallow the time limit
+                pass
+
+    results = []
+    start = time.perf_counter()
+    if where == "main thread":
+        results.append(check("square", endless, square, [(3,)]))
+    else:
+        worker = threading.Thread(target=lambda: results.append(check("square", endless, square, [(3,)])))
+        worker.start()
+        worker.join(10)
+    assert time.perf_counter() - start < 5
+    assert results[0].status == WRONG and "did not finish within 0.5 s" in results[0].message
+    assert check("square", square, square, [(3,)]).status == CORRECT  # the timer is gone afterwards
+    time.sleep(0.6)  # no stray alarm goes off later

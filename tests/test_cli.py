@@ -152,3 +152,35 @@ def test_unknown_options_are_refused_outside_lab(capsys):
     with pytest.raises(SystemExit):
         main(["doctor", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_run_refuses_what_is_not_a_notebook_before_running_anything(tmp_path, capsys):
+    good = tmp_path / "good.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), good)
+    cases = {
+        "script.py": ("print('hi')\n", "it is not JSON (a .py file?"),
+        "broken.ipynb": ('{"cells": [', "it is not JSON"),
+        "empty.ipynb": ("{}", "has no `cells` list"),
+        "list.ipynb": ("[1, 2]", "has no `cells` list"),
+        "invalid.ipynb": (
+            '{"cells": [{"cell_type": "nonsense"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+            "not a valid notebook",
+        ),
+    }
+    for name, (content, says) in cases.items():
+        (tmp_path / name).write_text(content)
+        assert main(["run", str(good), str(tmp_path / name)]) == 2, name
+        captured = capsys.readouterr()
+        assert says in captured.err and captured.err.count("\n") == 1, captured.err
+        assert "running" not in captured.out  # not even the good notebook ran
+
+
+def test_doctor_finishes_its_report_when_the_data_is_malformed(tmp_path):
+    folder = tmp_path / "imdb"
+    folder.mkdir()
+    (folder / "test.csv").write_text("text,label\nfine,1\n")
+    # a quote opened in the first review is never closed: pandas would shift fields into the index
+    (folder / "train.csv").write_text('text,label\n"good film,1\n"bad film, really",0\n"ok film",1\n')
+    result = ftlearn("doctor", env_extra={"FTLEARN_IMDB_DIR": str(folder)})
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "never closed" in result.stdout and "] bert" in result.stdout and "problem(s) above" in result.stdout

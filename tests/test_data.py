@@ -31,6 +31,14 @@ def write_split(folder: Path, train: pd.DataFrame, test: pd.DataFrame | None = N
     return folder
 
 
+def _raw_split(folder: Path, train_csv: str) -> Path:
+    """A folder whose train.csv is exactly `train_csv` (a well-formed test.csv beside it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.csv").write_text(train_csv, encoding="utf-8")
+    reviews().to_csv(folder / "test.csv", index=False)
+    return folder
+
+
 def reviews(n: int = 10) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -127,6 +135,17 @@ def test_source_setting(monkeypatch, tmp_path):
         (lambda d: write_split(d, reviews().assign(label=["pos"] * 10)), "labels must be 0 or 1"),
         (lambda d: write_split(d, reviews().assign(text=[""] + ["ok"] * 9)), "data row 1 has no review text"),
         (lambda d: write_split(d, reviews().iloc[:0]), "has a header but no reviews"),
+        (lambda d: _raw_split(d, 'text,label\n"good film,1\n"bad film, really",0\n"ok film",1\n'), "never closed"),
+        (
+            lambda d: _raw_split(d, "text,label\ngood,1\nbad, really bad,0\n"),
+            r"data row 2 \(line 3\) has 3 fields .* not in quotes",
+        ),
+        (lambda d: _raw_split(d, "text,label,label\ngood,1,0\nbad,0,1\n"), r"has 2 `label` columns \(columns 2, 3\)"),
+        (lambda d: _raw_split(d, "label,text,text\n1,good,x\n"), "has 2 `text` columns"),
+        (
+            lambda d: (_raw_split(d, "text,label\nok,1\n"), (d / "train.csv").unlink(), (d / "train.csv").mkdir()),
+            r"train\.csv is a folder, not a file",
+        ),
     ],
 )
 def test_bad_folders_give_one_clear_message(tmp_path, make, message):

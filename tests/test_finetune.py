@@ -138,3 +138,156 @@ def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path
 def test_compare_names_a_missing_model_folder(saved_model, tmp_path, capsys):
     assert main(["compare", str(saved_model), str(tmp_path / "nope"), "--profile", "smoke"]) == 1
     assert "No model folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- saved folders are whole, and checked before use
+
+
+def _copy(folder, tmp_path, name="copy"):
+    import shutil
+
+    return shutil.copytree(folder, tmp_path / name)
+
+
+def test_the_save_writes_a_manifest_last_and_leaves_no_temporary(saved_model):
+    import json
+
+    from ftlearn.files import MANIFEST_FILE
+
+    manifest = json.loads((saved_model / MANIFEST_FILE).read_text())
+    assert manifest["task"] == "bert"
+    assert {"config.json", "model.safetensors", "tokenizer_config.json", "ftlearn_preprocess.json"} <= set(
+        manifest["files"]
+    )
+    assert not list(saved_model.parent.glob(f".{saved_model.name}.*"))
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda d: (d / "tokenizer_config.json").write_text(""), "tokenizer_config.json is 0 bytes"),
+        (lambda d: (d / "config.json").write_text("{nope"), "config.json is"),
+        (lambda d: open(d / "model.safetensors", "r+b").truncate(1000), "model.safetensors is 1,000 bytes"),
+        (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json is missing"),
+        (lambda d: (d / "ftlearn_manifest.json").write_text("garbage"), "manifest.json is not valid JSON"),
+    ],
+    ids=["empty-tokenizer-config", "invalid-config", "truncated-weights", "missing-tokenizer", "garbage-manifest"],
+)
+def test_a_damaged_folder_is_refused_in_one_line_with_the_command_that_rebuilds_it(
+    saved_model, tmp_path, capsys, damage, says
+):
+    folder = _copy(saved_model, tmp_path)
+    damage(folder)
+    assert main(["predict", str(folder), "a fine film"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "Traceback" not in err
+    assert f"ftlearn finetune bert --profile cpu --out {folder}" in err
+
+
+def test_folders_saved_before_manifests_still_load_when_complete_and_are_refused_when_not(
+    saved_model, tmp_path, capsys
+):
+    folder = _copy(saved_model, tmp_path)
+    (folder / "ftlearn_manifest.json").unlink()  # as every folder saved before this version
+    assert main(["predict", str(folder), "a fine film"]) == 0
+    assert "p_positive" in capsys.readouterr().out
+    for name in ("tokenizer.json", "tokenizer_config.json", "ftlearn_preprocess.json"):  # killed after the weights
+        (folder / name).unlink()
+    assert main(["predict", str(folder), "a fine film"]) == 1
+    err = capsys.readouterr().err
+    assert "is incomplete or damaged: it has no tokenizer files" in err and "interrupted save" in err
+
+
+def test_a_language_model_folder_is_not_a_classifier(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ftlearn.recipes import GPT2LMRecipe
+
+    tokenizer = _gpt2_tokenizer()
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2, bos_token_id=eos, eos_token_id=eos
+    )
+    model = GPT2LMHeadModel(config)
+    folder = save_finetuned(tmp_path / "lm", model, tokenizer, GPT2LMRecipe(), {"task": "gpt2-lm"})
+    assert main(["predict", str(folder), "a fine film"]) == 1
+    assert "holds a GPT-2 language model" in capsys.readouterr().err
+    for name in ("ftlearn_manifest.json", "metrics.json"):  # no record of the task: told by config.json
+        (folder / name).unlink()
+    assert main(["predict", str(folder), "a fine film"]) == 1
+    assert "holds a GPT-2 language model" in capsys.readouterr().err
+
+
+def _gpt2_tokenizer():
+    from ftlearn.offline_gpt2 import train_tokenizer
+
+    return train_tokenizer(["The film was good and the actors were fine, said the critic."] * 20, vocab_size=300)
+
+
+def test_a_save_interrupted_half_way_leaves_the_previous_folder_whole(saved_model, tmp_path):
+    from ftlearn.files import file_digest
+
+    folder = _copy(saved_model, tmp_path, "run")
+    before = {p.name: file_digest(p) for p in folder.iterdir()}
+    model, tokenizer, _ = load_finetuned(folder)
+
+    class Killed(KeyboardInterrupt):
+        pass
+
+    def interrupted(*args, **kwargs):
+        raise Killed
+
+    tokenizer.save_pretrained = interrupted  # Ctrl-C after the weights, before the tokenizer
+    with pytest.raises(Killed):
+        save_finetuned(folder, model, tokenizer, BertRecipe(max_length=48))
+    assert {p.name: file_digest(p) for p in folder.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folder left
+
+
+def test_save_never_replaces_a_folder_ftlearn_did_not_write(saved_model, tmp_path):
+    from ftlearn.files import OutputPathError
+
+    theirs = tmp_path / "thesis"
+    theirs.mkdir()
+    (theirs / "chapter1.tex").write_text("months of work")
+    model, tokenizer, _ = load_finetuned(saved_model)
+    with pytest.raises(OutputPathError, match="ftlearn did not write"):
+        save_finetuned(theirs, model, tokenizer, BertRecipe())
+    assert [p.name for p in theirs.iterdir()] == ["chapter1.tex"]
+
+
+def test_empty_texts_are_refused_in_both_forms_with_a_count(saved_model, tmp_path, capsys):
+    pd.DataFrame({"id": range(4), "text": ["good", "", "fine", "   "]}).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "data row 2 has no review text (2 such row(s) of 4)" in err and not out.exists()
+    assert main(["predict", str(saved_model), "  "]) == 2
+    assert "the review text is empty" in capsys.readouterr().err
+
+
+def test_a_bad_out_is_refused_before_the_model_is_loaded(saved_model, tmp_path, capsys, monkeypatch):
+    import ftlearn.predict as predict
+
+    monkeypatch.setattr(predict, "load_finetuned", lambda folder: pytest.fail("the model must not be loaded"))
+    pd.DataFrame({"text": ["good"]}).to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", str(saved_model), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path)]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
+
+
+def test_predictions_replace_an_old_file_only_when_complete(saved_model, tmp_path, monkeypatch):
+    pd.DataFrame({"text": ["good", "bad"]}).to_csv(tmp_path / "in.csv", index=False)
+    out = tmp_path / "out.csv"
+    out.write_text("the previous predictions\n")
+
+    def killed(self, path, **kwargs):
+        open(path, "w").write("half a fi")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)
+    from ftlearn.predict import predict_file
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(saved_model, tmp_path / "in.csv", out)
+    assert out.read_text() == "the previous predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]

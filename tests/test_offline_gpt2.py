@@ -117,3 +117,67 @@ def test_resolve_builds_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch,
 def test_online_still_prefers_the_hub(monkeypatch):
     monkeypatch.setitem(models.FALLBACKS, "gpt2", lambda build: pytest.fail("no fallback is looked for when online"))
     assert models.resolve_model("gpt2", online=True).location == "gpt2"
+
+
+def _tiny_build(tmp_path, monkeypatch):
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(og.BUILDS, "tiny", TINY)
+    monkeypatch.setattr(models, "in_hub_cache", lambda name: False)
+    return og.ensure_built("tiny", verbose=False)
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]), "model.safe"),
+        (lambda d: (d / "build_info.json").write_text("garbage"), "build_info.json"),
+        (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json is missing"),
+    ],
+    ids=["truncated-weights", "garbage-build-info", "missing-tokenizer"],
+)
+def test_a_damaged_build_is_reported_and_rebuilt_saying_so(tmp_path, monkeypatch, capsys, damage, says):
+    folder = _tiny_build(tmp_path, monkeypatch)
+    assert og.build_status(folder) == ("ok", None) and (folder / "ftlearn_manifest.json").is_file()
+    damage(folder)
+    status, problem = og.build_status(folder)
+    assert status == "damaged" and says in problem and not og.is_built(folder)
+    located = models.locate_model("gpt2", online=False, build="tiny")  # what doctor shows
+    assert not located.ready and "damaged" in located.note and says in located.note
+    capsys.readouterr()
+    source = models.resolve_model("gpt2", online=False, build="tiny")
+    assert "is damaged" in capsys.readouterr().out and source.ready and source.location == str(folder)
+    assert og.build_status(folder) == ("ok", None) and og.build_info(folder)["config"]["name"] == "tiny"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # nothing left beside it
+
+
+def test_an_intact_build_from_before_manifests_is_kept_and_given_one(tmp_path, monkeypatch):
+    folder = _tiny_build(tmp_path, monkeypatch)
+    (folder / "ftlearn_manifest.json").unlink()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert og.build_status(folder) == ("ok", None)  # the cheap checks pass
+    assert models.resolve_model("gpt2", online=False, build="tiny").ready
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not rebuilt ...
+    assert (folder / "ftlearn_manifest.json").is_file()  # ... but recorded
+    (folder / "build_info.json").write_text("[]")
+    assert og.build_status(folder)[0] == "damaged" and og.build_info(folder) is None
+
+
+def test_temporaries_of_killed_builds_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    target = og.build_dir(TINY)
+    target.parent.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = target.with_name(f".{target.name}-{gone.stdout.strip()}-abc")  # its process has exited
+    live = target.with_name(f".{target.name}-{os.getpid()}-abc")  # this process: still building
+    old = target.with_name(f".{target.name}-x1y2z3")  # an unnamed one from an older version, 2 hours old
+    young = target.with_name(f".{target.name}-q9w8e7")
+    for path in (dead, live, old, young):
+        path.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert sorted(og.remove_stale_temporaries(target)) == sorted([dead, old])
+    assert live.is_dir() and young.is_dir()

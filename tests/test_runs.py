@@ -67,6 +67,7 @@ def test_every_finetune_target_has_the_same_common_flags():
     targets = finetune._subparsers._group_actions[0].choices
     assert set(targets) == set(RECIPES)
     common = {"--profile", "--seed", "--out", "--model", "--lr", "--epochs", "--max-length"}
+    common |= {"--checkpoint-every", "--resume"}
     for name, sub in targets.items():
         flags = {s for action in sub._actions for s in action.option_strings}
         assert common <= flags, name
@@ -107,3 +108,62 @@ def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, 
         assert (out / "ftlearn_preprocess.json").is_file()
         assert main(["predict", str(out), "a review"]) == 0
         assert "p_positive" in capsys.readouterr().out
+
+
+def test_finetune_checks_out_device_and_checkpoints_before_loading_anything(tmp_path, capsys, monkeypatch):
+    import ftlearn.finetune as finetune
+
+    for target in RECIPES:  # the run itself must never start
+        monkeypatch.setitem(finetune.RUNS, target, lambda *a, **k: pytest.fail("the run must not start"))
+    (tmp_path / "a_file").write_text("keep")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("keep")
+    cases = [
+        (["--out", str(tmp_path / "a_file")], "is a file; give a folder name"),
+        (["--out", str(tmp_path / "theirs")], "ftlearn did not write"),
+        (["--out", str(tmp_path / "r"), "--checkpoint-every", "0"], "--checkpoint-every must be positive"),
+        (["--out", str(tmp_path / "r"), "--resume"], "no complete checkpoint in " + str(tmp_path / "r.checkpoints")),
+    ]
+    for flags, says in cases:
+        assert main(["finetune", "bert", "--profile", "smoke", *flags]) == 2, flags
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+    leftover = tmp_path / "ck" / "checkpoint-5.tmp"  # a killed checkpoint save: not a checkpoint
+    leftover.mkdir(parents=True)
+    assert (
+        main(["finetune", "bert", "--profile", "smoke", "--out", str(tmp_path / "r"), "--resume", str(leftover.parent)])
+        == 2
+    )
+    assert "no complete checkpoint" in capsys.readouterr().err
+    monkeypatch.setenv("FTLEARN_DEVICE", "cuda:7" if torch.cuda.is_available() else "cuda")
+    if not torch.cuda.is_available():
+        assert main(["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(tmp_path / "r")]) == 2
+        assert "asks for CUDA, but torch sees no CUDA GPU" in capsys.readouterr().err
+    monkeypatch.setenv("FTLEARN_DEVICE", "bogus")
+    assert main(["finetune", "gpt2-cls", "--profile", "smoke", "--out", str(tmp_path / "r")]) == 2
+    assert "FTLEARN_DEVICE='bogus' is not a device torch knows" in capsys.readouterr().err
+    assert (tmp_path / "a_file").read_text() == "keep" and (tmp_path / "theirs" / "notes.txt").read_text() == "keep"
+    assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE
+
+    out = tmp_path / "run"
+
+    def interrupted_after_a_checkpoint(profile, out, resume, **kwargs):
+        step = resume.checkpoint_dir / "checkpoint-2"
+        step.mkdir(parents=True)
+        (step / INFO_FILE).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune.RUNS, "bert", interrupted_after_a_checkpoint)
+    assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out), "--checkpoint-every", "2"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "interrupted; nothing was saved to" in err
+    assert f"the last checkpoint is {out}.checkpoints/checkpoint-2" in err
+    assert f"--out {out} --checkpoint-every 2 --resume`" in err
+    monkeypatch.setitem(finetune.RUNS, "bert", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out)]) == 130
+    assert "add --checkpoint-every N" in capsys.readouterr().err

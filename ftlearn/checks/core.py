@@ -133,6 +133,140 @@ def _call(fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*copy.deepcopy(args))
 
 
+# ---------------------------------------------------------------- what the learner's call did besides returning
+
+TIME_LIMIT_ENV = "FTLEARN_CHECK_TIME_LIMIT"  # seconds per call of the learner's function
+DEFAULT_TIME_LIMIT = 30.0
+_NONE_RETURNED = (
+    "Your function returned None: did you forget `return`? (An in-place update such as `x += 1` or "
+    "`x.add_(1)` changes x but gives back nothing.)"
+)
+
+
+class _TimeLimitReached(BaseException):
+    """Raised inside the learner's function when its time is up; a BaseException so `except Exception` lets it by."""
+
+
+def time_limit() -> float | None:
+    """Seconds a check gives one call of the learner's function: $FTLEARN_CHECK_TIME_LIMIT, else 30 (0: none)."""
+    raw = os.environ.get(TIME_LIMIT_ENV, "").strip()
+    try:
+        seconds = float(raw) if raw else DEFAULT_TIME_LIMIT
+    except ValueError:
+        seconds = DEFAULT_TIME_LIMIT
+    return seconds if seconds > 0 else None
+
+
+def _call_limited(fn: Callable[..., Any], args: tuple, limit: float | None) -> Any:
+    """fn(*args), stopped with _TimeLimitReached after `limit` seconds.
+
+    On the main thread (a Jupyter kernel runs cells there, and so does pytest) a SIGALRM timer interrupts
+    the function itself, so an endless loop really stops. Elsewhere (another thread, Windows) the call
+    runs in a helper thread that is abandoned when time is up: the check answers, the loop runs on.
+    """
+    import signal
+    import threading
+
+    if limit is None:
+        return fn(*args)
+    on_main = threading.current_thread() is threading.main_thread()
+    if on_main and hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL)[0] == 0:
+
+        def stop(signum: int, frame: Any) -> None:
+            raise _TimeLimitReached
+
+        previous = signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the checking thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name="ftlearn-check")
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise _TimeLimitReached
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def same(a: Any, b: Any) -> bool:
+    """True when `a` and `b` hold exactly the same values (tensors, arrays, containers); unknown objects: True."""
+    import numpy as np
+
+    try:
+        import torch
+
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+                return False
+            if a.shape != b.shape or a.dtype != b.dtype:
+                return False
+            a, b = a.detach(), b.detach()
+            if a.is_floating_point():  # NaN where NaN was is no change
+                return bool(torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num()))
+            return bool(torch.equal(a, b))
+        if isinstance(a, torch.nn.Module):
+            return isinstance(b, torch.nn.Module) and same(a.state_dict(), b.state_dict())
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return bool(a == b) or (a != a and b != b)  # NaN equals NaN here
+    except Exception:  # noqa: BLE001 - objects without a usable ==: cannot tell, so no complaint
+        return True
+
+
+def _changed_inputs(fn: Callable[..., Any], before: tuple, after: tuple) -> list[str]:
+    """Names of the arguments that a call changed in place (`before` is an untouched copy of `after`)."""
+    import inspect
+
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        names = []
+    return [
+        f"`{names[i]}`" if i < len(names) else f"argument {i + 1}"
+        for i, (b, a) in enumerate(zip(before, after, strict=True))
+        if not same(b, a)
+    ]
+
+
+def _mutates(fn: Callable[..., Any], args: tuple) -> bool:
+    """Whether `fn` (a reference) changes its own inputs: then the learner's may too."""
+    mine = copy.deepcopy(args)
+    fn(*mine)
+    return bool(_changed_inputs(fn, args, mine))
+
+
+def _returned_none_downstream(exc: BaseException) -> bool:
+    """A TypeError about None raised in the check's own code (e.g. float(result)), not in the learner's."""
+    if not isinstance(exc, TypeError) or "NoneType" not in str(exc):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and os.sep + "checks" + os.sep in frames[-1].filename and "ftlearn" in frames[-1].filename
+
+
 class CheckFailed(AssertionError):
     """Raised instead of returning a non-correct result when FTLEARN_CHECKS_STRICT=1."""
 
@@ -159,10 +293,22 @@ def check(
     `mistakes` are known wrong versions: when the learner's answer matches one, its hint is shown.
     A function that raises NotImplementedError has not been attempted yet.
     """
+    limit = time_limit()
     for args in cases:
         args = args if isinstance(args, tuple) else (args,)
+        mine = copy.deepcopy(args)  # the learner's own copy; `args` stays as it was, to compare with
         try:
-            got = _call(fn, args)
+            got = _call_limited(fn, mine, limit)
+        except _TimeLimitReached:
+            inputs = describe(args[0]) if len(args) == 1 else ", ".join(describe(a) for a in args)
+            return finish(
+                CheckResult(
+                    name,
+                    WRONG,
+                    f"Your function did not finish within {limit:g} s (for input {inputs}): an endless loop, or much "
+                    f"more work than needed? (The limit is ${TIME_LIMIT_ENV}.)",
+                )
+            )
         except NotImplementedError:
             return finish(
                 CheckResult(
@@ -172,10 +318,25 @@ def check(
                 )
             )
         except Exception as exc:  # noqa: BLE001 - any learner error becomes a hint, not a traceback
+            if _returned_none_downstream(exc):  # the check choked on a None the learner returned
+                return finish(CheckResult(name, WRONG, _NONE_RETURNED))
             return finish(
                 CheckResult(name, WRONG, f"Your function raised {type(exc).__name__}: {exc}{_learner_frame(exc)}")
             )
         want = _call(reference, args)
+        if got is None and want is not None:
+            return finish(CheckResult(name, WRONG, _NONE_RETURNED))
+        changed = _changed_inputs(fn, args, mine)
+        if changed and not _mutates(reference, args):
+            return finish(
+                CheckResult(
+                    name,
+                    WRONG,
+                    f"Your function changed its input {' and '.join(changed)} in place: the caller's value is not "
+                    "the one it passed any more. Build a new value instead (e.g. `theta - lr * grad` rather than "
+                    "`theta -= lr * grad`, or work on `x.clone()` / `list(x)`).",
+                )
+            )
         if compare(got, want):
             continue
         for mistake in mistakes:

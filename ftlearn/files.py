@@ -1,0 +1,241 @@
+"""Files written whole and checked before use: atomic writes, folder manifests, cheap structural checks.
+
+Introduced in notebook 07, where a fine-tuned model is saved and reloaded; `ftlearn.finetune`,
+`ftlearn.predict`, `ftlearn.offline_gpt2` and `ftlearn.nbrun` write through here. Two habits, borrowed from Git:
+- a file or folder is written next to its destination under a temporary name, then renamed into place
+  (`os.replace`), so a run killed half-way leaves the previous version or nothing, never half of one;
+- a folder gets a manifest, written last: every file's name, size and sha256. Before a saved model is used,
+  the manifest is checked, so a truncated or half-copied folder is refused with one clear line instead of
+  a traceback, or worse, a wrong answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+MANIFEST_FILE = "ftlearn_manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written (a folder where a file should go, no permission...); says why."""
+
+
+# ---------------------------------------------------------------- writing whole
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to write into; renamed onto `path` only if the block ends without error.
+
+    `with atomic_path("preds.csv") as tmp: frame.to_csv(tmp)`: readers of preds.csv see the old file
+    or the new one, never a half-written one, even if the process is killed.
+    """
+    path = Path(path)
+    # named, not created: the writer creates it, with the usual permissions (mkstemp's would be 0600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:  # on disk before it gets the real name
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # KeyboardInterrupt too: leave no temporary behind
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` through a temporary sibling and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | Path, data: dict) -> None:
+    """`data` as indented JSON, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """Move the finished folder `new` to `folder`, replacing a previous one only now that `new` is complete.
+
+    Two renames: the previous folder aside, the new one in; then the previous one is deleted. (A folder
+    cannot be renamed over a non-empty one.) Between the renames, microseconds, neither is at `folder`;
+    a crash there leaves the previous one whole at `.NAME.old`.
+    """
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    _fsync_dir(folder.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: str | Path, **extra: object) -> dict:
+    """Record every file of `folder` (name, size, sha256) in its manifest, written last; `extra` keys too."""
+    folder = Path(folder)
+    files = {}
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST_FILE):
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())  # the files are on disk before the manifest says they are complete
+        files[path.name] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    manifest = {"format": MANIFEST_FORMAT, **extra, "files": files}
+    write_json_atomic(folder / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict | None:
+    """The folder's manifest; None when it has none. Raises ValueError when the manifest itself is damaged."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"its {MANIFEST_FILE} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ValueError(f"its {MANIFEST_FILE} does not list the folder's files")
+    return manifest
+
+
+def manifest_problem(folder: str | Path, manifest: dict, hashes: bool = True) -> str | None:
+    """What differs between `folder` and its manifest (a missing file, a size, a hash), or None when nothing does."""
+    folder = Path(folder)
+    for name, entry in sorted(manifest["files"].items()):
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            return f"{name} is {size:,} bytes where {entry.get('size', 0):,} were saved (truncated or replaced)"
+        if hashes and file_digest(path) != entry.get("sha256"):
+            return f"{name} has changed since it was saved (its sha256 differs)"
+    return None
+
+
+# ---------------------------------------------------------------- cheap structural checks
+
+
+def json_problem(path: Path) -> str | None:
+    """Why `path` is not a readable JSON object, or None."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty (0 bytes)"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"{path.name} is not valid JSON ({str(exc).splitlines()[0]})"
+    if not isinstance(data, dict):
+        return f"{path.name} does not hold a JSON object"
+    return None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a complete safetensors file, read from its header alone (no tensor is loaded), or None.
+
+    The format: 8 bytes giving the header's length n, n bytes of JSON naming each tensor's byte range, then the
+    data; a complete file is exactly 8 + n + the end of the last range long.
+    """
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                return f"{path.name} is {size} bytes: too short to hold weights"
+            (n,) = struct.unpack("<Q", head)
+            if 8 + n > size:
+                return f"{path.name} is truncated ({size:,} bytes, its header alone needs {8 + n:,})"
+            header = json.loads(handle.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, IndexError, AttributeError):
+        return f"{path.name} is not a safetensors file (its header cannot be read)"
+    if size != 8 + n + end:
+        return f"{path.name} is {size:,} bytes where its header says {8 + n + end:,} (truncated or damaged)"
+    return None
+
+
+# ---------------------------------------------------------------- output paths, checked before any work
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _probe_writable(folder: Path, what: str) -> None:
+    """Create and delete a temporary file in `folder`: the only test of writability that does not lie (root, /proc)."""
+    if not folder.is_dir():
+        raise OutputPathError(f"{what}: {folder} is a file, so nothing can be created under it.")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ftlearn-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise OutputPathError(f"{what}: cannot write in {folder} ({exc.strerror or exc}).") from None
+
+
+def check_output_file(path: str | Path, flag: str = "--out") -> Path:
+    """Raise OutputPathError unless `path` can be written as a file: not a folder, in a writable place."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'predictions.csv'}.")
+    _probe_writable(_nearest_existing(path.parent), f"{flag} {path}")
+    return path
+
+
+def check_output_folder(path: str | Path, is_ours: bool, flag: str = "--out") -> Path:
+    """Raise OutputPathError unless `path` can receive a run folder.
+
+    `is_ours` says whether an existing folder there is one ftlearn wrote (it will be replaced); any other
+    non-empty folder is refused, so that a mistyped --out never deletes someone's files.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a file; give a folder name (it is created, or replaced if a run).")
+    if path.is_dir() and any(path.iterdir()) and not is_ours:
+        raise OutputPathError(
+            f"{flag} {path} is a folder that ftlearn did not write; it would be replaced, so choose another "
+            "name or empty it first."
+        )
+    _probe_writable(_nearest_existing(path.parent), f"{flag} {path}")
+    return path
