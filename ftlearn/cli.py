@@ -312,7 +312,7 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
 def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
     """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
     parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
-    for flag in ("model", "lr", "epochs", "max_length", "pooling", "checkpoint_every"):
+    for flag in ("model", "lr", "epochs", "max_length", "pooling", "init", "checkpoint_every"):
         value = getattr(args, flag, None)
         if value is not None:
             parts += [f"--{flag.replace('_', '-')}", str(value)]
@@ -378,7 +378,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
     from ftlearn.files import OutputPathError
-    from ftlearn.finetune import RUNS, check_out
+    from ftlearn.finetune import RUNS, InitError, check_init, check_out
     from ftlearn.models import ModelUnavailableError
     from ftlearn.runtime import get_profile, pick_device
 
@@ -400,9 +400,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     try:
         check_out(out)
         pick_device()
-    except (OutputPathError, RuntimeError) as exc:
+        init = getattr(args, "init", None) or "pretrained"
+        check_init(args.target, init)
+    except (OutputPathError, RuntimeError, InitError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
+    extra = {"init": init} if args.target in ("bert", "gpt2-cls") else {}
     resume = _resume_settings(args, out)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
@@ -414,7 +417,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         show(f"checkpoints every {resume.checkpoint_every} steps into {resume.checkpoint_dir}")
     try:
         result = RUNS[args.target](
-            profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume
+            profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume, **extra
         )
     except (IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
@@ -573,6 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
         )
+        if target in ("bert", "gpt2-cls"):
+            cmd.add_argument(
+                "--init",
+                default=None,
+                metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
+                help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
+                "(what pretraining buys, lesson 07)"
+                + (", or the folder of a `ftlearn finetune gpt2-lm` run (lesson 10)" if target == "gpt2-cls" else ""),
+            )
         if target == "bert":
             cmd.add_argument(
                 "--pooling",

@@ -242,6 +242,38 @@ def _profile(profile: Profile | str) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
 
 
+def check_init(kind: str, init: str) -> Path | None:
+    """Validate a classifier run's `init` before anything loads; the gpt2-lm run folder it names, if any."""
+    from ftlearn.models import INITS
+
+    if init in INITS:
+        return None
+    if kind != "gpt2-cls":
+        raise InitError(f"--init {init!r}: choose one of {', '.join(INITS)}.")
+    from ftlearn.predict import folder_problem, saved_task
+
+    folder = Path(init).expanduser()
+    if not folder.is_dir():
+        raise InitError(
+            f"--init {init}: choose pretrained, random, or the folder of a language-model run "
+            f"(`ftlearn finetune gpt2-lm --out {init}` writes one)."
+        )
+    problem, manifest = folder_problem(folder)
+    if problem:
+        raise InitError(f"--init {folder}: {problem}. Run `ftlearn finetune gpt2-lm --out {folder}` again.")
+    task = saved_task(folder, manifest)
+    if task != "gpt2-lm":
+        raise InitError(
+            f"--init {folder}: that folder holds a {task or 'non-ftlearn'} run, not a GPT-2 language model; "
+            f"give the folder of `ftlearn finetune gpt2-lm`."
+        )
+    return folder
+
+
+class InitError(ValueError):
+    """A classifier run's --init names no usable starting point."""
+
+
 def _finetune_classifier(
     kind: str,
     profile: Profile | str,
@@ -252,8 +284,13 @@ def _finetune_classifier(
     progress: bool,
     overrides: dict | None,
     resume: Resume | None,
+    init: str = "pretrained",
 ) -> FinetuneResult:
-    """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save."""
+    """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save.
+
+    `init`: "pretrained" (the checkpoint), "random" (its shape, fresh weights), or for GPT-2 the folder of a
+    `ftlearn finetune gpt2-lm` run (its review-adapted weights: the ULMFiT chain of notebook 10).
+    """
     from ftlearn import distributed
     from ftlearn.data import load_imdb
     from ftlearn.evaluation import evaluate
@@ -266,6 +303,7 @@ def _finetune_classifier(
 
     start = time.perf_counter()
     check_out(out)  # a bad --out fails now, not after training
+    lm_folder = check_init(kind, init)  # and so does a bad --init
     profile = _profile(profile)
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
@@ -273,9 +311,13 @@ def _finetune_classifier(
         seed_everything(seed)  # the new head's random init depends on this
         if kind == "bert":  # BERT's recipe says which pooling the head reads, so it comes first
             recipe = recipe or BertRecipe.for_profile(profile, **(overrides or {}))
-            model, tokenizer, source = load_classifier(model_name or profile.bert_model, pooling=recipe.pooling)
+            model, tokenizer, source = load_classifier(
+                model_name or profile.bert_model, pooling=recipe.pooling, init=init
+            )
         else:  # GPT-2's recipe depends on the model's size and context, so it comes after
-            model, tokenizer, source = load_gpt2_classifier(profile, name=model_name)
+            name = str(lm_folder) if lm_folder else model_name
+            start_from = "pretrained" if lm_folder else init  # an adapted LM folder is a pretrained checkpoint
+            model, tokenizer, source = load_gpt2_classifier(profile, name=name, init=start_from)
             recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
     device = _device()
@@ -291,6 +333,7 @@ def _finetune_classifier(
         **_core_metrics(recipe, profile, seed, source, model, history, device),
         **_classifier_metrics(test, data, history),
         **({"pooling": model_pooling(model)} if kind == "bert" else {}),  # what recipe.pooling resolved to
+        "init": str(lm_folder) if lm_folder else init,
         "precision_mode": history.precision,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
@@ -307,13 +350,14 @@ def finetune_bert(
     progress: bool = True,
     overrides: dict | None = None,
     resume: Resume | None = None,
+    init: str = "pretrained",
 ) -> FinetuneResult:
     """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank.
     """
-    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides, resume)
+    return _finetune_classifier("bert", profile, out, seed, recipe, model_name, progress, overrides, resume, init)
 
 
 def finetune_gpt2_lm(
@@ -381,9 +425,10 @@ def finetune_gpt2_cls(
     progress: bool = True,
     overrides: dict | None = None,
     resume: Resume | None = None,
+    init: str = "pretrained",
 ) -> FinetuneResult:
     """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
-    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume)
+    return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume, init)
 
 
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=): the same

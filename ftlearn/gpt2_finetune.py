@@ -32,7 +32,7 @@ def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = Tr
 
 
 def load_gpt2_classifier(
-    profile: Profile, num_labels: int = 2, name: str | None = None, verbose: bool = True
+    profile: Profile, num_labels: int = 2, name: str | None = None, verbose: bool = True, init: str = "pretrained"
 ) -> tuple[Any, Any, Any]:
     """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 10)."""
     from ftlearn.models import load_classifier
@@ -40,7 +40,7 @@ def load_gpt2_classifier(
 
     build = build_for_profile(profile.name)
     name = name or profile.gpt2_model
-    return load_classifier(name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build)
+    return load_classifier(name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build, init=init)
 
 
 # ---------------------------------------------------------------- lesson 09: review text as training rows

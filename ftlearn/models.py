@@ -197,6 +197,9 @@ def load_tokenizer(
     return AutoTokenizer.from_pretrained(source.location)
 
 
+INITS = ("pretrained", "random")  # where a classifier's weights start: the checkpoint's, or fresh ones of its shape
+
+
 def load_classifier(
     name: str | None = None,
     num_labels: int = 2,
@@ -204,16 +207,21 @@ def load_classifier(
     verbose: bool = True,
     pooling: str = "cls",
     build: str | None = None,
+    init: str = "pretrained",
 ) -> tuple[Any, Any, ModelSource]:
     """A pretrained encoder with a new classification head, its tokenizer, and where it came from.
 
     BERT's head reads the [CLS] pooler (`pooling="cls"`), the mean of the token vectors ("mean"), or
     whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 07). `build` names the
-    offline GPT-2 build to fall back on (see `locate_model`).
+    offline GPT-2 build to fall back on (see `locate_model`). `init="random"` keeps the checkpoint's shape and
+    tokenizer but draws every weight afresh (the model's own initialisation, seeded by the caller): what
+    fine-tuning would start from without pretraining (notebook 07, section 10).
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    if init not in INITS:
+        raise ValueError(f"init={init!r}: choose one of {', '.join(INITS)}.")
     if family != "bert" and pooling != "cls":
         raise ValueError(f"pooling={pooling!r} is for BERT; a {family} classifier reads its own last token.")
     source = resolve_model(family, name, build=build)
@@ -228,7 +236,12 @@ def load_classifier(
     hf_logging.set_verbosity_error()  # the "newly initialized head" warning is taught in lesson 05 instead
     hf_logging.disable_progress_bar()  # a loading bar saved in a notebook shows up frozen at 0%
     try:
-        model = model_class.from_pretrained(source.location, num_labels=num_labels)
+        if init == "random":
+            config = AutoConfig.from_pretrained(source.location, num_labels=num_labels)
+            is_auto = model_class is AutoModelForSequenceClassification
+            model = model_class.from_config(config) if is_auto else model_class(config)
+        else:
+            model = model_class.from_pretrained(source.location, num_labels=num_labels)
     finally:
         hf_logging.set_verbosity(previous)
         hf_logging.enable_progress_bar()
@@ -238,6 +251,8 @@ def load_classifier(
         model.config.pad_token_id = tokenizer.pad_token_id
     if verbose:
         _announce(source, model)
+        if init == "random":
+            print("Weights: drawn at random in the checkpoint's shape (init='random'): no pretraining at all.")
         if pooling == "mean":
             from ftlearn.pooling import checkpoint_pooling
 

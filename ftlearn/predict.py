@@ -32,7 +32,7 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _saved_task(folder: Path, manifest: dict | None = None) -> str | None:
+def saved_task(folder: Path, manifest: dict | None = None) -> str | None:
     """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
     task = (manifest or {}).get("task") or _read_json(folder / METRICS_FILE).get("task")
     if task:
@@ -112,7 +112,7 @@ def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
     if problem:
         state = "is damaged" if manifest is not None else "is incomplete or damaged"
         raise FinetunedModelError(f"{folder} {state}: {problem}. Rebuild it: `{rebuild_command(folder, manifest)}`.")
-    task = _saved_task(folder, manifest)
+    task = saved_task(folder, manifest)
     if task == "gpt2-lm":
         raise FinetunedModelError(
             f"{folder} holds a GPT-2 language model (`ftlearn finetune gpt2-lm`), which writes text rather than "

@@ -452,6 +452,30 @@ CASES = [
         "--checkpoint-every must be positive",
     ),
     Case(
+        "finetune: --init that is neither pretrained nor random",
+        finetune_into(lambda t: t / "run", "--init", "scratch"),
+        2,
+        "--init 'scratch': choose one of pretrained, random",
+    ),
+    Case(
+        "finetune gpt2-cls: --init a folder that does not exist",
+        lambda s, t: Given(
+            ["finetune", "gpt2-cls", "--profile", "smoke", "--out", str(t / "run"), "--init", str(t) + "/lm"],
+            absent=[t / "run"],
+        ),
+        2,
+        "choose pretrained, random, or the folder of a language-model run",
+    ),
+    Case(
+        "finetune gpt2-cls: --init a classifier run, not a language model",
+        lambda s, t: Given(
+            ["finetune", "gpt2-cls", "--profile", "smoke", "--out", str(t / "run"), "--init", str(s.model)],
+            absent=[t / "run"],
+        ),
+        2,
+        "not a GPT-2 language model",
+    ),
+    Case(
         "finetune: --resume with no checkpoint",
         finetune_into(lambda t: t / "run", "--resume"),
         2,

@@ -291,3 +291,55 @@ def test_predictions_replace_an_old_file_only_when_complete(saved_model, tmp_pat
         predict_file(saved_model, tmp_path / "in.csv", out)
     assert out.read_text() == "the previous predictions\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+def test_random_init_keeps_the_shape_and_tokenizer_but_not_the_weights():
+    """`init="random"` (notebook 07 section 10, `--init random`): the checkpoint's shape, fresh seeded weights."""
+    import torch
+
+    from ftlearn.models import load_classifier
+
+    torch.manual_seed(0)
+    pretrained, tok_a, _ = load_classifier(str(offline_bert_dir()), pooling="auto", verbose=False)
+    torch.manual_seed(0)
+    random_a, tok_b, _ = load_classifier(str(offline_bert_dir()), pooling="auto", verbose=False, init="random")
+    torch.manual_seed(0)
+    random_b, _, _ = load_classifier(str(offline_bert_dir()), pooling="auto", verbose=False, init="random")
+    assert type(random_a) is type(pretrained) and tok_a.vocab == tok_b.vocab
+    a, b, p = (dict(m.named_parameters()) for m in (random_a, random_b, pretrained))
+    assert a.keys() == p.keys() and all(a[k].shape == p[k].shape for k in a)
+    body = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(a[body], p[body])  # not pretrained
+    assert all(torch.equal(a[k], b[k]) for k in a)  # but reproducible from the seed
+    assert abs(a[body].std().item() - random_a.config.initializer_range) < 0.005  # BERT's own N(0, 0.02) init
+    with pytest.raises(ValueError, match="choose one of pretrained, random"):
+        load_classifier(str(offline_bert_dir()), init="scratch", verbose=False)
+
+
+def test_a_gpt2_classifier_starts_from_a_language_model_run_folder(tmp_path):
+    """`ftlearn finetune gpt2-cls --init DIR` (notebook 10's ULMFiT chain): the LM's body, a new head."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from ftlearn.finetune import InitError, check_init
+    from ftlearn.gpt2_finetune import load_gpt2_classifier
+    from ftlearn.offline_gpt2 import train_tokenizer
+    from ftlearn.recipes import GPT2LMRecipe
+
+    tokenizer = train_tokenizer(["The film was good and the actors were fine, said the critic."] * 20, 300)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2, eos_token_id=eos)
+    torch.manual_seed(0)
+    lm = GPT2LMHeadModel(config)
+    folder = tmp_path / "lm"
+    save_finetuned(folder, lm, tokenizer, GPT2LMRecipe(lr=1e-3, epochs=1, batch_size=2, max_length=32))
+    assert check_init("gpt2-cls", str(folder)) == folder and check_init("bert", "random") is None
+    clf, clf_tok, _ = load_gpt2_classifier(get_profile("smoke"), name=str(folder), verbose=False)
+    assert torch.equal(clf.transformer.wte.weight, lm.transformer.wte.weight)  # the adapted body, loaded
+    assert clf.score.weight.shape == (2, 16) and clf_tok.pad_token == clf_tok.eos_token
+    with pytest.raises(InitError, match="not a GPT-2 language model"):
+        bert_run = tmp_path / "bert"
+        save_finetuned(bert_run, clf, clf_tok, BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48))
+        check_init("gpt2-cls", str(bert_run))
+    with pytest.raises(InitError, match="choose one of pretrained, random"):
+        check_init("bert", str(folder))  # a folder is for GPT-2's chain only
