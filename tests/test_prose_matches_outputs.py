@@ -30,6 +30,9 @@ from ftlearn.figures import (
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted(
+    (ROOT / "solutions").glob("*.ipynb")
+)  # committed with outputs too; exercises/ are generated from them
 README = ROOT / "README.md"
 ALLOWLIST = ROOT / "tests" / "figures_allowed.txt"
 RESULT_FILES = sorted((ROOT / "benchmarks" / "results").glob("*.*"))  # each benchmark run: its JSON and printed text
@@ -77,7 +80,7 @@ def results_rows() -> list:
 # ---------------------------------------------------------------- the committed files
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pending(p), id=p.name) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pending(p), id=rel(p)) for p in NOTEBOOKS + SOLUTIONS])
 def test_figures_in_markdown_are_printed_by_the_notebook(path):
     found = check_notebook(path, allowed_in(rel(path)))
     assert not found, (
