@@ -224,3 +224,17 @@ def course_map(root: Path | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+def source_markdown(*functions: object) -> str:
+    """The source of library functions as one fenced Python block (what `show_source` displays)."""
+    import inspect
+
+    return "```python\n" + "\n\n".join(inspect.getsource(f).rstrip() for f in functions) + "\n```"
+
+
+def show_source(*functions: object) -> None:
+    """Display library functions' source in a notebook: the lesson's hand-written code is the library's (05, 06)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(source_markdown(*functions)))

@@ -31,3 +31,14 @@ def test_welcome_map_shows_plain_text():
     rows = course.course_map(ROOT)
     assert [row["notebook"] for row in rows] == [lesson.file for lesson in course.LESSONS]
     assert not any("`" in row["teaches"] for row in rows)  # backticks are README markdown, not table values
+
+
+def test_source_markdown_shows_the_library_s_own_code():
+    import inspect
+
+    from ftlearn.course import source_markdown
+    from ftlearn.transformer import causal_mask, gelu
+
+    text = source_markdown(causal_mask, gelu)
+    assert text.startswith("```python\ndef causal_mask(") and text.endswith("\n```")
+    assert inspect.getsource(gelu).rstrip() in text and text.count("```") == 2
