@@ -63,6 +63,7 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.quiz import check_quiz
 from ftlearn.checks.tokenization import check_merge_pair
 from ftlearn.checks.transformer import (
     check_attention,
@@ -114,6 +115,8 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    # quiz (every lesson)
+    "check_quiz",
     # tokenization
     "check_merge_pair",
     # bert
