@@ -236,7 +236,8 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 
 def cmd_headers(args: argparse.Namespace) -> int:
-    """Write the Colab link and install cell into every notebook, and README's course map from LESSONS.
+    """Write the Colab link and install cell into every notebook, README's course map from LESSONS, and the
+    generated parts of docs/instructors.md (ftlearn.guide).
 
     With --check, only list what is stale; with --repo-url, write that repository's address instead of REPO_URL.
     """
@@ -277,6 +278,19 @@ def cmd_headers(args: argparse.Namespace) -> int:
         stale.append("README.md (course map)")
         if not args.check:
             write_text_atomic(readme, wanted)  # a rename: README is never seen half-written
+    from ftlearn.guide import GUIDE, with_generated_sections
+
+    guide = root / GUIDE
+    text = guide.read_text(encoding="utf-8") if guide.exists() else ""  # a checkout may come without the guide
+    try:
+        wanted = with_generated_sections(text, root) if text else text
+    except ValueError as exc:
+        print(f"ftlearn headers: {exc}", file=sys.stderr)
+        return 2
+    if wanted != text:
+        stale.append(f"{GUIDE.as_posix()} (times, plans, goals, known mistakes)")
+        if not args.check:
+            write_text_atomic(guide, wanted)
     if args.check and stale:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
@@ -566,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     progress.set_defaults(func=cmd_progress)
 
     headers = sub.add_parser(
-        "headers", help="write the Colab badge and install cell into every notebook, and README's course map"
+        "headers",
+        help="write the Colab badge and install cell into every notebook, README's course map, and the generated "
+        "parts of docs/instructors.md",
     )
     headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
     headers.add_argument(
