@@ -1,8 +1,9 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, headers, tidy, finetune, predict, compare."""
+"""The `ftlearn` command: doctor, lab, run, exercises, progress, headers, tidy, finetune, predict, compare."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -205,8 +206,38 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_progress(args: argparse.Namespace) -> int:
+    """Run every exercise notebook of a folder headless and print each check's verdict (or --json)."""
+    from ftlearn.progress import as_json, as_table, folder_progress
+    from ftlearn.runtime import get_profile
+
+    folder = Path(args.folder) if args.folder else _root_or_exit() / "exercises"
+    if not folder.is_dir():
+        print(f"ftlearn progress: no such folder: {folder}", file=sys.stderr)
+        return 2
+    if not any(folder.glob("*.ipynb")):
+        print(f"ftlearn progress: no notebooks (*.ipynb) in {folder}", file=sys.stderr)
+        return 2
+    try:
+        profile = get_profile(args.profile).name
+    except ValueError as exc:
+        print(f"ftlearn progress: {exc}", file=sys.stderr)
+        return 2
+    if args.timeout <= 0:
+        print("ftlearn progress: --timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
+    results = folder_progress(folder, profile=profile, timeout=args.timeout, echo=not args.json)
+    if args.json:
+        print(json.dumps(as_json(results, folder, profile), indent=1))
+    else:
+        print()
+        print(as_table(results))
+    return 1 if any(r.error for r in results) else 0
+
+
 def cmd_headers(args: argparse.Namespace) -> int:
-    """Write the Colab link and install cell into every notebook, and README's course map from LESSONS.
+    """Write the Colab link and install cell into every notebook, README's course map from LESSONS, and the
+    generated parts of docs/instructors.md (ftlearn.guide).
 
     With --check, only list what is stale; with --repo-url, write that repository's address instead of REPO_URL.
     """
@@ -247,6 +278,19 @@ def cmd_headers(args: argparse.Namespace) -> int:
         stale.append("README.md (course map)")
         if not args.check:
             write_text_atomic(readme, wanted)  # a rename: README is never seen half-written
+    from ftlearn.guide import GUIDE, with_generated_sections
+
+    guide = root / GUIDE
+    text = guide.read_text(encoding="utf-8") if guide.exists() else ""  # a checkout may come without the guide
+    try:
+        wanted = with_generated_sections(text, root) if text else text
+    except ValueError as exc:
+        print(f"ftlearn headers: {exc}", file=sys.stderr)
+        return 2
+    if wanted != text:
+        stale.append(f"{GUIDE.as_posix()} (times, plans, goals, known mistakes)")
+        if not args.check:
+            write_text_atomic(guide, wanted)
     if args.check and stale:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
@@ -525,8 +569,23 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true", help="only report whether exercises/ is up to date")
     exercises.set_defaults(func=cmd_exercises)
 
+    progress = sub.add_parser(
+        "progress",
+        help="run the exercise notebooks of a folder headless and list each exercise and quiz: correct, wrong, "
+        "not attempted",
+    )
+    progress.add_argument("folder", nargs="?", default=None, help="a folder of exercise notebooks (default exercises/)")
+    progress.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    progress.add_argument(
+        "--profile", default="smoke", help="profile the notebooks run in (default smoke: the checks do not need more)"
+    )
+    progress.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
+    progress.set_defaults(func=cmd_progress)
+
     headers = sub.add_parser(
-        "headers", help="write the Colab badge and install cell into every notebook, and README's course map"
+        "headers",
+        help="write the Colab badge and install cell into every notebook, README's course map, and the generated "
+        "parts of docs/instructors.md",
     )
     headers.add_argument("--check", action="store_true", help="only report stale headers and course map")
     headers.add_argument(

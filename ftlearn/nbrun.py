@@ -1,9 +1,9 @@
 """Run notebooks headless: inject parameters (papermill style), execute, time, and stamp the outputs.
 
-Backs `ftlearn run`. A notebook executed with `--inplace` keeps its outputs (made static by `ftlearn.tidy`,
-so that they render without a kernel) and gets a stamp in its metadata (profile, hardware, versions, date,
-and a hash of its code cells), so a reader knows where the figures came from and a test can tell when the
-code changed after the outputs were made.
+Backs `ftlearn run` and `ftlearn progress`. A notebook executed with `--inplace` keeps its outputs (made
+static by `ftlearn.tidy`, so that they render without a kernel) and gets a stamp in its metadata (profile,
+hardware, versions, date, and a hash of its code cells), so a reader knows where the figures came from and a
+test can tell when the code changed after the outputs were made.
 """
 
 from __future__ import annotations
@@ -129,11 +129,44 @@ def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     write_text_atomic(path, nbformat.writes(nb) + "\n")
 
 
-def execute(path: Path, profile: str | None = None, inplace: bool = False, timeout: int = 3600) -> RunResult:
-    """Execute one notebook in its own folder; with `inplace`, save outputs and the stamp."""
+def run_cells(
+    nb: nbformat.NotebookNode,
+    folder: Path,
+    timeout: int = 3600,
+    allow_errors: bool = False,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Execute `nb` in place, in a kernel started in `folder`; return "" or why it stopped.
+
+    With `allow_errors`, a cell that raises is kept as an error output and the next cells still run (what a
+    learner's half-done exercise notebook needs); only a dead kernel or a timeout stops the run. `env` adds
+    to the kernel's environment.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(folder)}},
+    )
+    # Figures must land in the outputs: a backend such as Agg inherited from the shell would
+    # swallow every plt.show(), so the kernel always gets Jupyter's inline backend.
+    kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | (env or {})
+    try:
+        # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
+        client.execute(stderr=subprocess.DEVNULL, env=kernel_env)
+    except CellExecutionError:
+        return _first_error(nb) or "a cell raised an error"
+    except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return ""
+
+
+def execute(path: Path, profile: str | None = None, inplace: bool = False, timeout: int = 3600) -> RunResult:
+    """Execute one notebook in its own folder; with `inplace`, save outputs and the stamp."""
     from ftlearn.runtime import get_profile
 
     path = Path(path)
@@ -145,21 +178,8 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     nb = nbformat.read(path, as_version=4)
     params = {"PROFILE": profile} if profile else {}
     inject_parameters(nb, params)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
-    # Figures must land in the outputs: a backend such as Agg inherited from the shell would
-    # swallow every plt.show(), so the kernel always gets Jupyter's inline backend.
-    kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     start = time.perf_counter()
-    error = ""
-    try:
-        # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
-        client.execute(stderr=subprocess.DEVNULL, env=kernel_env)
-    except CellExecutionError:
-        error = _first_error(nb) or "a cell raised an error"
-    except Exception as exc:  # noqa: BLE001 - kernel death, timeouts: report, don't crash the table
-        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    error = run_cells(nb, path.parent, timeout)
     seconds = time.perf_counter() - start
     if inplace and not error:
         from ftlearn.tidy import tidy

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ftlearn.checks import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, Mistake, check, check_mean_length, close
+from ftlearn.checks.core import KINDS
 
 
 def square(x):
@@ -27,18 +28,31 @@ def test_statuses_and_their_display(monkeypatch):
     assert wrong.status == WRONG and "expected 9" in wrong.message and "returned 6" in wrong.message
 
 
-def test_known_mistakes_give_their_hint(monkeypatch):
+def test_known_mistakes_give_a_nudge_then_their_hint_then_the_way_to_the_answer(monkeypatch, second_try):
     monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
-    result = check(
-        "square", lambda x: 2 * x, square, [(3,)], mistakes=[Mistake(lambda x: 2 * x, "squaring is x * x, not 2 * x")]
-    )
-    assert result.message == "Hint: squaring is x * x, not 2 * x"
+
+    def attempt():
+        return check(
+            "square",
+            lambda x: 2 * x,
+            square,
+            [(3,)],
+            mistakes=[Mistake(lambda x: 2 * x, "squaring is x * x, not 2 * x", kind="formula")],
+        )
+
+    first, second, third = attempt(), attempt(), attempt()
+    assert first.status == second.status == third.status == WRONG
+    assert first.message.startswith("Not yet. " + KINDS["formula"]) and "x * x" not in first.message
+    assert second.message == "Hint: squaring is x * x, not 2 * x"
+    assert third.message.startswith(second.message) and "reveal=True" in third.message
+    with pytest.raises(ValueError, match="unknown mistake kind"):
+        Mistake(square, "a hint", kind="typo")
     for fn, hint in [
         (lambda texts: sum(len(t) for t in texts) / len(texts), "counted characters"),
         (lambda texts: sum(len(t.split()) for t in texts), "that is the total"),
         (lambda texts: sum(len(t.split(" ")) for t in texts) / len(texts), "empty strings"),
     ]:
-        assert hint in check_mean_length(fn).message
+        assert hint in second_try(check_mean_length, fn).message
 
 
 def test_learner_exceptions_become_one_line(monkeypatch):

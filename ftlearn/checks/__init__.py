@@ -1,5 +1,8 @@
 """Auto-checks for the exercises: each `check_xxx(fn)` answers correct, wrong with a hint, or not attempted.
 
+Hints are staged (a nudge first, the specific hint on the second wrong try); the reference answer only on
+request: `check_xxx(fn, reveal=True)` or `show_solution("check_xxx")`.
+
 Lesson modules add their checks here (one module per concept) and re-export them below.
 """
 
@@ -19,7 +22,21 @@ from ftlearn.checks.causal_lm import (
     check_top_k_filter,
     check_top_p_filter,
 )
-from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG, CheckFailed, CheckResult, Mistake, check, close, finish
+from ftlearn.checks.core import (
+    CORRECT,
+    KINDS,
+    NOT_ATTEMPTED,
+    WRONG,
+    CheckFailed,
+    CheckResult,
+    Mistake,
+    check,
+    close,
+    finish,
+    outcomes,
+    reset_session,
+    show_solution,
+)
 from ftlearn.checks.lm import (
     check_add_k,
     check_bigram_counts,
@@ -46,6 +63,7 @@ from ftlearn.checks.optim import (
     check_train_gd,
     check_warmup_linear,
 )
+from ftlearn.checks.quiz import check_quiz
 from ftlearn.checks.tokenization import check_merge_pair
 from ftlearn.checks.transformer import (
     check_attention,
@@ -59,6 +77,7 @@ from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 # the machinery, then one block per lesson module
 __all__ = [
     "CORRECT",
+    "KINDS",
     "NOT_ATTEMPTED",
     "WRONG",
     "CheckFailed",
@@ -67,6 +86,9 @@ __all__ = [
     "check",
     "close",
     "finish",
+    "outcomes",
+    "reset_session",
+    "show_solution",
     # welcome
     "check_mean_length",
     "check_positive_fraction",
@@ -93,6 +115,8 @@ __all__ = [
     "check_sgd_step",
     "check_train_gd",
     "check_warmup_linear",
+    # quiz (every lesson)
+    "check_quiz",
     # tokenization
     "check_merge_pair",
     # bert

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ftlearn.checks.core import CheckResult, Mistake, check, close
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 
 # ---------------------------------------------------------------- notebook 05
 
@@ -77,6 +77,7 @@ def _batch_equal(got: Any, want: Any) -> bool:
     )
 
 
+@exercise()
 def check_dynamic_pad(fn: Callable) -> CheckResult:
     """Check `fn(features, pad_id)`: pad to the longest example, mask, labels → dict of tensors (notebook 05)."""
     return check(
@@ -94,9 +95,14 @@ def check_dynamic_pad(fn: Callable) -> CheckResult:
             Mistake(
                 _pad_no_labels,
                 "the batch needs `labels` (a tensor of each example's `label`): the model computes its loss from it.",
+                kind="missing",
             ),
-            Mistake(_pad_label_key, "name the key `labels` (plural): that is the argument the model's forward takes."),
-            Mistake(_pad_zero, "pad with the `pad_id` you are given, not always 0."),
+            Mistake(
+                _pad_label_key,
+                "name the key `labels` (plural): that is the argument the model's forward takes.",
+                kind="convention",
+            ),
+            Mistake(_pad_zero, "pad with the `pad_id` you are given, not always 0.", kind="convention"),
         ],
         hint=(
             "Expected a dict with `input_ids` and `attention_mask` of shape (batch, longest) and `labels` of shape "
@@ -121,6 +127,7 @@ def _head_tail_ref(ids, budget, n_head):
     return ids[:n_head] + ids[len(ids) - (budget - n_head) :]
 
 
+@exercise()
 def check_head_tail(fn: Callable) -> CheckResult:
     """Check `fn(ids, budget, n_head)`: keep the first n_head and the last budget - n_head ids (notebook 05)."""
     return check(
@@ -134,18 +141,22 @@ def check_head_tail(fn: Callable) -> CheckResult:
                 lambda ids, b, h: list(ids)[:h] + list(ids)[-(b - h) :],
                 "`ids[-0:]` is the whole list: when the tail length is 0, `-(budget - n_head)` breaks; use "
                 "`ids[len(ids) - n_tail:]`.",
+                kind="edge",
             ),
             Mistake(
                 lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) - 1 :],
                 "off by one: the tail has one id too many.",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda ids, b, h: list(ids)[:b],
                 "that is head-only truncation; keep the last `budget - n_head` ids too.",
+                kind="missing",
             ),
             Mistake(
                 lambda ids, b, h: list(ids)[:h] + list(ids)[len(ids) - (b - h) :],
                 "a review that already fits must come back unchanged (it was shortened or duplicated).",
+                kind="edge",
             ),
         ],
     )
@@ -162,6 +173,7 @@ def _waste_ref(lengths, batch_size):
 _WASTE_CASES = [([3, 5, 2, 8, 8, 1, 4], 2), ([10, 10, 10], 2), ([1, 9, 2, 8, 3], 3), ([4], 4)]
 
 
+@exercise()
 def check_padding_waste(fn: Callable) -> CheckResult:
     """Check `fn(lengths, batch_size)`: the share of token slots that dynamic padding fills with pads (notebook 05)."""
     return check(
@@ -181,6 +193,7 @@ def check_padding_waste(fn: Callable) -> CheckResult:
             Mistake(
                 lambda L, b: 1 - sum(L) / sum(b * max(L[i : i + b]) for i in range(0, len(L), b)),
                 "the last batch may be smaller than batch_size: count the examples it really has.",
+                kind="edge",
             ),
         ],
     )
@@ -201,6 +214,7 @@ def _cm_ref(y_true, y_pred):
     return confusion_matrix(y_true, y_pred)
 
 
+@exercise()
 def check_confusion_matrix(fn: Callable) -> CheckResult:
     """Check `fn(y_true, y_pred)`: the 2x2 matrix [[TN, FP], [FN, TP]] (notebook 07)."""
     return check(
@@ -212,10 +226,12 @@ def check_confusion_matrix(fn: Callable) -> CheckResult:
             Mistake(
                 lambda t, p: _cm_ref(t, p).T,
                 "rows are the *true* class and columns the *predicted* one; yours is transposed.",
+                kind="convention",
             ),
             Mistake(
                 lambda t, p: _cm_ref(t, p)[::-1, ::-1],
                 "class 0 comes first: the top-left cell is TN (true 0, predicted 0).",
+                kind="convention",
             ),
         ],
     )
@@ -240,6 +256,7 @@ def _mfc_f1_arith(cm):
     return out
 
 
+@exercise()
 def check_metrics_from_confusion(fn: Callable) -> CheckResult:
     """Check `fn(cm)`: dict of accuracy, precision, recall, f1 from [[TN, FP], [FN, TP]], 0 for 0/0 (notebook 07)."""
     return check(
@@ -353,6 +370,7 @@ def _step_zero_before_step(model, batch, optimizer, max_norm):
     return loss.item()
 
 
+@exercise(answer=_step_ref)
 def check_train_step(fn: Callable) -> CheckResult:
     """Check `fn(model, batch, optimizer, max_norm)`: forward, backward, clip, step, zero_grad, loss (notebook 07)."""
 
@@ -372,24 +390,28 @@ def check_train_step(fn: Callable) -> CheckResult:
             Mistake(
                 runner(_step_no_zero),
                 "gradients pile up from one call to the next: call `optimizer.zero_grad()` after the step.",
+                kind="missing",
             ),
             Mistake(
                 runner(_step_zero_before_step),
                 "`zero_grad()` before `step()` throws the gradient away: the step then changes nothing.",
+                kind="order",
             ),
             Mistake(
                 runner(_step_clip_after),
                 "clip *before* `optimizer.step()`: clipping afterwards changes nothing that step used.",
+                kind="order",
             ),
             Mistake(
                 runner(_step_no_clip),
                 "clip the gradient norm with `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` before "
                 "stepping.",
+                kind="missing",
             ),
         ],
         hint=(
-            "Order: loss = model(**batch).loss → loss.backward() → clip → optimizer.step() → optimizer.zero_grad(); "
-            "return loss.item()."
+            "Five steps, in the lesson's order: forward (a batch with labels gives the loss), backward, clip, step, "
+            "clear the gradients; return the loss as a Python number."
         ),
     )
 
@@ -433,6 +455,7 @@ def _mean_pool_over_batch_total(hidden, mask):
     return (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum()
 
 
+@exercise()
 def check_mean_pool(fn: Callable) -> CheckResult:
     """Check `fn(hidden, mask)`: the mean of each row's real-token vectors, (B, T, H) → (B, H) (notebook 07)."""
     return check(
@@ -446,28 +469,34 @@ def check_mean_pool(fn: Callable) -> CheckResult:
                 _mean_pool_with_padding,
                 "padding vectors are in your average: multiply by the mask before summing, and divide by the number of "
                 "real tokens.",
+                kind="missing",
             ),
             Mistake(
                 _mean_pool_over_length,
                 "divide by each row's number of real tokens, mask.sum(dim=1, keepdim=True) (shape (B, 1)), not by the "
                 "padded length T.",
+                kind="scale",
             ),
             Mistake(
-                _mean_pool_sum, "that is the masked sum; divide it by each row's number of real tokens to get the mean."
+                _mean_pool_sum,
+                "that is the masked sum; divide it by each row's number of real tokens to get the mean.",
+                kind="missing",
             ),
             Mistake(
                 _mean_pool_count_without_keepdim,
                 "mask.sum(dim=1) has shape (B,): against a (B, H) sum it lines up with H, not with the rows. Use "
                 "mask.sum(dim=1, keepdim=True), shape (B, 1).",
+                kind="axis",
             ),
             Mistake(
                 _mean_pool_over_batch_total,
                 "mask.sum() counts the real tokens of the whole batch: divide each row by its own count, "
                 "mask.sum(dim=1, keepdim=True).",
+                kind="axis",
             ),
         ],
         hint=(
-            "mask is (B, T): mask.unsqueeze(-1) is (B, T, 1) and broadcasts over H; sum over dim=1 and divide by "
-            "mask.sum(dim=1, keepdim=True)."
+            "mask is (B, T) and hidden (B, T, H): give the mask a trailing axis so it broadcasts over H, sum the "
+            "masked vectors over the tokens, and divide each row by its own count of real tokens, kept as (B, 1)."
         ),
     )

@@ -3,11 +3,18 @@
 Used by every exercise notebook in `solutions/` and `exercises/`; see notebook 00 for the tour.
 A check never shows a raw traceback: an exception in the learner's code becomes a short message
 naming the exception and the line of their cell it came from.
+
+Hints come in stages, counted per check in this Python session (a notebook's kernel): the first wrong
+answer gets a nudge about the *kind* of mistake, the second the specific hint. The reference answer is
+shown only when asked for: `check_xxx(fn, reveal=True)` or `show_solution("check_xxx")`.
+Every verdict is also kept in `outcomes()`, which `ftlearn progress` reads after running a notebook.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 import os
 import traceback
@@ -36,12 +43,65 @@ class CheckResult:
         return f"{text}. {self.message}" if self.message else f"{text}."
 
 
+# The kinds of mistake a check can recognise, and the nudge a first wrong answer of that kind gets.
+KINDS: dict[str, str] = {
+    "sign": "A sign or a direction is flipped somewhere: check which way each term should go.",
+    "scale": "Your numbers are off by a constant factor: check what you divide or multiply by (a mean or a sum? "
+    "an N, a 2, a 100?).",
+    "missing": "A piece of the recipe is missing: a term, a step or an update that the lesson's version has.",
+    "order": "The pieces are right but their order is not: check which step must come first.",
+    "off_by_one": "Off by one: check where a count, an index or a range starts and stops.",
+    "axis": "Right operation, wrong dimension: check which axis you reduce, slice or broadcast over.",
+    "formula": "One piece is computed differently from the lesson's equation: re-read it term by term.",
+    "stability": "The math is right, but the computation is not numerically safe for large or small values.",
+    "edge": "Typical inputs work, a boundary case does not (an empty part, a zero, an input that already fits).",
+    "convention": "The idea is right, but a convention differs: a name, an ordering or the form of what you return.",
+}
+
+
 @dataclass
 class Mistake:
-    """A known wrong implementation and the hint to give when the learner's output matches it."""
+    """A known wrong implementation, the kind of mistake it is (a key of KINDS) and the hint for it."""
 
     fn: Callable[..., Any]
     hint: str
+    kind: str = "formula"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown mistake kind {self.kind!r}; use one of {', '.join(KINDS)}")
+
+
+# ---------------------------------------------------------------- what this session has seen
+
+_WRONG_TRIES: dict[str, int] = {}  # check name -> wrong answers so far in this session
+_OUTCOMES: list[CheckResult] = []  # every verdict, in order, for `ftlearn progress`
+_KNOWN: dict[str, dict[str, Any]] = {}  # check name -> its reference, mistakes and fallback hint (for reveal, docs)
+_LOOKING = [False]  # True while `known` runs a check on a stub only to learn its tables
+_REVEAL_NOTE = "Still stuck? Run the check again with `reveal=True` to see the reference answer."
+
+
+def reset_session() -> None:
+    """Forget the wrong tries and verdicts of this session (hints start again from the nudge)."""
+    _WRONG_TRIES.clear()
+    _OUTCOMES.clear()
+
+
+def outcomes() -> list[dict[str, str]]:
+    """Every check of this session as {"exercise", "status"}: its latest verdict, in the order first checked."""
+    last: dict[str, str] = {}
+    for result in _OUTCOMES:
+        last[result.name] = result.status
+    return [{"exercise": name, "status": status} for name, status in last.items()]
+
+
+def staged(name: str, nudge: str, hint: str = "") -> str:
+    """The message for a wrong answer: the nudge on the first try of `name`, the hint from the second on."""
+    tries = _WRONG_TRIES[name] = _WRONG_TRIES.get(name, 0) + 1
+    if tries == 1 or not hint:
+        more = " Run the check again after a change: a second wrong answer gets a more specific hint." if hint else ""
+        return f"Not yet. {nudge}{more}"
+    return f"Hint: {hint}" + (f" {_REVEAL_NOTE}" if tries >= 3 else "")
 
 
 def _to_comparable(value: Any) -> Any:
@@ -267,13 +327,22 @@ def _returned_none_downstream(exc: BaseException) -> bool:
     return bool(frames) and os.sep + "checks" + os.sep in frames[-1].filename and "ftlearn" in frames[-1].filename
 
 
+def _matches(compare: Callable[[Any, Any], bool], got: Any, want: Any) -> bool:
+    """compare(got, want), False when the learner's value is of a kind the comparison cannot even look at."""
+    try:
+        return bool(compare(got, want))
+    except Exception:  # noqa: BLE001 - e.g. list(3.0): a wrong type is a wrong answer, not a traceback
+        return False
+
+
 class CheckFailed(AssertionError):
     """Raised instead of returning a non-correct result when FTLEARN_CHECKS_STRICT=1."""
 
 
 def finish(result: CheckResult) -> CheckResult:
-    """Return the result; in strict mode (the test suite's solutions run) raise unless it is correct."""
-    if os.environ.get(STRICT_ENV, "") == "1" and not result:
+    """Keep the verdict for `outcomes()` and return it; in strict mode (the test suite) raise unless correct."""
+    _OUTCOMES.append(result)
+    if os.environ.get(STRICT_ENV, "") == "1" and not result and not _LOOKING[0]:
         raise CheckFailed(repr(result))
     return result
 
@@ -290,9 +359,12 @@ def check(
 ) -> CheckResult:
     """Compare `fn` with `reference` on each case (a tuple of arguments) and explain any difference.
 
-    `mistakes` are known wrong versions: when the learner's answer matches one, its hint is shown.
-    A function that raises NotImplementedError has not been attempted yet.
+    `mistakes` are known wrong versions: when the learner's answer matches one, the first wrong try gets the
+    nudge of its kind and later tries its hint. `hint` is the second-stage hint when no known mistake matches;
+    it must not give the answer away (that is `reveal`'s job). A function that raises NotImplementedError has
+    not been attempted yet.
     """
+    _KNOWN[name] = {"reference": reference, "mistakes": list(mistakes), "hint": hint}
     limit = time_limit()
     for args in cases:
         args = args if isinstance(args, tuple) else (args,)
@@ -337,12 +409,12 @@ def check(
                     "`theta -= lr * grad`, or work on `x.clone()` / `list(x)`).",
                 )
             )
-        if compare(got, want):
+        if _matches(compare, got, want):
             continue
         for mistake in mistakes:
             try:
-                if compare(got, _call(mistake.fn, args)):
-                    return finish(CheckResult(name, WRONG, f"Hint: {mistake.hint}"))
+                if _matches(compare, got, _call(mistake.fn, args)):
+                    return finish(CheckResult(name, WRONG, staged(name, KINDS[mistake.kind], mistake.hint)))
             except Exception:  # noqa: BLE001 - a mistake model that cannot run simply does not match
                 continue
         if _has_nan(got) and not _has_nan(want):
@@ -358,5 +430,142 @@ def check(
             f"For input {describe(args[0]) if len(args) == 1 else ', '.join(describe(a) for a in args)} "
             f"you returned {describe(got)}, expected {describe(want)}."
         )
-        return finish(CheckResult(name, WRONG, f"{detail} {hint}".strip()))
+        return finish(CheckResult(name, WRONG, staged(name, detail, f"{detail} {hint}" if hint else "")))
     return finish(CheckResult(name, CORRECT))
+
+
+# ---------------------------------------------------------------- reveal: the reference answer, on request
+
+_EXERCISES: dict[str, Callable[..., CheckResult]] = {}  # check name ("adam_step") -> its check function
+
+
+def exercise(
+    answer: Callable[..., Any] | None = None,
+) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
+    """Register a `check_xxx` function and give it `reveal=False`; `answer` overrides the reference shown."""
+
+    def register(check_fn: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+        name = check_fn.__name__.removeprefix("check_")
+
+        @functools.wraps(check_fn)
+        def checked(*args: Any, reveal: bool = False, **kwargs: Any) -> CheckResult:
+            result = check_fn(*args, **kwargs)
+            if reveal:
+                result.message = f"{result.message}\n\n{solution_text(name)}".lstrip()
+            return result
+
+        signature = inspect.signature(check_fn)
+        reveal_param = inspect.Parameter("reveal", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=bool)
+        checked.__signature__ = signature.replace(parameters=[*signature.parameters.values(), reveal_param])
+        checked.answer = answer  # type: ignore[attr-defined]
+        _EXERCISES[name] = checked
+        return checked
+
+    return register
+
+
+def registered() -> dict[str, Callable[..., CheckResult]]:
+    """Every registered exercise check by name ("adam_step" -> check_adam_step), in registration order."""
+    import importlib
+    from pathlib import Path
+
+    for module in sorted(Path(__file__).parent.glob("*.py")):  # each check module registers its checks on import
+        if module.stem not in ("__init__", "core"):
+            importlib.import_module(f"{__package__}.{module.stem}")
+    return dict(_EXERCISES)
+
+
+def _not_attempted(*args: Any, **kwargs: Any) -> Any:
+    raise NotImplementedError
+
+
+def known(name: str) -> dict[str, Any]:
+    """The reference, mistakes and fallback hint of check `name`, learned by running it once on a stub."""
+    if name not in _KNOWN:
+        check_fn = registered().get(name)
+        if check_fn is None:
+            raise KeyError(name)
+        saved_outcomes = list(_OUTCOMES)
+        _LOOKING[0] = True  # a look, not an answer: no strict-mode failure, no verdict kept
+        try:
+            check_fn(_not_attempted)
+        finally:
+            _LOOKING[0] = False
+            _OUTCOMES[:] = saved_outcomes
+    return _KNOWN[name]
+
+
+def _sources(fn: Callable[..., Any], seen: set[str]) -> list[str]:
+    """The source of `fn` and of the ftlearn functions it calls (helpers, library code it delegates to)."""
+    fn = inspect.unwrap(fn)
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return []
+    key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+    if key in seen:
+        return []
+    seen.add(key)
+    out = [f"# {fn.__module__}.{fn.__qualname__}\n{inspect.cleandoc(source) if source.startswith(' ') else source}"]
+    code = getattr(fn, "__code__", None)
+    module = inspect.getmodule(fn)
+    names = set(code.co_names) if code else set()
+    for imported in _imported_names(source):
+        names.add(imported)
+    for called in sorted(names):
+        target = getattr(module, called, None)
+        if target is None:
+            target = _import_from_source(source, called)
+        if inspect.isfunction(target) and str(getattr(target, "__module__", "")).startswith("ftlearn"):
+            if ".checks." in target.__module__ and not called.startswith("_"):
+                continue  # another check's machinery, not part of the answer
+            if target.__module__ == "ftlearn.checks.core":
+                continue
+            out.extend(_sources(target, seen))
+    return out
+
+
+def _imported_names(source: str) -> list[str]:
+    import re
+
+    return [
+        n.strip() for group in re.findall(r"from ftlearn\.[\w.]+ import ([\w, ]+)", source) for n in group.split(",")
+    ]
+
+
+def _import_from_source(source: str, name: str) -> Any:
+    import importlib
+    import re
+
+    for module_name, group in re.findall(r"from (ftlearn\.[\w.]+) import ([\w, ]+)", source):
+        if name in [n.strip() for n in group.split(",")]:
+            return getattr(importlib.import_module(module_name), name, None)
+    return None
+
+
+def _check_name(name: str | Callable[..., Any]) -> str:
+    if callable(name):
+        name = getattr(name, "__name__", "")
+    name = str(name).removeprefix("check_")
+    if name not in registered():
+        raise ValueError(f"no exercise check named {name!r}; known: {', '.join(sorted(registered()))}")
+    return name
+
+
+def solution_text(name: str | Callable[..., Any]) -> str:
+    """The reference answer of an exercise check, as readable source code (what `reveal=True` shows)."""
+    name = _check_name(name)
+    check_fn = registered()[name]
+    answer = getattr(check_fn, "answer", None) or known(name)["reference"]
+    if isinstance(answer, str):
+        import importlib
+
+        module_name, _, attr = answer.partition(":")
+        answer = getattr(importlib.import_module(module_name), attr)
+    body = "\n".join(_sources(answer, set())) or "(the reference's source is not available)"
+    return f"Reference answer for `{name}` (yours may differ and still be right):\n{body.rstrip()}"
+
+
+def show_solution(name: str | Callable[..., Any]) -> None:
+    """Print the reference answer of an exercise check: `show_solution("check_adam_step")`."""
+    print(solution_text(name))

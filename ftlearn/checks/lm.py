@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from ftlearn.checks.core import CheckResult, Mistake, check
+from ftlearn.checks.core import CheckResult, Mistake, check, exercise
 from ftlearn.lm import BOS, EOS
 
 # ---------------------------------------------------------------- bigram counts
@@ -30,6 +30,7 @@ def _as_dict(value):
     return dict(value) if isinstance(value, (dict, Counter)) else value
 
 
+@exercise()
 def check_bigram_counts(fn: Callable[[Sequence[Sequence[str]]], dict]) -> CheckResult:
     """Check `fn(docs)`: {(previous, next): count} over documents framed by <s> ... </s> (notebook 01)."""
     return check(
@@ -41,21 +42,27 @@ def check_bigram_counts(fn: Callable[[Sequence[Sequence[str]]], dict]) -> CheckR
             Mistake(
                 lambda d: _bigrams(d, start=False),
                 f"the first word of each document also has a context: put `{BOS!r}` in front.",
+                kind="missing",
             ),
             Mistake(
                 lambda d: _bigrams(d, end=False),
                 f"a model must also learn when a document ends: append `{EOS!r}` and count (last word, {EOS!r}).",
+                kind="missing",
             ),
             Mistake(
                 lambda d: _bigrams(d, start=False, end=False),
                 f"frame each document as [{BOS!r}, *doc, {EOS!r}] before counting pairs.",
+                kind="missing",
             ),
             Mistake(
                 lambda d: _bigrams(d, across=True),
                 "you counted pairs across document boundaries: frame and count each document separately.",
+                kind="edge",
             ),
             Mistake(
-                lambda d: _bigrams(d, step=2), "off by one: a bigram is (w[i], w[i+1]), neighbours, not (w[i], w[i+2])."
+                lambda d: _bigrams(d, step=2),
+                "off by one: a bigram is (w[i], w[i+1]), neighbours, not (w[i], w[i+2]).",
+                kind="off_by_one",
             ),
         ],
         hint=f"Expected a dict {{(previous, next): count}} with documents framed as [{BOS!r}, *doc, {EOS!r}].",
@@ -75,6 +82,7 @@ def _add_k(counts, word, k, vocab_size):
     return (counts.get(word, 0) + k) / (sum(counts.values()) + k * vocab_size)
 
 
+@exercise()
 def check_add_k(fn: Callable[[dict, str, float, int], float]) -> CheckResult:
     """Check `fn(next_counts, word, k, vocab_size)`: the add-k probability of `word` after one context (notebook 01)."""
     return check(
@@ -86,18 +94,22 @@ def check_add_k(fn: Callable[[dict, str, float, int], float]) -> CheckResult:
             Mistake(
                 lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + k),
                 "the denominator needs k for every one of the V possible next words: N + k*V.",
+                kind="missing",
             ),
             Mistake(
                 lambda c, w, k, v: (c.get(w, 0) + k) / (sum(c.values()) + v),
                 "the V pretend words each get k counts, so add k*V to the denominator (not V).",
+                kind="scale",
             ),
             Mistake(
                 lambda c, w, k, v: c.get(w, 0) / (sum(c.values()) + k * v),
                 "add k to the numerator too, or unseen words still get probability 0.",
+                kind="missing",
             ),
             Mistake(
                 lambda c, w, k, v: c.get(w, 0) / sum(c.values()),
                 "that is the unsmoothed estimate c/N: add k to the count and k*V to the total.",
+                kind="missing",
             ),
         ],
     )
@@ -126,6 +138,7 @@ def _seq_logprob(tokens, prob=toy_prob):
     return sum(math.log(prob(w, tuple(tokens[:i]))) for i, w in enumerate(tokens))
 
 
+@exercise()
 def check_sequence_logprob(fn: Callable[[Sequence[str], Callable], float]) -> CheckResult:
     """Check `fn(tokens, prob)`: log P(w_1..w_n) = sum_i log prob(w_i, w_<i) by the chain rule (notebook 01)."""
     return check(
@@ -137,32 +150,43 @@ def check_sequence_logprob(fn: Callable[[Sequence[str], Callable], float]) -> Ch
             Mistake(
                 lambda t: math.prod(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)),
                 "you returned the probability itself: take the log of each factor and add them up.",
+                kind="missing",
             ),
             Mistake(
                 lambda t: sum(toy_prob(w, tuple(t[:i])) for i, w in enumerate(t)),
                 "missing log: the chain rule multiplies probabilities, so it is the *logs* that add.",
+                kind="missing",
             ),
             Mistake(
                 lambda t: sum(math.log(toy_prob(w, tuple(t[: i + 1]))) for i, w in enumerate(t)),
                 "off by one: the history of w_i is w_1..w_(i-1), i.e. tokens[:i], not including w_i itself.",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda t: sum(math.log(toy_prob(w, tuple(t[: max(i - 1, 0)]))) for i, w in enumerate(t)),
                 "off by one: the history of w_i is tokens[:i]; you dropped its last word.",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda t: sum(math.log(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t) if i > 0),
                 "the first word counts too: its history is empty, P(w_1) = prob(w_1, ()).",
+                kind="edge",
             ),
             Mistake(
                 lambda t: sum(math.log10(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)),
                 "use the natural log (`math.log`), not log10.",
+                kind="convention",
             ),
             Mistake(
                 lambda t: sum(math.log2(toy_prob(w, tuple(t[:i]))) for i, w in enumerate(t)),
                 "use the natural log (`math.log`), not log2.",
+                kind="convention",
             ),
-            Mistake(lambda t: -_seq_logprob(t), "sign: a log-probability is <= 0; you returned its negative."),
+            Mistake(
+                lambda t: -_seq_logprob(t),
+                "sign: a log-probability is <= 0; you returned its negative.",
+                kind="sign",
+            ),
         ],
     )
 
@@ -179,6 +203,7 @@ def _ppl(logprobs):
     return math.exp(-sum(logprobs) / len(logprobs))
 
 
+@exercise()
 def check_perplexity(fn: Callable[[Sequence[float]], float]) -> CheckResult:
     """Check `fn(token_logprobs)`: perplexity = exp(-mean log p) from natural-log token probabilities (notebook 01)."""
     return check(
@@ -190,16 +215,27 @@ def check_perplexity(fn: Callable[[Sequence[float]], float]) -> CheckResult:
             Mistake(
                 lambda lps: math.exp(-sum(lps)),
                 "you used the total: perplexity uses the *mean* log-probability per token.",
+                kind="scale",
             ),
             Mistake(
                 lambda lps: math.exp(sum(lps) / len(lps)),
                 "sign: exp(mean log p) is the geometric-mean probability; perplexity is its inverse, exp(-mean log p).",
+                kind="sign",
             ),
-            Mistake(lambda lps: -sum(lps) / len(lps), "that is the cross-entropy in nats; perplexity is exp of it."),
-            Mistake(lambda lps: 2 ** (-sum(lps) / len(lps)), "the logs are natural logs, so use exp, not 2**."),
+            Mistake(
+                lambda lps: -sum(lps) / len(lps),
+                "that is the cross-entropy in nats; perplexity is exp of it.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda lps: 2 ** (-sum(lps) / len(lps)),
+                "the logs are natural logs, so use exp, not 2**.",
+                kind="convention",
+            ),
             Mistake(
                 lambda lps: sum(math.exp(-x) for x in lps) / len(lps),
                 "average the log-probabilities first, then exponentiate (mean of 1/p is not the perplexity).",
+                kind="order",
             ),
         ],
     )
@@ -227,6 +263,7 @@ def _to_list(value):
         return value
 
 
+@exercise()
 def check_temperature(fn: Callable[[Sequence[float], float], Sequence[float]]) -> CheckResult:
     """Check `fn(probs, temperature)`: the distribution softmax(log p / T), i.e. p^(1/T) renormalised (notebook 01)."""
     return check(
@@ -239,7 +276,7 @@ def check_temperature(fn: Callable[[Sequence[float], float], Sequence[float]]) -
                 lambda p, t: _temp(p, 1 / t),
                 "inverted: divide the log-probabilities by T (p ** (1/T)); you multiplied them.",
             ),
-            Mistake(lambda p, t: [x ** (1 / t) for x in p], "renormalise so the result sums to 1."),
+            Mistake(lambda p, t: [x ** (1 / t) for x in p], "renormalise so the result sums to 1.", kind="missing"),
             Mistake(
                 lambda p, t: _softmax([x / t for x in p]),
                 "apply the temperature to log-probabilities (or logits), not to the probabilities themselves.",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from ftlearn.checks.core import CheckResult, Mistake, _to_comparable, check, close
+from ftlearn.checks.core import CheckResult, Mistake, _to_comparable, check, close, exercise
 
 _D = torch.float64
 
@@ -53,6 +53,7 @@ def _naive_log_softmax(z):
     return torch.log(torch.exp(z) / torch.exp(z).sum(dim=-1, keepdim=True))
 
 
+@exercise(answer="ftlearn.losses:log_softmax")
 def check_log_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check `fn(logits)`: log-softmax over the last dimension, finite even at logits of 1e4 (notebook 02)."""
     return check(
@@ -66,25 +67,33 @@ def check_log_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult
                 _naive_log_softmax,
                 "unstable softmax: exp(1000) overflows to inf. Subtract the row maximum m first: "
                 "log_softmax(z) = (z - m) - log(sum(exp(z - m))).",
+                kind="stability",
             ),
             Mistake(
                 lambda z: z - torch.log(torch.exp(z).sum(dim=-1, keepdim=True)),
                 "z - log(sum(exp(z))) overflows for large z: compute log-sum-exp as m + log(sum(exp(z - m))) with m "
                 "the row maximum.",
+                kind="stability",
             ),
             Mistake(
                 lambda z: torch.log(torch.softmax(z, dim=-1)),
                 "log(softmax(z)) gives log(0) = -inf when a probability underflows: compute "
                 "(z - m) - log(sum(exp(z - m))) directly.",
+                kind="stability",
             ),
             Mistake(
                 lambda z: z - torch.log(torch.exp(z - z.amax(-1, keepdim=True)).sum(-1, keepdim=True)),
                 "you shifted by the maximum m inside the exp but forgot it outside: subtract m from z as well.",
             ),
-            Mistake(lambda z: torch.softmax(z, dim=-1), "missing log: you returned the probabilities, not their logs."),
+            Mistake(
+                lambda z: torch.softmax(z, dim=-1),
+                "missing log: you returned the probabilities, not their logs.",
+                kind="missing",
+            ),
             Mistake(
                 lambda z: torch.log_softmax(z, dim=0),
                 "wrong dimension: normalise over the last dimension (classes), dim=-1.",
+                kind="axis",
             ),
         ],
     )
@@ -102,6 +111,7 @@ def _pick(logp, target):
     return logp[torch.arange(len(target)), target]
 
 
+@exercise(answer="ftlearn.losses:cross_entropy")
 def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check `fn(logits, target)`: mean of -log softmax(logits)[i, target[i]], stable at large logits (notebook 02)."""
     return check(
@@ -115,26 +125,32 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
                 lambda z, y: -_pick(torch.log(torch.exp(z) / torch.exp(z).sum(1, keepdim=True)), y).mean(),
                 "unstable softmax: exp of a large logit overflows. Use a log-softmax that subtracts the row maximum "
                 "first.",
+                kind="stability",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log(torch.softmax(z, 1)), y).mean(),
                 "log(softmax) underflows to log(0) = -inf for very wrong predictions: use log_softmax directly.",
+                kind="stability",
             ),
             Mistake(
                 lambda z, y: _pick(torch.log_softmax(z, 1), y).mean(),
                 "sign: the loss is the *negative* log-probability of the correct class.",
+                kind="sign",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.softmax(z, 1), y).mean(),
                 "missing log: cross-entropy averages -log p(correct), not -p(correct).",
+                kind="missing",
             ),
             Mistake(
                 lambda z, y: 1 - _pick(torch.softmax(z, 1), y).mean(),
                 "missing log: cross-entropy averages -log p(correct).",
+                kind="missing",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 1), y).sum(),
                 "you returned the sum: average over the rows (the 'mean' reduction).",
+                kind="scale",
             ),
             Mistake(
                 lambda z, y: -torch.log_softmax(z, 1).mean(),
@@ -143,6 +159,7 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 0), y).mean(),
                 "wrong dimension: the softmax runs over classes, dim=1, not over the batch.",
+                kind="axis",
             ),
         ],
     )
@@ -169,6 +186,7 @@ def _masked(z, y):
     return -_pick(torch.log_softmax(z, 1), torch.where(keep, y, 0)) * keep, keep
 
 
+@exercise()
 def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check `fn(logits, target, ignore_index=-100)`: mean CE over the rows not ignored (notebook 02)."""
 
@@ -194,20 +212,24 @@ def check_cross_entropy_ignore_index(fn: Callable[..., torch.Tensor]) -> CheckRe
                 lambda z, y: _masked(z, y)[0].sum() / len(y),
                 "you divided by all rows: the mean runs over the rows that are *not* ignored (padding must not dilute "
                 "the loss).",
+                kind="scale",
             ),
             Mistake(
                 lambda z, y: _masked(z, y)[0].sum(),
                 "you returned the sum: divide by the number of rows that are not ignored.",
+                kind="scale",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 1), y % z.shape[1]).mean(),
                 "ignored rows still count: a target of -100 indexes from the end in Python. Drop those rows before "
                 "averaging.",
+                kind="edge",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 1), torch.where(y != _IGNORE, y, 0)).mean(),
                 "ignored rows still count (you replaced -100 by class 0): leave them out of both the sum and the "
                 "count.",
+                kind="edge",
             ),
         ],
     )
@@ -230,6 +252,7 @@ def _ls_terms(z, y):
     return -_pick(logp, y), -logp  # (N,), (N, C)
 
 
+@exercise()
 def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> CheckResult:
     """Check `fn(logits, target, eps)`: mean CE against the target (1 - eps) * one_hot + eps / C (notebook 02)."""
 
@@ -257,15 +280,18 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
                 lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].sum(1)).mean(),
                 "each class gets eps / C, so the uniform part is eps times the *mean* of -log p over classes, not the "
                 "sum.",
+                kind="scale",
             ),
             Mistake(
                 lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0]).mean(),
                 "you dropped the uniform part: add eps * mean over classes of -log p.",
+                kind="missing",
             ),
             Mistake(
                 lambda z, y, eps: _ls_terms(z, y)[0].mean(),
                 "that is plain cross-entropy, eps is not used: mix (1 - eps) * (-log p(target)) with eps * mean over "
                 "classes of -log p.",
+                kind="missing",
             ),
         ],
     )
@@ -283,6 +309,7 @@ def _bce_naive(z, y):
     return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
 
 
+@exercise(answer="ftlearn.losses:binary_cross_entropy_with_logits")
 def check_bce_with_logits(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check `fn(z, y)`: mean binary cross-entropy from logits, finite for |z| in the hundreds (notebook 02)."""
     return check(
@@ -296,24 +323,29 @@ def check_bce_with_logits(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
                 _bce_naive,
                 "sigmoid(800) rounds to exactly 1, so log(1 - p) = log(0) = -inf: work from the logit, e.g. "
                 "max(z, 0) - z*y + log(1 + exp(-|z|)).",
+                kind="stability",
             ),
             Mistake(
                 lambda z, y: -(y * torch.log(torch.sigmoid(z))).mean(),
                 "missing the (1 - y) * log(1 - p) term for negative examples.",
+                kind="missing",
             ),
             Mistake(
                 lambda z, y: (
                     y * torch.nn.functional.logsigmoid(z) + (1 - y) * torch.nn.functional.logsigmoid(-z)
                 ).mean(),
                 "sign: the loss is the *negative* log-likelihood.",
+                kind="sign",
             ),
             Mistake(
                 lambda z, y: (z.clamp(min=0) + z * y + torch.log1p(torch.exp(-z.abs()))).mean(),
                 "sign of the z*y term: loss = max(z, 0) - z*y + log(1 + exp(-|z|)).",
+                kind="sign",
             ),
             Mistake(
                 lambda z, y: torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"),
                 "you returned the sum: take the mean.",
+                kind="scale",
             ),
         ],
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from ftlearn.checks.core import CheckResult, Mistake, check
+from ftlearn.checks.core import CheckResult, Mistake, check, exercise
 
 F64 = torch.float64
 
@@ -42,6 +42,7 @@ _CE_CASES = [
 ]
 
 
+@exercise()
 def check_ce_grad_logits(fn: Callable) -> CheckResult:
     """Check `fn(logits, targets)`: d(mean CE)/d(logits) = (softmax(logits) - onehot(y)) / N (notebook 03)."""
     return check(
@@ -53,18 +54,28 @@ def check_ce_grad_logits(fn: Callable) -> CheckResult:
             Mistake(
                 lambda z, y: _ce_grad(z, y) * z.shape[0],
                 "close: the loss is the *mean* over the N examples, so divide by N.",
+                kind="scale",
             ),
-            Mistake(lambda z, y: -_ce_grad(z, y), "the sign is flipped: the gradient is p - y, not y - p."),
+            Mistake(
+                lambda z, y: -_ce_grad(z, y),
+                "the sign is flipped: the gradient is p - y, not y - p.",
+                kind="sign",
+            ),
             Mistake(
                 lambda z, y: (z - _onehot(y, z.shape[1])) / z.shape[0],
                 "turn the logits into probabilities with softmax before subtracting y.",
+                kind="missing",
             ),
             Mistake(
                 lambda z, y: (torch.softmax(z, dim=0) - _onehot(y, z.shape[1])) / z.shape[0],
                 "softmax goes across the classes of each row (dim=1), not down the batch.",
+                kind="axis",
             ),
         ],
-        hint="Write p = softmax(logits) row by row, build the one-hot y, and return (p - y) / N.",
+        hint=(
+            "Work row by row: turn the logits into probabilities, compare them with the one-hot target, and remember "
+            "that the loss is a mean over the N rows."
+        ),
     )
 
 
@@ -82,6 +93,7 @@ def _linear_cases():
     return cases
 
 
+@exercise()
 def check_linear_grads(fn: Callable) -> CheckResult:
     """Check `fn(X, y, W, b)` -> (dW, db) for logits = X @ W + b and mean cross-entropy (notebook 03)."""
 
@@ -103,17 +115,31 @@ def check_linear_grads(fn: Callable) -> CheckResult:
         _linear_grads,
         _linear_cases(),
         mistakes=[
-            Mistake(summed, "both gradients are N times too big: the loss is a mean, so divide (P - Y) by N once."),
             Mistake(
-                mean_db, "db is divided by N twice: if (P - Y) is already divided by N, db is its plain sum over rows."
+                summed,
+                "both gradients are N times too big: the loss is a mean, so divide (P - Y) by N once.",
+                kind="scale",
             ),
-            Mistake(transposed, "dW must have W's shape (V, K): that is X.T @ (P - Y), not (P - Y).T @ X."),
+            Mistake(
+                mean_db,
+                "db is divided by N twice: if (P - Y) is already divided by N, db is its plain sum over rows.",
+                kind="scale",
+            ),
+            Mistake(
+                transposed,
+                "dW must have W's shape (V, K): that is X.T @ (P - Y), not (P - Y).T @ X.",
+                kind="axis",
+            ),
             Mistake(
                 lambda X, y, W, b: tuple(-g for g in _linear_grads(X, y, W, b)),
                 "the sign is flipped: use P - Y, not Y - P.",
+                kind="sign",
             ),
         ],
-        hint="dW = X.T @ (P - Y) / N has shape (V, K); db = (P - Y).sum(0) / N has shape (K,).",
+        hint=(
+            "dW must have W's shape (V, K) and db b's shape (K,): both come from the gradient at the logits (the "
+            "previous exercise), carried back through logits = X @ W + b."
+        ),
     )
 
 
@@ -128,6 +154,7 @@ _SGD_CASES = [
 ]
 
 
+@exercise()
 def check_sgd_step(fn: Callable) -> CheckResult:
     """Check `fn(theta, grad, lr, weight_decay)`: one SGD step with an L2 penalty (notebook 03)."""
     return check(
@@ -139,18 +166,22 @@ def check_sgd_step(fn: Callable) -> CheckResult:
             Mistake(
                 lambda t, g, lr, wd: t + lr * (g + wd * t),
                 "that climbs the loss: step *against* the gradient (theta - lr * ...).",
+                kind="sign",
             ),
             Mistake(
                 lambda t, g, lr, wd: t - lr * g,
                 "the weight-decay term is missing: the gradient of (wd/2)*||theta||^2 is wd * theta.",
+                kind="missing",
             ),
             Mistake(
                 lambda t, g, lr, wd: t - lr * g - wd * t,
                 "the decay term must be multiplied by lr too: theta - lr * (grad + wd * theta).",
+                kind="scale",
             ),
             Mistake(
                 lambda t, g, lr, wd: t - (g + wd * t),
                 "the step is lr times the whole gradient: theta - lr * (grad + weight_decay * theta).",
+                kind="scale",
             ),
         ],
     )
@@ -182,6 +213,7 @@ _FD_CASES = [
 ]
 
 
+@exercise()
 def check_central_difference(fn: Callable) -> CheckResult:
     """Check `fn(f, x, h)`: the central-difference estimate of grad f at x, one coordinate at a time (notebook 03)."""
 
@@ -204,14 +236,20 @@ def check_central_difference(fn: Callable) -> CheckResult:
                 "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is "
                 "O(h^2), not O(h).",
             ),
-            Mistake(lambda f, x, h: _central_difference(f, x, h) * 2, "the two points are 2h apart: divide by 2 * h."),
+            Mistake(
+                lambda f, x, h: _central_difference(f, x, h) * 2,
+                "the two points are 2h apart: divide by 2 * h.",
+                kind="scale",
+            ),
             Mistake(
                 lambda f, x, h: _central_difference(f, x, h) / 2,
                 "divide by 2 * h, not by 4 * h: the points are x + h and x - h.",
+                kind="scale",
             ),
             Mistake(
                 lambda f, x, h: _central_difference(f, x, h) * h * h,
                 "`/ 2 * h` divides by 2 and then *multiplies* by h: write `/ (2 * h)`.",
+                kind="order",
             ),
         ],
         hint="Nudge one coordinate at a time by +h and -h (leave the others alone) and return a tensor shaped like x.",
@@ -233,6 +271,7 @@ def _gd_cases():
     return [(X, y, 2, 0.5, 10), (X, y.clone() * 0 + torch.arange(12) % 3, 3, 1.0, 25)]
 
 
+@exercise()
 def check_train_gd(fn: Callable) -> CheckResult:
     """Check `fn(X, y, num_classes, lr, steps)` -> (W, b): full-batch gradient descent from zeros (notebook 03)."""
     return check(
@@ -244,20 +283,27 @@ def check_train_gd(fn: Callable) -> CheckResult:
             Mistake(
                 lambda X, y, k, lr, s: (_train_gd(X, y, k, lr, s)[0], torch.zeros(k, dtype=X.dtype)),
                 "b never moves: update the bias with db too.",
+                kind="missing",
             ),
             Mistake(
-                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s - 1), "one step short: take exactly `steps` updates."
+                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s - 1),
+                "one step short: take exactly `steps` updates.",
+                kind="off_by_one",
             ),
             Mistake(
-                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s + 1), "one step too many: take exactly `steps` updates."
+                lambda X, y, k, lr, s: _train_gd(X, y, k, lr, s + 1),
+                "one step too many: take exactly `steps` updates.",
+                kind="off_by_one",
             ),
             Mistake(
-                lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s), "that is gradient *ascent*: subtract lr * gradient."
+                lambda X, y, k, lr, s: _train_gd(X, y, k, -lr, s),
+                "that is gradient *ascent*: subtract lr * gradient.",
+                kind="sign",
             ),
         ],
         hint=(
-            "Start W (V, K) and b (K,) at zeros, then repeat `steps` times: compute (dW, db) at the current W, b and "
-            "step both."
+            "Start W and b at zeros; each of the `steps` updates uses the gradients at the *current* W and b, and "
+            "moves both."
         ),
     )
 
@@ -276,6 +322,7 @@ _MOMENTUM_CASES = [
 ]
 
 
+@exercise()
 def check_momentum_step(fn: Callable) -> CheckResult:
     """Check `fn(theta, grad, buf, lr, mu)` -> (theta, buf): heavy-ball momentum as in torch.optim.SGD (notebook 04)."""
 
@@ -296,7 +343,7 @@ def check_momentum_step(fn: Callable) -> CheckResult:
                 ema,
                 "that is the averaging form b = mu*b + (1-mu)*g; torch (and this lesson) uses the sum b = mu*b + g.",
             ),
-            Mistake(stale, "update the buffer first, then step with the *new* buffer."),
+            Mistake(stale, "update the buffer first, then step with the *new* buffer.", kind="order"),
             Mistake(
                 lambda t, g, b, lr, mu: (t - lr * g, mu * b + g),
                 "the step should use the buffer (the velocity), not the raw gradient.",
@@ -304,6 +351,7 @@ def check_momentum_step(fn: Callable) -> CheckResult:
             Mistake(
                 lambda t, g, b, lr, mu: (t + lr * (mu * b + g), mu * b + g),
                 "step against the velocity: theta - lr * buf.",
+                kind="sign",
             ),
         ],
     )
@@ -320,6 +368,7 @@ _RMS_CASES = [
 ]
 
 
+@exercise()
 def check_rmsprop_step(fn: Callable) -> CheckResult:
     """Check `fn(theta, grad, v, lr, alpha, eps)` -> (theta, v): one RMSProp step (notebook 04)."""
     return check(
@@ -343,6 +392,7 @@ def check_rmsprop_step(fn: Callable) -> CheckResult:
             Mistake(
                 lambda t, g, v, lr, a, e: (t - lr * g / (v.sqrt() + e), a * v + (1 - a) * g**2),
                 "update v with this step's g^2 before using it.",
+                kind="order",
             ),
         ],
     )
@@ -397,6 +447,7 @@ def _adam_variant(bias=True, eps_inside=False, t_shift=0, swap=False, store_hat=
     return step
 
 
+@exercise()
 def check_adam_step(fn: Callable) -> CheckResult:
     """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps)` -> (theta, m, v): Adam, t from 1 (notebook 04)."""
     return check(
@@ -408,24 +459,29 @@ def check_adam_step(fn: Callable) -> CheckResult:
             Mistake(
                 _adam_variant(bias=False),
                 "no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t) before the update.",
+                kind="missing",
             ),
             Mistake(_adam_variant(eps_inside=True), "eps goes outside the square root: sqrt(v_hat) + eps."),
             Mistake(
-                _adam_variant(t_shift=1), "t is the number of this step, starting at 1: use beta**t, not beta**(t+1)."
+                _adam_variant(t_shift=1),
+                "t is the number of this step, starting at 1: use beta**t, not beta**(t+1).",
+                kind="off_by_one",
             ),
             Mistake(_adam_variant(swap=True), "beta1 and beta2 weight the *old* averages: m = beta1*m + (1-beta1)*g."),
             Mistake(
                 _adam_variant(store_hat=True),
                 "return the raw m and v: the bias-corrected m_hat, v_hat are only used for this step's update.",
+                kind="convention",
             ),
             Mistake(
                 lambda th, g, m, v, t, lr, b1, b2, e: (_adam_step(th, g, m, v, t, lr, b1, b2, e)[0], m, v),
                 "return the *updated* m and v, so the next step can continue from them.",
+                kind="convention",
             ),
         ],
         hint=(
-            "m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g**2;  m_hat = m/(1-b1**t);  v_hat = v/(1-b2**t);  "
-            "theta - lr*m_hat/(sqrt(v_hat)+eps)."
+            "Adam is five lines: two moving averages, two bias corrections, one update. Check each against the "
+            "lesson's equations, in that order, on the first step (t = 1) by hand."
         ),
     )
 
@@ -452,6 +508,7 @@ def _adamw_cases():
     ]
 
 
+@exercise()
 def check_adamw_step(fn: Callable) -> CheckResult:
     """Check `fn(theta, grad, m, v, t, lr, beta1, beta2, eps, weight_decay)` -> (theta, m, v): AdamW (notebook 04)."""
 
@@ -483,9 +540,10 @@ def check_adamw_step(fn: Callable) -> CheckResult:
                 after,
                 "apply the decay to theta *before* this step's Adam update (decay uses the old theta, as in "
                 "torch.optim.AdamW).",
+                kind="order",
             ),
-            Mistake(no_lr, "the decay is scaled by the learning rate: theta * (1 - lr * weight_decay)."),
-            Mistake(forgot, "the weight decay is missing: multiply theta by (1 - lr * weight_decay)."),
+            Mistake(no_lr, "the decay is scaled by the learning rate: theta * (1 - lr * weight_decay).", kind="scale"),
+            Mistake(forgot, "the weight decay is missing: multiply theta by (1 - lr * weight_decay).", kind="missing"),
         ],
     )
 
@@ -499,6 +557,7 @@ def _warmup_linear(step, warmup_steps, total_steps):
 _SCHEDULE_CASES = [(s, 4, 12) for s in (0, 1, 3, 4, 5, 8, 11, 12, 15)] + [(0, 0, 10), (3, 0, 10)]
 
 
+@exercise()
 def check_warmup_linear(fn: Callable) -> CheckResult:
     """Check `fn(step, warmup_steps, total_steps)`: the warmup + linear-decay LR multiplier (notebook 04)."""
     return check(
@@ -510,6 +569,7 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
             Mistake(
                 lambda s, w, n: (s + 1) / w if s < w else _warmup_linear(s, w, n),
                 "off by one in the warmup: step 0 gives 0, and 1.0 is reached at step == warmup_steps.",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda s, w, n: s / w if s < w else max(0.0, 1 - s / n),
@@ -518,14 +578,16 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
             Mistake(
                 lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w),
                 "past total_steps the multiplier would go negative: clamp it at 0.",
+                kind="edge",
             ),
             Mistake(
                 lambda s, w, n: s / w if s < w else 1.0,
                 "after warmup the multiplier should decay linearly to 0, not stay at 1.",
+                kind="missing",
             ),
         ],
         hint=(
-            "Two pieces: step / warmup_steps while step < warmup_steps, then (total - step) / (total - warmup), never "
-            "below 0."
+            "Two pieces: a straight rise from 0 to 1 over the warm-up steps, then a straight fall to 0 at total_steps, "
+            "never below 0. Work out step = 0, warmup_steps and total_steps by hand."
         ),
     )

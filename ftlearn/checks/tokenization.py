@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ftlearn.checks.core import CheckResult, Mistake, check
+from ftlearn.checks.core import CheckResult, Mistake, check, exercise
 
 # Each case is (words, pair): words maps a tuple of symbols to its count. Their order matters: each known
 # mistake first goes wrong on a different case, so the hint names the mistake that was made.
@@ -99,6 +99,7 @@ def _merge_no_skip(words, pair):
     return merged
 
 
+@exercise()
 def check_merge_pair(fn: Callable) -> CheckResult:
     """Check `fn(words, pair)`: fuse every occurrence of `pair`, left to right, keeping the counts (notebook 05)."""
     counts_hint = (
@@ -115,26 +116,28 @@ def check_merge_pair(fn: Callable) -> CheckResult:
         _merge_ref,
         _MERGE_CASES,
         mistakes=[
-            Mistake(_merge_list, counts_hint),
-            Mistake(_merge_set, counts_hint),
-            Mistake(_merge_count_one, counts_hint),
+            Mistake(_merge_list, counts_hint, kind="convention"),
+            Mistake(_merge_set, counts_hint, kind="convention"),
+            Mistake(_merge_count_one, counts_hint, kind="convention"),
             Mistake(
                 _merge_no_skip,
                 "after fusing a pair at position i, go on at i + 2: the second symbol is now part of the new one "
                 "(you kept it, so it appears twice).",
+                kind="off_by_one",
             ),
             Mistake(
                 _merge_from_right,
                 "fuse from left to right: ('a', 'a', 'a') with the pair ('a', 'a') becomes ('aa', 'a'), "
                 "not ('a', 'aa').",
+                kind="order",
             ),
             Mistake(
                 _merge_joined_string,
                 "work on the tuple of symbols, not a joined string: in 'x ab c', replacing 'b c' by 'bc' also "
                 "fuses the end of the symbol 'ab' with 'c', and ('b', 'c') is not a pair of that word.",
             ),
-            Mistake(_merge_overwrite, same_words_hint),
-            Mistake(_merge_keep_first, same_words_hint),
+            Mistake(_merge_overwrite, same_words_hint, kind="edge"),
+            Mistake(_merge_keep_first, same_words_hint, kind="edge"),
         ],
         hint="Expected a dict {tuple of symbols: count}.",
     )

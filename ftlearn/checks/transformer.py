@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ftlearn.checks.core import CheckResult, Mistake, check
+from ftlearn.checks.core import CheckResult, Mistake, check, exercise
 
 _D = torch.float64
 
@@ -74,6 +74,7 @@ def _attention_output(fn):
     return wrapped
 
 
+@exercise(answer="ftlearn.transformer:scaled_dot_product_attention")
 def check_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check `fn(q, k, v, mask=None)` -> softmax(q kᵀ / √d + mask) v, mask bool with True = allowed (lesson 06)."""
     return check(
@@ -85,6 +86,7 @@ def check_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, m, scale=1.0),
                 "missing scale: divide the scores q kᵀ by √d (d = q.shape[-1]) before the softmax, or it saturates.",
+                kind="missing",
             ),
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, m, scale=1 / q.shape[-1]),
@@ -94,23 +96,30 @@ def check_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
                 lambda q, k, v, m: _attention(q, k, v, m, mask_after=True),
                 "the mask came after the softmax: zeroed weights leave rows that no longer sum to 1. Fill the "
                 "forbidden scores with -inf *before* the softmax (scores.masked_fill(~mask, float('-inf'))).",
+                kind="order",
             ),
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, m, softmax_dim=-2),
                 "softmax over the wrong dimension: each query's weights run over the keys, the last dim (dim=-1), "
                 "not over the queries.",
+                kind="axis",
             ),
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, None),
                 "the mask was ignored: fill the scores where mask is False with -inf before the softmax.",
+                kind="missing",
             ),
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, None if m is None else ~m),
                 "the mask is inverted: here True means *allowed*, so fill with -inf where mask is False "
                 "(masked_fill(~mask, ...)). (nn.MultiheadAttention's bool masks use the opposite convention.)",
+                kind="sign",
             ),
         ],
-        hint="Compute scores = q @ k.transpose(-2, -1) / √d, fill -inf where mask is False, softmax(dim=-1), then @ v.",
+        hint=(
+            "Four steps: every query's scores against every key, scaled; forbidden scores set to -inf; a softmax over "
+            "the keys; the weighted sum of the values."
+        ),
     )
 
 
@@ -122,6 +131,7 @@ def _ones(t: int) -> torch.Tensor:
     return torch.ones(t, t, dtype=torch.bool)
 
 
+@exercise(answer="ftlearn.transformer:causal_mask")
 def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> CheckResult:
     """Check `fn(T)` -> (T, T) bool (or 0/1), True on and below the diagonal: itself and the past (lesson 06)."""
     return check(
@@ -133,11 +143,13 @@ def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> CheckResult:
             Mistake(
                 lambda t: _ones(t).tril(diagonal=-1),
                 "off by one: a token must see itself. Keep the diagonal: torch.tril(..., diagonal=0).",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda t: _ones(t).triu(diagonal=1),
                 "you returned the positions to *hide* (above the diagonal); this mask is True where attention is "
                 "allowed: the diagonal and below, torch.tril.",
+                kind="sign",
             ),
             Mistake(
                 lambda t: _ones(t).triu(),
@@ -148,14 +160,16 @@ def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> CheckResult:
                 lambda t: _ones(t),
                 "all True: every token would see the whole sequence, the future included. Keep only the diagonal and "
                 "below (torch.tril).",
+                kind="missing",
             ),
             Mistake(
                 lambda t: torch.zeros(t, t, dtype=_D).masked_fill(~_ones(t).tril(), float("-inf")),
                 "that is the additive float mask (0 and -inf) added to the scores; here return True/False, True "
                 "where query t may look at key s.",
+                kind="convention",
             ),
         ],
-        hint="Row t is the query, column s the key: allowed when s <= t (torch.ones(T, T, dtype=torch.bool).tril()).",
+        hint="Row t is the query, column s the key: query t may look at key s when s is t itself or comes before it.",
     )
 
 
@@ -169,6 +183,7 @@ def _split(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
 
 
+@exercise()
 def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> CheckResult:
     """Check `fn(x, n_heads)`: (B, T, C) -> (B, H, T, C/H), head h holding features h*d .. (h+1)*d - 1 (lesson 06)."""
 
@@ -190,17 +205,20 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> CheckR
                 lambda x, h: x.reshape(x.shape[0], h, x.shape[1], x.shape[2] // h),
                 "reshaping (B, T, C) straight to (B, H, T, d) mixes positions across heads: view as (B, T, H, d) "
                 "first (each token's features split into H pieces), then transpose(1, 2).",
+                kind="axis",
             ),
             Mistake(
                 lambda x, h: x.view(*shape(x, h)),
                 "you stopped at (B, T, H, d): transpose(1, 2) to put the heads before the positions.",
+                kind="missing",
             ),
-            Mistake(lambda x, h: x.view(*shape(x, h)).transpose(1, 3), wrong_axes),
-            Mistake(lambda x, h: x.view(*shape(x, h)).transpose(2, 3), wrong_axes),
+            Mistake(lambda x, h: x.view(*shape(x, h)).transpose(1, 3), wrong_axes, kind="axis"),
+            Mistake(lambda x, h: x.view(*shape(x, h)).transpose(2, 3), wrong_axes, kind="axis"),
             Mistake(
                 lambda x, h: x.view(x.shape[0], x.shape[1], x.shape[2] // h, h).permute(0, 3, 1, 2),
                 "the features were dealt out to the heads like cards (feature c to head c % H); head h takes the "
                 "consecutive features h*d .. (h+1)*d - 1, so view as (B, T, H, d), not (B, T, d, H).",
+                kind="axis",
             ),
         ],
     )
@@ -209,6 +227,7 @@ def check_split_heads(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> CheckR
 _MERGE_CASES = [(_randn(2, 3, 5, 4, seed=23),), (_randn(3, 4, 2, 2, seed=24),), (_randn(1, 2, 6, 5, seed=25),)]
 
 
+@exercise(answer="ftlearn.transformer:merge_heads")
 def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """Check `fn(x)`: (B, H, T, d) -> (B, T, H*d), the inverse of split_heads (lesson 06)."""
 
@@ -233,10 +252,12 @@ def check_merge_heads(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult
                 lambda x: x.reshape(x.shape[0], x.shape[2], -1),
                 "reshaping (B, H, T, d) straight to (B, T, H*d) mixes positions and heads: transpose(1, 2) back to "
                 "(B, T, H, d) first, then reshape.",
+                kind="order",
             ),
             Mistake(
                 lambda x: x.transpose(1, 3).reshape(x.shape[0], x.shape[2], -1),
                 "you transposed the wrong axes: swap heads and positions, transpose(1, 2), then reshape.",
+                kind="axis",
             ),
         ],
     )
@@ -265,6 +286,7 @@ def _ln(x, w, b, eps, dim=-1, unbiased=False, eps_outside=False, sqrt=True, affi
     return y * w + b if affine else y
 
 
+@exercise(answer="ftlearn.transformer:layer_norm")
 def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """Check `fn(x, weight, bias, eps)`: normalise over the last dim, biased variance, eps in the sqrt (lesson 06)."""
     wrong_dim = (
@@ -277,8 +299,8 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
         lambda x, w, b, eps: F.layer_norm(x, x.shape[-1:], w, b, eps),
         _LN_CASES,
         mistakes=[
-            Mistake(lambda x, w, b, eps: _ln(x, w, b, eps, dim=0), wrong_dim),
-            Mistake(lambda x, w, b, eps: _ln(x, w, b, eps, dim=1), wrong_dim),
+            Mistake(lambda x, w, b, eps: _ln(x, w, b, eps, dim=0), wrong_dim, kind="axis"),
+            Mistake(lambda x, w, b, eps: _ln(x, w, b, eps, dim=1), wrong_dim, kind="axis"),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps, unbiased=True),
                 "unbiased variance: torch.var divides by n - 1 by default (Bessel's correction); LayerNorm divides "
@@ -292,6 +314,7 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, 0.0),
                 "eps is missing: divide by sqrt(var + eps); eps keeps a constant vector (var = 0) from giving 0/0.",
+                kind="missing",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, 0.0, unbiased=True),
@@ -311,11 +334,16 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
                 lambda x, w, b, eps: _ln(x, w, b, eps, affine=False),
                 "weight and bias were not applied: after normalising, multiply by weight and add bias "
                 "(y * weight + bias), so the layer can learn any scale and shift.",
+                kind="missing",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps) - b,
                 "the bias is missing: y * weight + bias.",
+                kind="missing",
             ),
         ],
-        hint="mean and biased variance over dim=-1 (keepdim=True), (x - mean) / sqrt(var + eps) * weight + bias.",
+        hint=(
+            "Per token: subtract the mean of its features, divide by their standard deviation (biased variance, eps "
+            "inside the square root), then scale by weight and shift by bias."
+        ),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ftlearn.checks.core import CheckResult, Mistake, check
+from ftlearn.checks.core import CheckResult, Mistake, check, exercise
 
 _CASES = [
     (["a good film", "bad", "not bad at all, really"],),
@@ -16,6 +16,7 @@ def _mean_length(texts: Sequence[str]) -> float:
     return sum(len(t.split()) for t in texts) / len(texts)
 
 
+@exercise()
 def check_mean_length(fn: Callable[[Sequence[str]], float]) -> CheckResult:
     """Check `fn(texts)`: the mean number of whitespace-separated words per text (notebook 00)."""
     return check(
@@ -29,11 +30,14 @@ def check_mean_length(fn: Callable[[Sequence[str]], float]) -> CheckResult:
                 "you counted characters; count words with `text.split()`.",
             ),
             Mistake(
-                lambda texts: sum(len(t.split()) for t in texts), "that is the total; divide by the number of texts."
+                lambda texts: sum(len(t.split()) for t in texts),
+                "that is the total; divide by the number of texts.",
+                kind="missing",
             ),
             Mistake(
                 lambda texts: sum(len(t.split(" ")) for t in texts) / len(texts),
                 "`split(' ')` counts empty strings between repeated spaces; plain `split()` does not.",
+                kind="edge",
             ),
             Mistake(
                 lambda texts: sum(len(t.split()) for t in texts) // len(texts),
@@ -47,6 +51,7 @@ def _positive_fraction(labels: Sequence[int]) -> float:
     return sum(1 for y in labels if y == 1) / len(labels)
 
 
+@exercise()
 def check_positive_fraction(fn: Callable[[Sequence[int]], float]) -> CheckResult:
     """Check `fn(labels)`: the fraction of labels that are 1 (positive), between 0 and 1 (notebook 00)."""
     return check(
@@ -55,9 +60,15 @@ def check_positive_fraction(fn: Callable[[Sequence[int]], float]) -> CheckResult
         _positive_fraction,
         [([1, 0, 1, 1],), ([0, 0, 0, 1, 1],), ([1],)],
         mistakes=[
-            Mistake(lambda labels: sum(labels), "that is the count of positives; divide by the number of labels."),
             Mistake(
-                lambda labels: 100 * sum(labels) / len(labels), "return a fraction between 0 and 1, not a percentage."
+                lambda labels: sum(labels),
+                "that is the count of positives; divide by the number of labels.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda labels: 100 * sum(labels) / len(labels),
+                "return a fraction between 0 and 1, not a percentage.",
+                kind="scale",
             ),
             Mistake(
                 lambda labels: sum(1 for y in labels if y == 0) / len(labels),
