@@ -15,6 +15,7 @@ leaves the previous folder (or none), never half of one.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -242,6 +243,67 @@ def _profile(profile: Profile | str) -> Profile:
     return get_profile(profile) if isinstance(profile, str) else profile
 
 
+# ---------------------------------------------------------------- reading a saved folder back, verified
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object from `path`, or {} when it is missing or unreadable (callers check files separately)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def saved_task(folder: Path, manifest: dict | None = None) -> str | None:
+    """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
+    task = (manifest or {}).get("task") or read_json_object(folder / METRICS_FILE).get("task")
+    if task:
+        return task
+    architectures = read_json_object(folder / "config.json").get("architectures") or []
+    return "gpt2-lm" if any(a.endswith("LMHeadModel") or a.endswith("ForCausalLM") for a in architectures) else None
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """Why the folder's tokenizer files cannot be used, or None (checked without loading them)."""
+    from ftlearn.files import json_problem
+
+    if not (folder / "tokenizer_config.json").exists():
+        return "it has no tokenizer files (tokenizer_config.json is missing)"
+    problem = json_problem(folder / "tokenizer_config.json")
+    if problem is None and (folder / "tokenizer.json").exists():
+        problem = json_problem(folder / "tokenizer.json")
+    if problem is None and not any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        problem = "it has no vocabulary (tokenizer.json, vocab.txt or vocab.json)"
+    return problem
+
+
+def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
+    """What is wrong with a saved model folder, checked before anything is loaded, and its manifest.
+
+    A folder saved by this version carries a manifest (`ftlearn.files`): every file is checked for its size and
+    sha256. A folder saved before manifests existed is accepted when it is complete: readable config.json and
+    tokenizer files, and weights whose length matches their header.
+    """
+    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
+
+    try:
+        manifest = read_manifest(folder)
+    except ValueError as exc:
+        return f"{exc}", None
+    if manifest is not None:
+        return manifest_problem(folder, manifest), manifest
+    for problem in (
+        json_problem(folder / "config.json"),
+        safetensors_problem(folder / "model.safetensors"),
+        _tokenizer_problem(folder),
+        json_problem(folder / PREPROCESS_FILE) if (folder / PREPROCESS_FILE).exists() else None,
+    ):
+        if problem:
+            return f"{problem}, as after an interrupted save or a partial copy", None
+    return None, None
+
+
 def check_init(kind: str, init: str) -> Path | None:
     """Validate a classifier run's `init` before anything loads; the gpt2-lm run folder it names, if any."""
     from ftlearn.models import INITS
@@ -250,8 +312,6 @@ def check_init(kind: str, init: str) -> Path | None:
         return None
     if kind != "gpt2-cls":
         raise InitError(f"--init {init!r}: choose one of {', '.join(INITS)}.")
-    from ftlearn.predict import folder_problem, saved_task
-
     folder = Path(init).expanduser()
     if not folder.is_dir():
         raise InitError(

@@ -6,14 +6,13 @@ course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls`), from the layout
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ftlearn.evaluation import predict_logits, probabilities
-from ftlearn.finetune import METRICS_FILE, PREPROCESS_FILE
+from ftlearn.finetune import METRICS_FILE, PREPROCESS_FILE, folder_problem, read_json_object, saved_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftlearn.runtime import Profile
@@ -23,70 +22,12 @@ class FinetunedModelError(ValueError):
     """A model folder or an input file that `ftlearn predict` cannot use; the message says why."""
 
 
-def _read_json(path: Path) -> dict:
-    """A JSON object from `path`, or {} when it is missing or unreadable (callers check files separately)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def saved_task(folder: Path, manifest: dict | None = None) -> str | None:
-    """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
-    task = (manifest or {}).get("task") or _read_json(folder / METRICS_FILE).get("task")
-    if task:
-        return task
-    architectures = _read_json(folder / "config.json").get("architectures") or []
-    return "gpt2-lm" if any(a.endswith("LMHeadModel") or a.endswith("ForCausalLM") for a in architectures) else None
-
-
 def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     """The `ftlearn finetune` command that writes `folder` again, as recorded in its manifest or metrics.json."""
-    recorded = {**_read_json(folder / METRICS_FILE), **(manifest or {})}
+    recorded = {**read_json_object(folder / METRICS_FILE), **(manifest or {})}
     task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
     seed = f" --seed {recorded['seed']}" if recorded.get("seed") not in (None, 0) else ""
     return f"ftlearn finetune {task} --profile {recorded.get('profile') or 'cpu'}{seed} --out {folder}"
-
-
-def _tokenizer_problem(folder: Path) -> str | None:
-    """Why the folder's tokenizer files cannot be used, or None (checked without loading them)."""
-    from ftlearn.files import json_problem
-
-    if not (folder / "tokenizer_config.json").exists():
-        return "it has no tokenizer files (tokenizer_config.json is missing)"
-    problem = json_problem(folder / "tokenizer_config.json")
-    if problem is None and (folder / "tokenizer.json").exists():
-        problem = json_problem(folder / "tokenizer.json")
-    if problem is None and not any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-        problem = "it has no vocabulary (tokenizer.json, vocab.txt or vocab.json)"
-    return problem
-
-
-def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
-    """What is wrong with a saved model folder, checked before anything is loaded, and its manifest.
-
-    A folder saved by this version carries a manifest (`ftlearn.files`): every file is checked for its size and
-    sha256. A folder saved before manifests existed is accepted when it is complete: readable config.json and
-    tokenizer files, and weights whose length matches their header.
-    """
-    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
-
-    try:
-        manifest = read_manifest(folder)
-    except ValueError as exc:
-        return f"{exc}", None
-    if manifest is not None:
-        return manifest_problem(folder, manifest), manifest
-    for problem in (
-        json_problem(folder / "config.json"),
-        safetensors_problem(folder / "model.safetensors"),
-        _tokenizer_problem(folder),
-        json_problem(folder / PREPROCESS_FILE) if (folder / PREPROCESS_FILE).exists() else None,
-    ):
-        if problem:
-            return f"{problem}, as after an interrupted save or a partial copy", None
-    return None, None
 
 
 def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
@@ -119,7 +60,7 @@ def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
             "labelling it. Predict with a classifier: `ftlearn finetune bert --out DIR` or "
             "`ftlearn finetune gpt2-cls --out DIR`."
         )
-    architectures = _read_json(folder / "config.json").get("architectures") or []
+    architectures = read_json_object(folder / "config.json").get("architectures") or []
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise FinetunedModelError(
             f"{folder} holds a {architectures[0]}, not a classifier. Predict with a folder written by "
@@ -154,7 +95,7 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # GPT-2 saved without one: pad = eos
         tokenizer.pad_token = tokenizer.eos_token
     settings_path = folder / PREPROCESS_FILE
-    settings = _read_json(settings_path) or {
+    settings = read_json_object(settings_path) or {
         "max_length": min(512, getattr(tokenizer, "model_max_length", 512)),
         "truncation": "head",
         "head_fraction": 0.25,
@@ -278,7 +219,7 @@ def compare_finetuned(
     for folder in (folder_a, folder_b):  # both checked before either is loaded or the data is read
         check_finetuned(folder)
     if profile is None:
-        profile = _read_json(Path(folder_a).expanduser() / METRICS_FILE).get("profile", "auto")
+        profile = read_json_object(Path(folder_a).expanduser() / METRICS_FILE).get("profile", "auto")
     profile = get_profile(profile) if isinstance(profile, str) else profile
     loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]
     test = load_imdb(profile=profile, seed=seed)["test"]
