@@ -60,6 +60,29 @@ def predict_logits(
     return torch.cat(logits).numpy(), (torch.cat(labels).numpy() if labels else None)
 
 
+def encoded_logits(
+    model: torch.nn.Module, tokenizer: Any, enc: dict, batch_size: int = 32, progress: bool = False
+) -> np.ndarray:
+    """Logits (N, C) of encoded texts (`input_ids`, `attention_mask` lists), in their order (notebook 07).
+
+    Batches are padded to their longest member by the tokenizer's collator; `progress` shows a bar.
+    """
+    from torch.utils.data import DataLoader
+
+    from ftlearn.tokenization import make_collator
+
+    pairs = zip(enc["input_ids"], enc["attention_mask"], strict=True)
+    features = [{"input_ids": i, "attention_mask": m} for i, m in pairs]
+    # unshuffled: the outputs come back in the input order
+    loader: Any = DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer))
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="predicting", unit="batch")
+    logits, _ = predict_logits(model, loader)
+    return logits
+
+
 def probabilities(logits: np.ndarray) -> np.ndarray:
     """Class probabilities (N, C) in float64 from logits (N, C), with lesson 02's stable softmax (notebook 07)."""
     import torch

