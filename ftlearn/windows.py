@@ -148,8 +148,8 @@ class WindowEffect:
         )
 
 
-def _bucket_names(budget: int, edges: Sequence[float]) -> list[str]:
-    bounds = [0, *[round(e * budget) for e in edges]]
+def _bucket_names(max_length: int, edges: Sequence[float]) -> list[str]:
+    bounds = [0, *[round(e * max_length) for e in edges]]
     names = [f"{lo + 1}-{hi} tokens" for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
     return [*names, f"over {bounds[-1]} tokens"]
 
@@ -167,8 +167,8 @@ def window_effect(
     """Accuracy of whole-review windows (mean, confident) against head+tail per length bucket, paired (notebook 07).
 
     `settings` are the model's tokenization (`recipe.preprocess()`, or `load_finetuned`'s third value). Buckets
-    count a review's text tokens in multiples `edges` of what one input holds, so the first bucket is the reviews
-    read whole either way (identical answers). Each row gives head+tail's accuracy, each aggregation's, and the
+    count a review's tokens with its special tokens ([CLS], [SEP]), as lesson 07 does, in multiples `edges` of
+    `max_length`, so the first bucket is the reviews read whole either way (identical answers). Each row gives head+tail's accuracy, each aggregation's, and the
     paired difference (aggregation minus head+tail) with its standard error and 2-SE verdict
     (`ftlearn.metrics.paired_accuracy_difference`).
     """
@@ -182,7 +182,7 @@ def window_effect(
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
     max_length = settings["max_length"]
-    _, _, budget = special_tokens(tokenizer, max_length)
+    prefix, suffix, budget = special_tokens(tokenizer, max_length)
     stride = stride if stride is not None else max(1, budget // 2)
 
     base = settings.get("truncation", "head")  # what the model reads when it is not given windows
@@ -195,9 +195,9 @@ def window_effect(
     seconds_windows = time.perf_counter() - start
     preds = {how: aggregate_logits(logits, owner, len(texts), how).argmax(axis=1) for how in WINDOW_MODES[1:]}
 
-    lengths = np.array([len(ids) for ids in text_ids(tokenizer, texts)])
-    bucket = np.searchsorted([round(e * budget) for e in edges], lengths, side="left")  # 0: fits in one window
-    names = _bucket_names(budget, edges)
+    lengths = np.array([len(prefix) + len(ids) + len(suffix) for ids in text_ids(tokenizer, texts)])
+    bucket = np.searchsorted([round(e * max_length) for e in edges], lengths, side="left")  # 0: fits in one input
+    names = _bucket_names(max_length, edges)
     rows = []
     for b, name in [*enumerate(names), (None, "all")]:
         mask = np.ones(len(texts), dtype=bool) if b is None else bucket == b
