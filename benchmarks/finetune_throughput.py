@@ -1,7 +1,7 @@
-"""How fast is full BERT fine-tuning, done three ways on the same reviews? (lesson 11's benchmark)
+"""How fast is full BERT fine-tuning, done four ways on the same reviews? (lesson 11's benchmark)
 
 In one run, the same pretrained model (with the same seeded new head) is fine-tuned on the same
-IMDB reviews for the same number of epochs, three ways:
+IMDB reviews for the same number of epochs, four ways:
 
   (a) seed     the recipe of the blog posts the course started from: every review padded to 512
                tokens, fp32, a plain loop (batch 8, AdamW at a constant lr, no schedule, no clipping);
@@ -9,13 +9,17 @@ IMDB reviews for the same number of epochs, three ways:
                unless told otherwise, truncation at 512 and dynamic padding by its default collator);
   (c) ftlearn  `ftlearn.train.fit` with the course's recipe for the profile (`ftlearn.recipes.BertRecipe.for_profile`:
                head+tail truncation, dynamic padding, length-grouped batches, warm-up + linear decay,
-               bf16/fp16 autocast on a GPU), at the same batch size of 8 as the other two arms.
+               bf16/fp16 autocast on a GPU), at the same batch size of 8 as the other arms;
+  (d) trainer_recipe  Hugging Face `Trainer` given the course's recipe: the same head+tail tokens, the
+               same length-grouped batches (`train_sampling_strategy="group_by_length"`), batch size,
+               lr, weight decay, warm-up and linear decay, clipping and precision as (c).
 
-Each arm is then tested on the same held-out reviews through its own inference path. The script
+(c) against (b) mixes the recipe (fewer tokens, less padding) with the loop; (c) against (d) is the loop
+alone. Each arm is then tested on the same held-out reviews through its own inference path. The script
 prints a table of training samples/s, time, accuracy (with its standard error) and F1, and ends with
-the line `speedup_vs_seed=X speedup_vs_trainer=Y` (ratios of training samples/s, measured in this
-run). With --mfu (default on a GPU) it also measures model FLOPs utilisation for the bert-base
-architecture (random weights) against this device's measured matmul peak, and projects the time of
+the line `speedup_vs_seed=X speedup_vs_trainer=Y speedup_vs_trainer_same_recipe=Z` (ratios of training
+samples/s, measured in this run). With --mfu (default on a GPU) it also measures model FLOPs utilisation
+for the bert-base architecture (random weights) against this device's measured matmul peak, and projects the time of
 one epoch over IMDB's 25,000 training reviews.
 
     python benchmarks/finetune_throughput.py --profile cpu       # 28 minutes on 2 quiet CPU cores (with --mfu)
@@ -43,6 +47,7 @@ import numpy as np
 SEED_MAX_LENGTH = 512  # the seeds padded every review to BERT's maximum (and the Trainer arm truncates there)
 SEED_BATCH_SIZE = 8  # seed 000's batch size (also TrainingArguments' default)
 IMDB_TRAIN_REVIEWS = 25_000
+ARMS = ("seed", "trainer", "ftlearn", "trainer_recipe")  # (a), (b), (c), (d); (c) and (d) run one after the other
 
 # Reviews trained on / tested on, epochs, and the length the seed arm pads to (and the Trainer arm
 # truncates at), per profile: on cpu enough for accuracy to mean something (the test set is the
@@ -245,6 +250,80 @@ def run_ftlearn(
     )
 
 
+# ---------------------------------------------------------------- (d) the Trainer with the course's recipe
+
+
+def run_trainer_recipe(
+    dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
+) -> ArmResult:
+    """(d) `Trainer` given (c)'s recipe: its tokens, length-grouped batches, lr, warm-up, decay, clipping, precision."""
+    from transformers import Trainer, TrainingArguments
+
+    from ftlearn.precision import choose_precision
+    from ftlearn.recipes import BertRecipe
+    from ftlearn.tokenization import make_collator, tokenize_dataset
+
+    recipe = BertRecipe.for_profile(profile, epochs=epochs, batch_size=batch_size)
+    config = recipe.train_config()
+    model, tokenizer, _ = fresh_model(model_name, seed)
+    encode = {"tokenizer": tokenizer, **recipe.preprocess()}  # (c)'s head+tail tokens, exactly
+    train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    precision = choose_precision(device, config.mixed_precision)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=recipe.batch_size,
+            per_device_eval_batch_size=2 * recipe.batch_size,
+            learning_rate=config.lr,
+            weight_decay=config.weight_decay,  # the Trainer also spares biases and LayerNorm, as param_groups does
+            adam_beta1=config.betas[0],
+            adam_beta2=config.betas[1],
+            optim="adamw_torch",
+            lr_scheduler_type=config.decay,
+            warmup_steps=config.warmup_ratio,  # a float below 1: a fraction of all steps
+            max_grad_norm=config.max_grad_norm,
+            train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+            bf16=precision.name == "bf16",
+            fp16=precision.name == "fp16",
+            dataloader_pin_memory=device.type == "cuda",  # pinned memory only helps copies to a GPU
+            seed=seed,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            processing_class=tokenizer,
+            data_collator=make_collator(tokenizer),
+        )
+        sync(device)
+        start = time.perf_counter()
+        trainer.train()
+        sync(device)
+        seconds = time.perf_counter() - start
+        preds = trainer.predict(test).predictions
+    acc, f1 = scores(np.asarray(list(test["label"])), np.asarray(preds).argmax(-1))
+    lengths = np.array([len(ids) for ids in train["input_ids"]])
+    how = (
+        f"Trainer, {recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, "
+        f"warm-up + {config.decay} decay, {precision.name}"
+    )
+    return ArmResult(
+        "trainer_recipe",
+        how,
+        len(train) * epochs,
+        seconds,
+        acc,
+        f1,
+        len(test),
+        float(lengths.mean()),
+        {"tokens_note": "real tokens (padding not counted)"},
+    )
+
+
 # ---------------------------------------------------------------- MFU of the bert-base architecture
 
 
@@ -334,10 +413,10 @@ def flops_text(tflops: float) -> str:
 def print_table(results: list[ArmResult]) -> None:
     """One row per arm: samples/s, training time, accuracy +- SE, F1, tokens per review."""
     print()
-    print(f"{'arm':8s} {'samples/s':>9s} {'train s':>8s} {'accuracy':>14s} {'F1':>6s} {'tok/review':>10s}  how")
+    print(f"{'arm':14s} {'samples/s':>9s} {'train s':>8s} {'accuracy':>14s} {'F1':>6s} {'tok/review':>10s}  how")
     for r in results:
         print(
-            f"{r.arm:8s} {r.samples_per_second:9.2f} {r.train_seconds:8.1f} {r.accuracy:7.3f} ± {r.accuracy_se:.3f} "
+            f"{r.arm:14s} {r.samples_per_second:9.2f} {r.train_seconds:8.1f} {r.accuracy:7.3f} ± {r.accuracy_se:.3f} "
             f"{r.f1:6.3f} {r.tokens_per_review:10.1f}  {r.how}"
         )
 
@@ -353,7 +432,7 @@ def accuracy_verdict(a: ArmResult, b: ArmResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the three arms (and the MFU section), print the table and the speed-up line."""
+    """Run the four arms (and the MFU section), print the table and the speed-up line."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -371,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="the seed arm's constant lr (default: the course recipe's lr, so that speed is what differs)",
     )
-    parser.add_argument("--arms", default="seed,trainer,ftlearn", help="comma-separated subset of seed,trainer,ftlearn")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     parser.add_argument(
         "--mfu",
         action=argparse.BooleanOptionalAction,
@@ -397,9 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    unknown = set(arms) - {"seed", "trainer", "ftlearn"}
+    unknown = set(arms) - set(ARMS)
     if unknown:
-        parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from seed, trainer, ftlearn")
+        parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ARMS)}")
     device = pick_device()
     lr = args.lr if args.lr is not None else BertRecipe.for_profile(profile).lr
     print(
@@ -414,13 +493,15 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[ArmResult] = []
     for arm in arms:
-        print(f"\n--- ({'abc'[['seed', 'trainer', 'ftlearn'].index(arm)]}) {arm} ...", flush=True)
+        print(f"\n--- ({'abcd'[ARMS.index(arm)]}) {arm} ...", flush=True)
         if arm == "seed":
             result = run_seed(dsd, profile.bert_model, epochs, lr, args.seed, device, sizes["max_length"])
         elif arm == "trainer":
             result = run_trainer(dsd, profile.bert_model, epochs, args.seed, sizes["max_length"])
-        else:
+        elif arm == "ftlearn":
             result = run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile)
+        else:
+            result = run_trainer_recipe(dsd, profile.bert_model, epochs, args.seed, device, profile)
         print(
             f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, "
             f"accuracy {result.accuracy:.3f}",
@@ -431,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     by_arm = {r.arm: r for r in results}
     if "ftlearn" in by_arm:
-        for other in ("seed", "trainer"):
+        for other in ("seed", "trainer", "trainer_recipe"):
             if other in by_arm:
                 print(accuracy_verdict(by_arm["ftlearn"], by_arm[other]))
 
@@ -485,9 +566,12 @@ def main(argv: list[str] | None = None) -> int:
     if "ftlearn" in by_arm:
         ratio = {
             k: by_arm["ftlearn"].samples_per_second / by_arm[k].samples_per_second if k in by_arm else float("nan")
-            for k in ("seed", "trainer")
+            for k in ("seed", "trainer", "trainer_recipe")
         }
-        print(f"speedup_vs_seed={ratio['seed']:.2f} speedup_vs_trainer={ratio['trainer']:.2f}")
+        print(
+            f"speedup_vs_seed={ratio['seed']:.2f} speedup_vs_trainer={ratio['trainer']:.2f} "
+            f"speedup_vs_trainer_same_recipe={ratio['trainer_recipe']:.2f}"
+        )
     return 0
 
 

@@ -489,6 +489,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     from ftlearn.files import OutputPathError
     from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
+    from ftlearn.windows import StrideError
 
     if (args.text is None) == (args.file is None):
         print(
@@ -496,25 +497,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.stride is not None and args.stride < 1:
+        print(f"ftlearn predict: --stride must be a positive number of tokens, got {args.stride}.", file=sys.stderr)
+        return 2
+    if args.stride is not None and args.windows == "off":
+        print("ftlearn predict: --stride sets the windows' spacing; add --windows mean or confident.", file=sys.stderr)
+        return 2
+    reading = {"windows": args.windows, "stride": args.stride}
     try:
         if args.file is not None:
             if args.out is None:
                 print("ftlearn predict: --file needs --out, the CSV to write the predictions to.", file=sys.stderr)
                 return 2
-            n = predict_file(args.model_dir, args.file, args.out, progress=True)
+            n = predict_file(args.model_dir, args.file, args.out, progress=True, **reading)
             print(f"wrote {n} predictions to {args.out}")
             return 0
         if empty_text_problem([args.text], "the review"):
             print("ftlearn predict: the review text is empty; give the review in quotes.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
-        preds, p_pos = predict_texts(model, tokenizer, [args.text], settings)
+        preds, p_pos = predict_texts(model, tokenizer, [args.text], settings, **reading)
     except OutputPathError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
     except FinetunedModelError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 1
+    except StrideError as exc:  # a stride longer than the model's window: known only once its settings are read
+        print(f"ftlearn predict: {exc}", file=sys.stderr)
+        return 2
     label = "positive" if preds[0] == 1 else "negative"
     print(f"{label} (p_positive = {p_pos[0]:.3f})")
     return 0
@@ -526,7 +537,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ftlearn.predict import FinetunedModelError, compare_finetuned
 
     try:
-        out = compare_finetuned(args.model_a, args.model_b, args.profile)
+        out = compare_finetuned(args.model_a, args.model_b, args.profile, windows=args.windows)
     except (FinetunedModelError, IMDBDataError, ValueError) as exc:
         print(f"ftlearn compare: {exc}", file=sys.stderr)
         return 1
@@ -543,6 +554,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ftlearn` command."""
+    from ftlearn.windows import PREDICT_WINDOWS, WINDOW_MODES
+
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -662,6 +675,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    predict.add_argument(
+        "--windows",
+        choices=WINDOW_MODES,
+        default=PREDICT_WINDOWS,
+        help="read a review longer than the model's input whole, as overlapping windows whose logits are averaged "
+        f"(mean) or taken from the most confident window (confident); off: the truncation it was trained with "
+        f"(default {PREDICT_WINDOWS})",
+    )
+    predict.add_argument(
+        "--stride", type=int, default=None, help="text tokens between window starts (default: half a window)"
+    )
     predict.set_defaults(func=cmd_predict)
 
     compare = sub.add_parser(
@@ -671,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("model_b", help="another such folder")
     compare.add_argument(
         "--profile", default=None, help="whose test set to use (default: the profile in A's metrics.json)"
+    )
+    compare.add_argument(
+        "--windows", choices=WINDOW_MODES, default="off", help="how both models read long reviews (as in predict)"
     )
     compare.set_defaults(func=cmd_compare)
     return parser

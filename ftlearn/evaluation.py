@@ -18,8 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    """The batch's tensors moved to `device`."""
-    return {k: v.to(device) for k, v in batch.items()}
+    """The batch's tensors moved to `device` (without waiting, from pinned memory to a GPU)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def predict_logits(
@@ -58,6 +58,29 @@ def predict_logits(
         logits = distributed.interleave(distributed.all_gather_objects(logits))
         labels = distributed.interleave(distributed.all_gather_objects(labels))
     return torch.cat(logits).numpy(), (torch.cat(labels).numpy() if labels else None)
+
+
+def encoded_logits(
+    model: torch.nn.Module, tokenizer: Any, enc: dict, batch_size: int = 32, progress: bool = False
+) -> np.ndarray:
+    """Logits (N, C) of encoded texts (`input_ids`, `attention_mask` lists), in their order (notebook 07).
+
+    Batches are padded to their longest member by the tokenizer's collator; `progress` shows a bar.
+    """
+    from torch.utils.data import DataLoader
+
+    from ftlearn.tokenization import make_collator
+
+    pairs = zip(enc["input_ids"], enc["attention_mask"], strict=True)
+    features = [{"input_ids": i, "attention_mask": m} for i, m in pairs]
+    # unshuffled: the outputs come back in the input order
+    loader: Any = DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer))
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="predicting", unit="batch")
+    logits, _ = predict_logits(model, loader)
+    return logits
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

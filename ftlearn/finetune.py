@@ -64,9 +64,12 @@ def split_train_val(
 
 
 def prepare_classifier_data(
-    dsd: datasets.DatasetDict, tokenizer: Any, recipe: ClassifierRecipe, seed: int = 0
+    dsd: datasets.DatasetDict, tokenizer: Any, recipe: ClassifierRecipe, seed: int = 0, device: Any = None
 ) -> ClassifierData:
-    """Split off validation, tokenize with the recipe's truncation, build dynamic-padding loaders (notebook 07)."""
+    """Split off validation, tokenize with the recipe's truncation, build dynamic-padding loaders (notebook 07).
+
+    The loaders use the recipe's worker processes, and pin their batches when it says so or `device` is a GPU.
+    """
     from ftlearn.tokenization import make_collator, make_loader, tokenize_dataset
 
     train_text, val_text = split_train_val(dsd["train"], recipe.val_fraction, seed)
@@ -74,8 +77,9 @@ def prepare_classifier_data(
     train, val, test = (tokenize_dataset(d, **encode) for d in (train_text, val_text, dsd["test"]))
     collator = make_collator(tokenizer)
     eval_size = 2 * recipe.batch_size  # no gradients at evaluation: bigger batches fit
+    feeding = {"num_workers": recipe.num_workers, "pin_memory": recipe.loader_pinning(device)}
     shuffled = make_loader(
-        train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
+        train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed, **feeding
     )
     return ClassifierData(
         train=train,
@@ -83,8 +87,8 @@ def prepare_classifier_data(
         test=test,
         train_loader=shuffled,
         # evaluation order does not matter for the metrics, so sort by length to waste no padding
-        val_loader=make_loader(val, collator, eval_size, group_by_length=True),
-        test_loader=make_loader(test, collator, eval_size, group_by_length=True),
+        val_loader=make_loader(val, collator, eval_size, group_by_length=True, **feeding),
+        test_loader=make_loader(test, collator, eval_size, group_by_length=True, **feeding),
         collator=collator,
     )
 
@@ -365,6 +369,7 @@ def _finetune_classifier(
     check_out(out)  # a bad --out fails now, not after training
     lm_folder = check_init(kind, init)  # and so does a bad --init
     profile = _profile(profile)
+    device = _device()  # first: a GPU's loaders pin their batches
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
         dsd = load_imdb(profile=profile, seed=seed)
@@ -379,11 +384,11 @@ def _finetune_classifier(
             start_from = "pretrained" if lm_folder else init  # an adapted LM folder is a pretrained checkpoint
             model, tokenizer, source = load_gpt2_classifier(profile, name=name, init=start_from)
             recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
-        data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
-    device = _device()
+        data = prepare_classifier_data(dsd, tokenizer, recipe, seed, device)
     seed_everything(seed)  # dropout masks from here on
     resume = resume or Resume()
-    config = recipe.train_config(progress=progress, **resume.train_config())
+    cadence = recipe.eval_every_steps(len(data.train_loader))
+    config = recipe.train_config(progress=progress, eval_every_steps=cadence, **resume.train_config())
     history = fit(
         model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy,
         resume_from=resume.resume_from,

@@ -26,6 +26,7 @@ class History:
     stopped_early: bool = False
     best_step: int | None = None
     precision: str = "fp32"
+    skipped_steps: list[int] = field(default_factory=list)  # fp16: steps the GradScaler skipped (inf/NaN gradients)
 
     def log_step(self, step: int, epoch: float, loss: float, lr: float, grad_norm: float) -> None:
         """Append one optimizer step's row."""

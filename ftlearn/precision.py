@@ -28,17 +28,25 @@ class Precision:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
 
 
-def choose_precision(device: torch.device, mode: str = "auto") -> Precision:
-    """bf16 on GPUs that support it, else fp16 with loss scaling; none of it on CPU (notebook 07)."""
+def choose_precision(device: torch.device, mode: str = "auto", bf16_supported: bool | None = None) -> Precision:
+    """bf16 on GPUs that support it, else fp16 with loss scaling; fp32 on CPU unless asked (notebook 07).
+
+    `mode` "bf16" or "fp16" is honoured on any device: PyTorch's CPU autocast and `GradScaler("cpu")` run both,
+    which is how the test suite walks a T4's fp16 road and an A100's bf16 road without a GPU. `bf16_supported`
+    says what the GPU can do (None: ask torch); tests inject it to cover each kind of GPU.
+    """
     import torch
 
     if mode not in ("auto", "bf16", "fp16", "no"):
         raise ValueError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'no', got {mode!r}.")
-    if device.type != "cuda" or mode == "no":
+    if mode == "no" or (mode == "auto" and device.type != "cuda"):
         # On CPU, bf16 autocast exists but is slower than fp32 on most CPUs and changes the numbers:
-        # the course keeps CPU runs in plain fp32.
+        # left to choose, the course keeps CPU (and MPS) runs in plain fp32.
         return Precision(None, False)
-    if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+    if mode == "auto":
+        supported = torch.cuda.is_bf16_supported() if bf16_supported is None else bf16_supported
+        mode = "bf16" if supported else "fp16"  # a T4 or older: no bf16
+    if mode == "bf16":
         return Precision(torch.bfloat16, False)  # bf16 has fp32's exponent range: no loss scaling needed
     return Precision(torch.float16, True)  # fp16 gradients underflow without scaling
 

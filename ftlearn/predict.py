@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ftlearn.evaluation import predict_logits, probabilities
+from ftlearn.evaluation import encoded_logits, probabilities
 from ftlearn.finetune import METRICS_FILE, PREPROCESS_FILE, folder_problem, read_json_object, saved_task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,34 +105,39 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
 
 
 def predict_texts(
-    model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32, progress: bool = False
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    settings: dict,
+    batch_size: int = 32,
+    progress: bool = False,
+    windows: str = "off",
+    stride: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 07).
 
+    `windows="off"` reads each text as the model was trained (the saved truncation, e.g. head+tail); "mean" or
+    "confident" reads a long text whole, as overlapping windows whose logits are combined (`ftlearn.windows`).
     `progress` shows a bar over the batches (`ftlearn predict --file` does, for long files).
     """
-    from torch.utils.data import DataLoader
+    from ftlearn.tokenization import encode_texts
+    from ftlearn.windows import WINDOW_MODES, predict_windows
 
-    from ftlearn.tokenization import encode_texts, make_collator
-
+    if windows not in WINDOW_MODES:
+        raise ValueError(f"windows must be one of {', '.join(WINDOW_MODES)}, got {windows!r}.")
     if not texts:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    enc = encode_texts(
-        tokenizer,
-        list(texts),
-        settings["max_length"],
-        settings.get("truncation", "head"),
-        settings.get("head_fraction", 0.25),
-    )
-    pairs = zip(enc["input_ids"], enc["attention_mask"], strict=True)
-    features = [{"input_ids": i, "attention_mask": m} for i, m in pairs]
-    # unshuffled: the outputs come back in the input order
-    loader = DataLoader(features, batch_size=batch_size, collate_fn=make_collator(tokenizer))
-    if progress:
-        from tqdm.auto import tqdm
-
-        loader = tqdm(loader, desc="predicting", unit="batch")
-    logits, _ = predict_logits(model, loader)
+    if windows != "off":
+        logits = predict_windows(model, tokenizer, texts, settings["max_length"], windows, stride, batch_size, progress)
+    else:
+        enc = encode_texts(
+            tokenizer,
+            list(texts),
+            settings["max_length"],
+            settings.get("truncation", "head"),
+            settings.get("head_fraction", 0.25),
+        )
+        logits = encoded_logits(model, tokenizer, enc, batch_size, progress)
     probs = probabilities(logits)
     return probs.argmax(axis=-1), probs[:, 1]
 
@@ -153,9 +158,17 @@ def empty_text_problem(texts: list[str], where: str) -> str | None:
 
 
 def predict_file(
-    folder: str | Path, csv_in: str | Path, csv_out: str | Path, batch_size: int = 32, progress: bool = False
+    folder: str | Path,
+    csv_in: str | Path,
+    csv_out: str | Path,
+    batch_size: int = 32,
+    progress: bool = False,
+    windows: str = "off",
+    stride: int | None = None,
 ) -> int:
     """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 07).
+
+    `windows` and `stride` are `predict_texts`'s: "mean" or "confident" read long reviews whole.
 
     Everything that can be checked is checked before the model is loaded: the output path, the input
     file, empty texts (refused, see `empty_text_problem`), the model folder. The output is written
@@ -190,7 +203,7 @@ def predict_file(
     if problem:
         raise FinetunedModelError(problem)
     model, tokenizer, settings = load_finetuned(folder)
-    preds, p_pos = predict_texts(model, tokenizer, texts, settings, batch_size, progress=progress)
+    preds, p_pos = predict_texts(model, tokenizer, texts, settings, batch_size, progress, windows, stride)
     replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
     if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
         print(
@@ -206,11 +219,16 @@ def predict_file(
 
 
 def compare_finetuned(
-    folder_a: str | Path, folder_b: str | Path, profile: Profile | str | None = None, seed: int = 0
+    folder_a: str | Path,
+    folder_b: str | Path,
+    profile: Profile | str | None = None,
+    seed: int = 0,
+    windows: str = "off",
 ) -> dict:
     """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 07).
 
-    The test set is the one of `profile`, by default the profile recorded in A's metrics.json.
+    The test set is the one of `profile`, by default the profile recorded in A's metrics.json; both models
+    read the reviews as `windows` says (see `predict_texts`).
     """
     from ftlearn.data import load_imdb
     from ftlearn.metrics import paired_accuracy_difference
@@ -224,5 +242,5 @@ def compare_finetuned(
     loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]
     test = load_imdb(profile=profile, seed=seed)["test"]
     texts, labels = list(test["text"]), np.array(test["label"])
-    preds = [predict_texts(model, tokenizer, texts, settings)[0] for model, tokenizer, settings in loaded]
+    preds = [predict_texts(m, tok, texts, settings, windows=windows)[0] for m, tok, settings in loaded]
     return {"profile": profile.name, **paired_accuracy_difference(labels, preds[0], preds[1])}

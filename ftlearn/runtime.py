@@ -146,15 +146,29 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
             torch.backends.cudnn.benchmark = False
 
 
-def is_online(timeout: float = 1.5, host: str = HUB_HOST) -> bool:
-    """True when the Hugging Face hub answers; False at once when HF_HUB_OFFLINE is set."""
+def hub_address() -> tuple[str, int]:
+    """Host and port of the Hugging Face hub this process downloads from: $HF_ENDPOINT's, else huggingface.co:443."""
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "").strip() or f"https://{HUB_HOST}")
+    default_port = 443 if endpoint.scheme == "https" else 80
+    try:
+        port = endpoint.port or default_port
+    except ValueError:  # a malformed port: probe the default and let huggingface_hub report the address
+        port = default_port
+    return endpoint.hostname or HUB_HOST, port
+
+
+def is_online(timeout: float = 1.5, host: str | None = None) -> bool:
+    """True when the Hugging Face hub ($HF_ENDPOINT if set) answers; False at once when HF_HUB_OFFLINE is set."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
+    address = (host, 443) if host is not None else hub_address()
     result: list[bool] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((host, 443), timeout=timeout):
+            with socket.create_connection(address, timeout=timeout):
                 result.append(True)
         except OSError:
             result.append(False)

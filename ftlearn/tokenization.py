@@ -68,8 +68,14 @@ def encode_texts(
     Returns `input_ids` and `attention_mask` as lists of lists of varying length (padding happens
     per batch, in the collator).
     """
-    if clean:
-        texts = [clean_review(t) for t in texts]
+    prefix, suffix, budget = special_tokens(tokenizer, max_length)
+    raw = text_ids(tokenizer, texts, clean)
+    input_ids = [prefix + truncate_ids(ids, budget, truncation, head_fraction) + suffix for ids in raw]
+    return {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids]}
+
+
+def special_tokens(tokenizer: Any, max_length: int) -> tuple[list[int], list[int], int]:
+    """Ids before and after a text ([CLS], [SEP] for BERT; none for GPT-2) and the text tokens left (notebook 05)."""
     # BERT wraps one text as [CLS] text [SEP]; a tokenizer without those ids (GPT-2) adds nothing.
     prefix = [tokenizer.cls_token_id] if tokenizer.cls_token_id is not None else []
     suffix = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
@@ -77,10 +83,15 @@ def encode_texts(
     budget = max_length - n_special
     if budget <= 0:
         raise ValueError(f"max_length={max_length} leaves no room for text after {n_special} special tokens.")
-    # verbose=False: we truncate ourselves below, so the "sequence longer than 512" warning is noise.
-    raw = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-    input_ids = [prefix + truncate_ids(ids, budget, truncation, head_fraction) + suffix for ids in raw]
-    return {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids]}
+    return prefix, suffix, budget
+
+
+def text_ids(tokenizer: Any, texts: Sequence[str], clean: bool = True) -> list[list[int]]:
+    """Every text's token ids, whole: no special tokens, no truncation (cleaned first unless `clean=False`)."""
+    if clean:
+        texts = [clean_review(t) for t in texts]
+    # verbose=False: callers truncate or cut into windows themselves, so the "longer than 512" warning is noise.
+    return tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
 
 
 def tokenize_dataset(
@@ -233,10 +244,24 @@ def make_loader(
     shuffle: bool = False,
     group_by_length: bool = False,
     seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over a tokenized dataset with a `BatchOrder` batch sampler (notebook 05)."""
+    """A DataLoader over a tokenized dataset with a `BatchOrder` batch sampler (notebook 05).
+
+    `num_workers` processes collate batches ahead (kept alive across epochs); `pin_memory` puts them in
+    page-locked memory, from which copies to a GPU are faster and can overlap its work (notebook 11).
+    The order stays `BatchOrder`'s: workers only prepare the batches it names.
+    """
     from torch.utils.data import DataLoader
 
     lengths = [len(ids) for ids in ds["input_ids"]]
     order = BatchOrder(lengths, batch_size, shuffle=shuffle, group_by_length=group_by_length, seed=seed)
-    return DataLoader(ds, batch_sampler=order, collate_fn=collate_fn)
+    return DataLoader(
+        ds,
+        batch_sampler=order,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

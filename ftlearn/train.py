@@ -53,7 +53,7 @@ class TrainConfig:
     final_lr_ratio: float = 0.0  # ... to this fraction of the peak at the last step
     grad_accum_steps: int = 1  # micro-batches per optimizer step
     max_grad_norm: float | None = 1.0  # clip the global gradient norm; None = no clipping
-    mixed_precision: str = "auto"  # "auto" (bf16/fp16 on CUDA, nothing on CPU), "bf16", "fp16" or "no"
+    mixed_precision: str = "auto"  # "auto" (bf16/fp16 on CUDA, fp32 elsewhere), "bf16" or "fp16" (any device), "no"
     eval_every_steps: int | None = None  # evaluate also every N optimizer steps (always at each epoch end)
     patience: int | None = None  # early stopping: evaluations without a better val loss before stopping
     restore_best: bool = True  # at the end, load the weights of the best evaluation (when there is a val set)
@@ -138,6 +138,36 @@ def _shard_for_ddp(train_loader: Any) -> Any:
         "Build the training loader with ftlearn.tokenization.make_loader (its BatchOrder shards itself), or pass "
         "DataLoader(ds, batch_size=..., sampler=DistributedSampler(ds, shuffle=True), collate_fn=...)."
     )
+
+
+def optimizer_step(
+    model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any, max_grad_norm: float | None
+) -> tuple[float, float, bool]:
+    """Unscale, clip, step, schedule, zero_grad; returns the pre-clip norm, the lr used, and skipped (notebook 07).
+
+    With a GradScaler (fp16), the gradients are unscaled first, so that clipping and the reported norm see the
+    true gradients, not the scaled ones; a step whose gradients hold inf or NaN is skipped by the scaler
+    (which then halves its scale), and the schedule does not advance for a step that did not happen.
+    """
+    import torch
+
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    max_norm = max_grad_norm if max_grad_norm is not None else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))  # 3. clip
+    lr = float(optimizer.param_groups[0]["lr"])
+    skipped = False
+    if scaler is not None:
+        scale = scaler.get_scale()
+        scaler.step(optimizer)  # skips the step if the gradients overflowed ...
+        scaler.update()
+        skipped = scaler.get_scale() < scale  # ... and then lowers the scale: that is how we know
+    else:
+        optimizer.step()  # 4. step
+    if not skipped:
+        scheduler.step()  # 5. schedule
+    optimizer.zero_grad(set_to_none=True)  # 6. zero_grad
+    return grad_norm, lr, skipped
 
 
 @dataclass
@@ -272,20 +302,11 @@ def fit(
             values.append(value)
         return values[0] if len(values) == 1 else float(np.dot(values, weights) / total)
 
-    def optimizer_step() -> tuple[float, float]:
-        """Clip, step, schedule, zero_grad; returns the gradient norm before clipping and the lr used."""
-        if scaler is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-        max_norm = config.max_grad_norm if config.max_grad_norm is not None else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))  # 3. clip
-        lr = lr_now()
-        if scaler is not None:
-            scaler.step(optimizer)  # skips the step if the scaled gradients overflowed
-            scaler.update()
-        else:
-            optimizer.step()  # 4. step
-        scheduler.step()  # 5. schedule
-        optimizer.zero_grad(set_to_none=True)  # 6. zero_grad
+    def step_and_log() -> tuple[float, float]:
+        """One optimizer step (`optimizer_step`); a step the scaler skipped is recorded in the History."""
+        grad_norm, lr, skipped = optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
+        if skipped:
+            history.skipped_steps.append(run.step + 1)
         return grad_norm, lr
 
     def run_eval() -> bool:
@@ -332,7 +353,7 @@ def fit(
             if (i + 1) % k and i + 1 != n_batches:
                 continue
             loss_value = backward_group(group, i + 1 - len(group))
-            grad_norm, lr = optimizer_step()
+            grad_norm, lr = step_and_log()
             group = []
             run.step, run.batches_done = run.step + 1, i + 1
             history.log_step(run.step, round(run.step / per_epoch, 4), loss_value, lr, grad_norm)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "finetune_throughput.py"
 
 
-def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> None:
+def test_benchmark_prints_four_way_table_and_speedup_line(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     env = {**os.environ, "FTLEARN_PROFILE": "smoke", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
@@ -31,20 +31,22 @@ def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
 
-    # the table: a header, then one row per arm in the order (a) seed, (b) trainer, (c) ftlearn
+    # the table: a header, then one row per arm in the order (a) seed, (b) trainer, (c) ftlearn, (d) trainer_recipe
     header = next(i for i, line in enumerate(lines) if line.startswith("arm ") and "samples/s" in line)
-    rows = [line.split() for line in lines[header + 1 : header + 4]]
-    assert [r[0] for r in rows] == ["seed", "trainer", "ftlearn"]
+    rows = [line.split() for line in lines[header + 1 : header + 5]]
+    assert [r[0] for r in rows] == ["seed", "trainer", "ftlearn", "trainer_recipe"]
     table_rate = {r[0]: float(r[1]) for r in rows}
     assert all(rate > 0 for rate in table_rate.values())
 
     # the last line is the speed-up line, and its ratios are the table's samples/s ratios
-    match = re.fullmatch(r"speedup_vs_seed=(\S+) speedup_vs_trainer=(\S+)", lines[-1])
+    line = r"speedup_vs_seed=(\S+) speedup_vs_trainer=(\S+) speedup_vs_trainer_same_recipe=(\S+)"
+    match = re.fullmatch(line, lines[-1])
     assert match, lines[-1]
     saved = json.loads(out_json.read_text())
     rate = {arm["arm"]: arm["samples_per_second"] for arm in saved["arms"]}
     assert math.isclose(float(match.group(1)), rate["ftlearn"] / rate["seed"], abs_tol=0.006)
     assert math.isclose(float(match.group(2)), rate["ftlearn"] / rate["trainer"], abs_tol=0.006)
+    assert math.isclose(float(match.group(3)), rate["ftlearn"] / rate["trainer_recipe"], abs_tol=0.006)
     for arm in saved["arms"]:
         assert math.isclose(table_rate[arm["arm"]], arm["samples_per_second"], abs_tol=0.006)
         assert arm["samples"] == saved["sizes"]["n_train"] * saved["sizes"]["epochs"]
@@ -53,6 +55,10 @@ def test_benchmark_prints_three_way_table_and_speedup_line(tmp_path: Path) -> No
     tokens = {arm["arm"]: arm["tokens_per_review"] for arm in saved["arms"]}
     assert tokens["seed"] == saved["sizes"]["max_length"]
     assert tokens["ftlearn"] < tokens["seed"]
+    # the Trainer given the course's recipe reads the very same tokens as ftlearn (real ones: padding not counted)
+    recipe_row = next(arm for arm in saved["arms"] if arm["arm"] == "trainer_recipe")
+    assert "head+tail" in recipe_row["how"] and "grouped by length" in recipe_row["how"]
+    assert tokens["trainer_recipe"] <= tokens["ftlearn"]
 
 
 def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:

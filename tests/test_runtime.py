@@ -89,6 +89,15 @@ def test_online_check_gives_up_within_its_timeout(monkeypatch):
     assert time.perf_counter() - start < 1.5
 
 
+def test_online_check_probes_the_hub_that_hf_endpoint_names(monkeypatch):
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    assert runtime.hub_address() == ("huggingface.co", 443)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:8123")
+    assert runtime.hub_address() == ("127.0.0.1", 8123)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.org")
+    assert runtime.hub_address() == ("hub.example.org", 443)
+
+
 def test_env_report_names_versions_and_device():
     report = runtime.env_report()
     assert report["torch"] == torch.__version__

@@ -39,3 +39,28 @@ def toy_data(n: int = 40, seed: int = 0, flip: bool = False) -> datasets.Dataset
         rows["attention_mask"].append([1] * (len(ids) + 2))
         rows["label"].append(1 - label if flip else label)
     return datasets.Dataset.from_dict(rows)
+
+
+def save_tiny_bert_with_tokenizer(folder, max_positions: int = 512, seed: int = 0):
+    """A 2-layer, 32-wide random BERT classifier saved with the offline MiniLM's real tokenizer; None without it."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from ftlearn.models import offline_bert_dir
+
+    source = offline_bert_dir()
+    if source is None:
+        return None
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        num_labels=2,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
