@@ -3,7 +3,7 @@
 `scripts/make_judgement_data.py` made the files in `ftlearn/checks/data/` with the course's own code
 (`ftlearn.train.fit` on the IMDB sample); each records how it was made under "made". Every right answer
 below is computed from those files, so the checks stay right if the files are made again. A learner's
-answer is graded into "ok" or the name of a known wrong answer, whose hint is shown; no hint names the
+answer is graded into RIGHT or the name of a known wrong answer, whose hint is shown; no hint names the
 right answer.
 """
 
@@ -25,6 +25,7 @@ RECORDED = {
     "lm_lr_sweep": ("made", "base_perplexity", "runs"),
     "diverged_run": ("made", "history", "stopped_by"),
 }
+RIGHT = "<graded right>"  # what the grader returns for a right answer (no hint text contains it)
 REMAKE = "Reinstall the course, or make the file again with `python scripts/make_judgement_data.py`."
 
 
@@ -60,8 +61,10 @@ def lr_sweep() -> tuple[dict[float, float], float]:
     return {run["lr"]: float(run["perplexity"]) for run in data["runs"]}, float(data["base_perplexity"])
 
 
-def _judge(name: str, fn: Callable, args: tuple, grade: Callable[[Any], str], hints: dict[str, str], hint: str):
-    """Grade `fn(*args)` with `grade` ("ok" or a key of `hints`), through the one checker (not attempted, errors...)."""
+def _judge(
+    name: str, fn: Callable, args: tuple, grade: Callable[[Any], str], hints: dict[str, str], hint: str
+) -> CheckResult:
+    """Grade `fn(*args)` with `grade` (RIGHT or a key of `hints`) through the one checker (not attempted, errors)."""
     hints = {"none": "Your function returned None: did you forget `return`?", **hints}
 
     def graded(*a: Any) -> str:
@@ -71,7 +74,7 @@ def _judge(name: str, fn: Callable, args: tuple, grade: Callable[[Any], str], hi
     return check(
         name,
         graded,
-        lambda *a: "ok",
+        lambda *a: RIGHT,
         [args],
         compare=lambda got, want: got == want,
         mistakes=[Mistake(lambda *a, key=key: key, text) for key, text in hints.items()],
@@ -138,7 +141,7 @@ def check_epoch_choice(fn: Callable) -> CheckResult:
             return "other epoch"
         if letter is None:
             return "letter"
-        return "ok" if letter == "b" else f"reason {letter}"
+        return RIGHT if letter == "b" else f"reason {letter}"
 
     hints = {
         "shape": "return a pair: (epoch number, reason letter), e.g. `return 3, 'a'`.",
@@ -209,10 +212,13 @@ def _paired_cases() -> list[tuple]:
     # 120 reviews; the models disagree often and B wins slightly more
     a2 = ([1, 0, 1, 1, 0, 0] * 20)[:120]
     b2 = ([0, 1, 1, 1, 1, 0] * 20)[:120]
+    # 100 reviews; they disagree on 20, A wins 11 of them: a difference well within one standard error
+    a3 = [1] * 70 + [1] * 11 + [0] * 9 + [0] * 10
+    b3 = [1] * 70 + [0] * 11 + [1] * 9 + [0] * 10
     data = load_recorded("bert_epochs")
     facts = _epoch_facts(History.from_dict(data["history"]))
     kept = data["test_correct_by_epoch"][facts["epochs"].index(facts["best"])]
-    return [(a1, b1), (a2, b2), (kept, data["test_correct_by_epoch"][-1])]
+    return [(a1, b1), (a2, b2), (a3, b3), (kept, data["test_correct_by_epoch"][-1])]
 
 
 def _same_report(got: Any, want: dict) -> bool:
@@ -239,17 +245,17 @@ def check_paired_comparison(fn: Callable) -> CheckResult:
             Mistake(_paired_variant("ddof0"), "use the sample standard deviation of g, dividing by n - 1 (ddof=1)."),
             Mistake(
                 _paired_variant("no sqrt"),
-                "that is the standard deviation of g; the standard error of its "
-                "mean divides it by the square root of n.",
-            ),  # fmt: skip
+                "that is the standard deviation of g; the standard error of its mean divides it by the square root "
+                "of n.",
+            ),
             Mistake(_paired_variant("over n"), "divide the standard deviation by the *square root* of n, not by n."),
             Mistake(_paired_variant(flip=True), "the difference is A minus B (and the verdict follows its sign)."),
+            Mistake(_paired_variant(threshold=1.0), "the course's rule is 2 standard errors, not 1."),
             Mistake(
                 _sign_only,
                 "any non-zero difference got a winner: the verdict should name one only when the difference is more "
                 "than 2 standard errors from 0.",
             ),
-            Mistake(_paired_variant(threshold=1.0), "the course's rule is 2 standard errors, not 1."),
         ],
         hint=f"difference = mean of g = a - b; se = std(g, ddof=1) / sqrt(n); verdict: one of {', '.join(VERDICTS)}.",
     )
@@ -287,7 +293,7 @@ def check_lr_choice(fn: Callable) -> CheckResult:
             return "off grid"
         lr = on_grid[0]
         if lr in accepted:
-            return "ok"
+            return RIGHT
         if not math.isfinite(sweep[lr]):
             return "diverged"
         if sweep[lr] > base:
@@ -347,7 +353,7 @@ def check_divergence(fn: Callable) -> CheckResult:
         except (TypeError, ValueError):
             return "shape"
         if math.isclose(lr, want_lr, rel_tol=1e-6):
-            return "ok"
+            return RIGHT
         if lr > history.lr[-1] * (1 + 1e-6):
             return "peak"
         if math.isclose(lr, history.lr[-1], rel_tol=1e-6):
