@@ -95,6 +95,11 @@ def _made(what: str, seconds: float, **settings) -> dict:
     }
 
 
+def _bert_name(source) -> str:
+    """The hub name, or the offline fallback's package name (its folder is called `model`)."""
+    return Path(source.location).parent.name if source.is_substitute else source.location
+
+
 def classifier_epochs(profile, dsd, device) -> dict:
     """Lesson 07's BERT run, small: 6 epochs on 400 reviews, validation each epoch, test correctness each epoch."""
     import numpy as np
@@ -138,10 +143,10 @@ def classifier_epochs(profile, dsd, device) -> dict:
     print(f"classifier: val losses {history.val('loss')}, test accuracies {accuracies}")
     return {
         "made": _made(
-            f"BERT ({source.kind}: {Path(source.location).name}) fine-tuned on IMDB reviews with ftlearn.train.fit, "
-            "as in lesson 07, for more epochs than the lesson's recipe, evaluating after each",
+            f"BERT ({_bert_name(source)}) fine-tuned on IMDB reviews with ftlearn.train.fit as in lesson 07, for "
+            "more epochs than the lesson's recipe, validated after each",
             time.perf_counter() - start,
-            model=source.location if not source.is_substitute else Path(source.location).parent.name,
+            model=_bert_name(source),
             profile=profile.name,
             recipe=recipe.as_dict(),
             train_reviews=len(data.train),
