@@ -37,6 +37,14 @@ from ftlearn.checks.core import (
     reset_session,
     show_solution,
 )
+from ftlearn.checks.efficiency import (
+    check_accumulation_weights,
+    check_activation_bytes,
+    check_bytes_per_param,
+    check_epoch_seconds,
+)
+from ftlearn.checks.gpt2_classifier import check_add_pad_token, check_last_real_position, check_last_token_pool
+from ftlearn.checks.judgement import check_divergence, check_epoch_choice, check_lr_choice, check_paired_comparison
 from ftlearn.checks.lm import (
     check_add_k,
     check_bigram_counts,
@@ -65,6 +73,7 @@ from ftlearn.checks.optim import (
 )
 from ftlearn.checks.quiz import check_quiz
 from ftlearn.checks.tokenization import check_merge_pair
+from ftlearn.checks.trainer import check_compute_metrics, check_early_stopping, check_training_arguments
 from ftlearn.checks.transformer import (
     check_attention,
     check_causal_mask,
@@ -139,4 +148,22 @@ __all__ = [
     "check_layer_norm",
     "check_merge_heads",
     "check_split_heads",
+    # trainer
+    "check_compute_metrics",
+    "check_early_stopping",
+    "check_training_arguments",
+    # gpt2_classifier
+    "check_add_pad_token",
+    "check_last_real_position",
+    "check_last_token_pool",
+    # efficiency
+    "check_accumulation_weights",
+    "check_activation_bytes",
+    "check_bytes_per_param",
+    "check_epoch_seconds",
+    # judgement
+    "check_divergence",
+    "check_epoch_choice",
+    "check_lr_choice",
+    "check_paired_comparison",
 ]
