@@ -654,8 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
                 help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
-                "(what pretraining buys, lesson 07)"
-                + (", or the folder of a `ftlearn finetune gpt2-lm` run (lesson 10)" if target == "gpt2-cls" else ""),
+                "(what pretraining buys)"
+                + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
             )
         if target == "bert":
             cmd.add_argument(

@@ -353,7 +353,7 @@ def _finetune_classifier(
     """BERT or GPT-2 as a sentiment classifier: data, model, `fit` with lesson 02's loss, test, save.
 
     `init`: "pretrained" (the checkpoint), "random" (its shape, fresh weights), or for GPT-2 the folder of a
-    `ftlearn finetune gpt2-lm` run (its review-adapted weights: the ULMFiT chain of notebook 10).
+    `ftlearn finetune gpt2-lm` run (its review-adapted weights: the ULMFiT chain).
     """
     from ftlearn import distributed
     from ftlearn.data import load_imdb

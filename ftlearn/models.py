@@ -215,7 +215,7 @@ def load_classifier(
     whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 07). `build` names the
     offline GPT-2 build to fall back on (see `locate_model`). `init="random"` keeps the checkpoint's shape and
     tokenizer but draws every weight afresh (the model's own initialisation, seeded by the caller): what
-    fine-tuning would start from without pretraining (notebook 07, section 10).
+    fine-tuning would start from without pretraining (`ftlearn finetune bert --init random`).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
