@@ -32,6 +32,11 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def read_metrics(folder: str | Path) -> dict:
+    """The metrics.json a run saved in `folder`, or {} when there is none or it cannot be read (notebook 12)."""
+    return _read_json(Path(folder).expanduser() / METRICS_FILE)
+
+
 def _saved_task(folder: Path, manifest: dict | None = None) -> str | None:
     """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
     task = (manifest or {}).get("task") or _read_json(folder / METRICS_FILE).get("task")
@@ -44,9 +49,13 @@ def _saved_task(folder: Path, manifest: dict | None = None) -> str | None:
 def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     """The `ftlearn finetune` command that writes `folder` again, as recorded in its manifest or metrics.json."""
     recorded = {**_read_json(folder / METRICS_FILE), **(manifest or {})}
-    task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
     seed = f" --seed {recorded['seed']}" if recorded.get("seed") not in (None, 0) else ""
-    return f"ftlearn finetune {task} --profile {recorded.get('profile') or 'cpu'}{seed} --out {folder}"
+    profile = recorded.get("profile") or "cpu"
+    if recorded.get("task") == "distill":  # a student (notebook 12): it needs its teacher again
+        teacher = recorded.get("teacher") or "TEACHER_DIR"
+        return f"ftlearn distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
+    task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
+    return f"ftlearn finetune {task} --profile {profile}{seed} --out {folder}"
 
 
 def _tokenizer_problem(folder: Path) -> str | None:
