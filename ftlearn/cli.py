@@ -456,7 +456,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ftlearn.files import OutputPathError
     from ftlearn.finetune import check_out, distill_bert
     from ftlearn.models import ModelUnavailableError
-    from ftlearn.predict import FinetunedModelError, check_finetuned
+    from ftlearn.predict import FinetunedModelError, check_finetuned, load_teacher
     from ftlearn.runtime import get_profile, pick_device
 
     try:
@@ -493,8 +493,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     try:
         check_finetuned(args.teacher)  # before any data or model is loaded
         print(f"Distilling {args.teacher} into a student, profile {profile.name}, seed {args.seed}, into {out}")
+        teacher, info = load_teacher(args.teacher)
         result = distill_bert(
-            args.teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides
+            teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, teacher_info=info
         )
     except (FinetunedModelError, IMDBDataError, ModelUnavailableError) as exc:
         print(f"ftlearn distill: {exc}", file=sys.stderr)

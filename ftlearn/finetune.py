@@ -438,24 +438,8 @@ def finetune_gpt2_cls(
     return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume)
 
 
-def _teacher(teacher: str | Path | Any) -> tuple[Any, dict]:
-    """The teacher model and what its folder's metrics.json recorded ({} for a model passed in memory)."""
-    if not isinstance(teacher, (str, Path)):
-        return teacher, {}
-    from ftlearn.predict import FinetunedModelError, check_finetuned, load_finetuned, read_metrics
-
-    check_finetuned(teacher)  # a missing or damaged folder: one line saying so, before anything is loaded
-    recorded = read_metrics(teacher)
-    if recorded.get("task") not in ("bert", "distill"):
-        raise FinetunedModelError(
-            f"{teacher} holds a {recorded.get('task') or 'model of unknown kind'}, not a BERT classifier: the student "
-            "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
-        )
-    return load_finetuned(teacher)[0], recorded
-
-
 def distill_bert(
-    teacher: str | Path | Any,
+    teacher: Any,
     profile: Profile | str = "auto",
     out: str | Path | None = None,
     seed: int = 0,
@@ -463,13 +447,15 @@ def distill_bert(
     model_name: str | None = None,
     progress: bool = True,
     overrides: dict | None = None,
+    teacher_info: dict | None = None,
 ) -> FinetuneResult:
     """Notebook 12 in one call (`ftlearn distill`): a BERT student of a few layers, taught by a fine-tuned teacher.
 
-    `teacher` is a folder written by `ftlearn finetune bert` (checked before loading) or a model in memory. The
-    student is the first `recipe.student_layers` layers of the teacher's pretrained checkpoint (`model_name`
-    overrides it), trained through `fit` with `ftlearn.distill.distillation_loss`; with soft_weight 0 it learns
-    from the labels alone and the teacher is not consulted.
+    `teacher` is a fine-tuned BERT classifier in memory; `ftlearn.predict.load_teacher` loads one from a folder,
+    with `teacher_info` (its folder, accuracy and pretrained checkpoint, recorded in metrics.json). The student is
+    the first `recipe.student_layers` layers of `model_name` (default: the teacher's checkpoint, else the profile's
+    BERT), trained through `fit` with `ftlearn.distill.distillation_loss`; with soft_weight 0 it learns from the
+    labels alone and the teacher is not consulted.
     """
     from functools import partial
 
@@ -484,30 +470,30 @@ def distill_bert(
     check_out(out)
     profile = _profile(profile)
     recipe = recipe or DistillRecipe.for_profile(profile, **(overrides or {}))
-    teacher_model, recorded = _teacher(teacher)
+    info = teacher_info or {}
     with distributed.quiet_other_ranks():
         seed_everything(seed)
         dsd = load_imdb(profile=profile, seed=seed)
         seed_everything(seed)  # the student's new head
-        name = model_name or recorded.get("model") or profile.bert_model
+        name = model_name or info.get("checkpoint") or profile.bert_model
         model, tokenizer, source = make_student(name, recipe.student_layers, recipe.pooling)
-        if teacher_model.config.vocab_size != model.config.vocab_size:
+        if teacher.config.vocab_size != model.config.vocab_size:
             raise ValueError(
-                f"the teacher's vocabulary ({teacher_model.config.vocab_size:,} tokens) is not the student's "
+                f"the teacher's vocabulary ({teacher.config.vocab_size:,} tokens) is not the student's "
                 f"({model.config.vocab_size:,}): give the student the teacher's checkpoint (--model)."
             )
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
     device = _device()
     if recipe.soft_weight > 0:
-        train = with_teacher_logits(teacher_model, data.train, data.collator, 2 * recipe.batch_size, device)
+        train = with_teacher_logits(teacher, data.train, data.collator, 2 * recipe.batch_size, device)
         data.train_loader = make_loader(
             train, data.collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
         )
     loss_fn = partial(distillation_loss, temperature=recipe.temperature, soft_weight=recipe.soft_weight)
     extra = {
-        "teacher": str(teacher) if isinstance(teacher, (str, Path)) else None,
-        "teacher_parameters": count_parameters(teacher_model),
-        "teacher_accuracy": recorded.get("accuracy"),
+        "teacher": info.get("teacher"),  # its folder, when it was loaded from one
+        "teacher_parameters": count_parameters(teacher),
+        "teacher_accuracy": info.get("accuracy"),
     }
     return _train_and_save(
         model, tokenizer, recipe, data, profile, seed, source, out, progress, None, start, loss_fn, extra

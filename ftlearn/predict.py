@@ -172,6 +172,23 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
     return model, tokenizer, settings
 
 
+def load_teacher(folder: str | Path) -> tuple[Any, dict]:
+    """A BERT classifier to distil from (notebook 12, `ftlearn distill`), checked, and what its run recorded.
+
+    Returns the model and {"teacher": folder, "accuracy": its test accuracy, "checkpoint": the pretrained model it
+    was fine-tuned from}. The student shares the teacher's tokenizer, so only a BERT classifier will do.
+    """
+    folder, _ = check_finetuned(folder)
+    recorded = read_metrics(folder)
+    if recorded.get("task") not in ("bert", "distill"):
+        raise FinetunedModelError(
+            f"{folder} holds a {recorded.get('task') or 'model of unknown kind'}, not a BERT classifier: the student "
+            "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
+        )
+    model = load_finetuned(folder)[0]
+    return model, {"teacher": str(folder), "accuracy": recorded.get("accuracy"), "checkpoint": recorded.get("model")}
+
+
 def predict_texts(
     model: Any, tokenizer: Any, texts: list[str], settings: dict, batch_size: int = 32, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
