@@ -68,48 +68,49 @@ def test_stubs_are_not_attempted():
         assert check(stub).status == NOT_ATTEMPTED
 
 
-def test_lora_init_mistakes_get_their_hints():
-    verdict(checks.check_lora_init(lambda *a: init(*a, b_zero=False)), WRONG, "B is not zero-initialised")
-    verdict(checks.check_lora_init(lambda *a: init(*a, a_zero=True)), WRONG, "A is zero too")
-    verdict(checks.check_lora_init(lambda *a: init(*a, transposed=True)), WRONG, "shapes")
+# (check, wrong answer, words of its specific hint): tests/test_checks_reveal.py also feeds these to every check
+CASES = [
+    (checks.check_lora_init, lambda *a: init(*a, b_zero=False), "B is not zero-initialised"),
+    (checks.check_lora_init, lambda *a: init(*a, a_zero=True), "A is zero too"),
+    (checks.check_lora_init, lambda *a: init(*a, transposed=True), "shapes"),
+    (
+        checks.check_lora_forward,
+        lambda x, w, b, a, bb, al, r: forward(x, w, b, a, bb, al, r, scale=al),
+        "alpha / r, not alpha",
+    ),
+    (
+        checks.check_lora_forward,
+        lambda x, w, b, a, bb, al, r: forward(x, w, b, a, bb, al, r, scale=r / al),
+        "not r / alpha",
+    ),
+    (checks.check_lora_forward, lambda x, w, b, a, bb, al, r: x @ w.T + b + al / r * x @ (bb @ a), "x A^T B^T"),
+    (checks.check_lora_merge, lambda *a: merge(*a, transposed=True), "merge transposed"),
+    (checks.check_lora_merge, lambda w, a, bb, al, r: merge(w, a, bb, al, r, scale=al), "wrong scaling"),
+    (checks.check_distillation_loss, lambda *a: distill(*a, power=0), "missing T^2"),
+    (checks.check_distillation_loss, lambda *a: distill(*a, soft=F.softmax), "softmax where log_softmax belongs"),
+    (
+        checks.check_distillation_loss,
+        lambda *a: distill(*a, teacher=F.log_softmax),
+        "log_softmax where softmax belongs",
+    ),
+    (checks.check_distillation_loss, lambda *a: distill(*a, reverse=True), "KL arguments reversed"),
+]
 
 
-def test_lora_forward_and_merge_mistakes_get_their_hints():
-    verdict(checks.check_lora_forward(lambda x, w, b, a, bb, al, r: forward(x, w, b, a, bb, al, r, scale=al)), WRONG,
-            "alpha / r, not alpha")  # fmt: skip
-    verdict(checks.check_lora_forward(lambda x, w, b, a, bb, al, r: forward(x, w, b, a, bb, al, r, scale=r / al)),
-            WRONG, "not r / alpha")  # fmt: skip
-    verdict(checks.check_lora_forward(lambda x, w, b, a, bb, al, r: x @ w.T + b + al / r * x @ (bb @ a)), WRONG,
-            "x A^T B^T")  # fmt: skip
-    verdict(checks.check_lora_merge(lambda *a: merge(*a, transposed=True)), WRONG, "merge transposed")
-    verdict(checks.check_lora_merge(lambda w, a, bb, al, r: merge(w, a, bb, al, r, scale=al)), WRONG, "wrong scaling")
+@pytest.mark.parametrize("check_fn, wrong, words", CASES, ids=[c[2] for c in CASES])
+def test_each_mistake_gets_a_nudge_first_then_its_own_hint(check_fn, wrong, words, second_try):
+    from ftlearn.checks.core import reset_session
+
+    reset_session()
+    first = check_fn(wrong)
+    assert first.status == WRONG and words not in first.message  # the first try: the kind of mistake only
+    verdict(second_try(check_fn, wrong), WRONG, words)
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda *a: distill(*a, power=0), "missing T^2"),
-        (lambda *a: distill(*a, soft=F.softmax), "softmax where log_softmax belongs"),
-        (lambda *a: distill(*a, teacher=F.log_softmax), "log_softmax where softmax belongs"),
-        (lambda *a: distill(*a, reverse=True), "KL arguments reversed"),
-    ],
-    ids=["missing T^2", "softmax for log_softmax", "log_softmax for softmax", "KL reversed"],
-)
-def test_each_distillation_mistake_gets_its_own_hint(wrong, words):
-    verdict(checks.check_distillation_loss(wrong), WRONG, words)
-
-
-def test_the_hints_are_all_different():
+def test_the_hints_are_all_different(second_try):
     from ftlearn.checks import lora
 
-    results = [
-        checks.check_distillation_loss(lambda *a: distill(*a, power=0)),
-        checks.check_distillation_loss(lambda *a: distill(*a, soft=F.softmax)),
-        checks.check_distillation_loss(lambda *a: distill(*a, reverse=True)),
-        checks.check_lora_init(lambda *a: init(*a, b_zero=False)),
-        checks.check_lora_forward(lambda x, w, b, a, bb, al, r: forward(x, w, b, a, bb, al, r, scale=al)),
-        checks.check_lora_merge(lambda *a: merge(*a, transposed=True)),
-    ]
+    results = [second_try(check_fn, wrong) for check_fn, wrong, _ in CASES]
     messages = [r.message for r in results]
     assert all(r.status == WRONG and m.startswith("Hint:") for r, m in zip(results, messages, strict=True))
     assert len(set(messages)) == len(messages)
