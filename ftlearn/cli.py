@@ -1,4 +1,4 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, progress, headers, tidy, finetune, predict, compare."""
+"""The `ftlearn` command: doctor, lab, run, exercises, progress, headers, tidy, finetune, distill, predict, compare."""
 
 from __future__ import annotations
 
@@ -345,6 +345,8 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     else:
         show(f"\ntest ({metrics['n_test']} reviews): {format_metrics(metrics)}")
         show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
+    trainable, total = metrics["trainable_parameters"], metrics["parameters"]
+    show(f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})")
     processes = f", {metrics['world_size']} processes" if metrics["world_size"] > 1 else ""
     show(
         f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), "
@@ -356,7 +358,18 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
 def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
     """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
     parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
-    for flag in ("model", "lr", "epochs", "max_length", "pooling", "init", "checkpoint_every"):
+    for flag in (
+        "model",
+        "lr",
+        "epochs",
+        "max_length",
+        "pooling",
+        "init",
+        "method",
+        "lora_rank",
+        "lora_alpha",
+        "checkpoint_every",
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             parts += [f"--{flag.replace('_', '-')}", str(value)]
@@ -434,6 +447,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     overrides = {"epochs": args.epochs, "lr": args.lr, "max_length": args.max_length}
     if args.target == "bert":
         overrides["pooling"] = args.pooling
+        overrides.update(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
+        if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
+            print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
+            return 2
     for name, value in overrides.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
@@ -478,6 +495,67 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         _drop_checkpoints(Path(resume.checkpoint_dir))
     show(f"recipe: {result.metrics['recipe']}")
     _report_run(args.target, result.metrics, out, show)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """Train a smaller BERT student from a fine-tuned teacher's soft targets (lesson 12); save it as a run folder."""
+    from ftlearn.data import IMDBDataError
+    from ftlearn.files import OutputPathError
+    from ftlearn.finetune import check_out, distill_bert
+    from ftlearn.models import ModelUnavailableError
+    from ftlearn.predict import FinetunedModelError, check_finetuned, load_teacher
+    from ftlearn.runtime import get_profile, pick_device
+
+    try:
+        profile = get_profile(args.profile)
+    except ValueError as exc:
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
+        return 2
+    overrides = {
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "student_layers": args.layers,
+        "temperature": args.temperature,
+        "soft_weight": args.soft_weight,
+    }
+    for name, value in overrides.items():
+        flag = "--" + {"student_layers": "layers"}.get(name, name).replace("_", "-")
+        if value is not None and (value < 0 if name == "soft_weight" else value <= 0):
+            print(f"ftlearn distill: {flag} must be {'>= 0' if name == 'soft_weight' else 'positive'}, got {value}.",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    if args.soft_weight is not None and args.soft_weight > 1:
+        print(
+            f"ftlearn distill: --soft-weight is a share of the loss, 0 to 1, got {args.soft_weight}.", file=sys.stderr
+        )
+        return 2
+    out = Path(args.out).expanduser() if args.out else Path("runs") / f"distill-{profile.name}"
+    try:
+        check_out(out)
+        pick_device()
+    except (OutputPathError, RuntimeError) as exc:
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_finetuned(args.teacher)  # before any data or model is loaded
+        print(f"Distilling {args.teacher} into a student, profile {profile.name}, seed {args.seed}, into {out}")
+        teacher, info = load_teacher(args.teacher)
+        result = distill_bert(
+            teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, teacher_info=info
+        )
+    except (FinetunedModelError, IMDBDataError, ModelUnavailableError) as exc:
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
+        return 1
+    except (OutputPathError, ValueError) as exc:  # e.g. more student layers than the checkpoint has
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
+        return 2
+    metrics = result.metrics
+    print(f"recipe: {metrics['recipe']}")
+    print(f"student {metrics['parameters']:,} parameters, teacher {metrics['teacher_parameters']:,}; "
+          f"test inference {metrics['test_reviews_per_second']:,.1f} reviews/s")  # fmt: skip
+    _report_run("distill", metrics, out, print)
     return 0
 
 
@@ -554,6 +632,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ftlearn` command."""
+    from ftlearn.recipes import METHODS
     from ftlearn.windows import PREDICT_WINDOWS, WINDOW_MODES
 
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
@@ -665,7 +744,42 @@ def build_parser() -> argparse.ArgumentParser:
                 help="what the head reads: the [CLS] pooler, the mean of the tokens, "
                 "or auto (as the checkpoint was trained)",
             )
+            cmd.add_argument(
+                "--method",
+                choices=METHODS,
+                default=None,
+                help="what is trained (lesson 12): every weight (full, default), LoRA adapters and the head (lora, "
+                "saved merged into the weights), or the head alone on a frozen body (head)",
+            )
+            cmd.add_argument("--lora-rank", type=int, default=None, metavar="R", help="LoRA's rank r (default 8)")
+            cmd.add_argument(
+                "--lora-alpha",
+                type=float,
+                default=None,
+                metavar="A",
+                help="LoRA's update is scaled by A / R (default 16)",
+            )
         cmd.set_defaults(func=cmd_finetune)
+
+    distill = sub.add_parser(
+        "distill", help="train a smaller BERT student from a teacher saved by `ftlearn finetune bert` (lesson 12)"
+    )
+    distill.add_argument("--teacher", required=True, metavar="DIR", help="the folder of a fine-tuned BERT classifier")
+    distill.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
+    distill.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
+    distill.add_argument("--out", default=None, help="folder for the student (default runs/distill-PROFILE)")
+    distill.add_argument(
+        "--model", default=None, help="the student's checkpoint (default: the teacher's pretrained checkpoint)"
+    )
+    distill.add_argument("--layers", type=int, default=None, help="the student keeps the first N layers (default 2)")
+    distill.add_argument("--temperature", type=float, default=None, help="T of the soft targets (default 2)")
+    distill.add_argument(
+        "--soft-weight", type=float, default=None, help="share of the soft-target loss, 0 to 1; 0 = labels alone (0.5)"
+    )
+    distill.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
+    distill.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    distill.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
+    distill.set_defaults(func=cmd_distill)
 
     predict = sub.add_parser(
         "predict",

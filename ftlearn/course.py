@@ -93,6 +93,12 @@ LESSONS: tuple[Lesson, ...] = (
         "memory anatomy, activations, mixed precision, accumulation, checkpointing, padding, `torch.compile`, MFU, "
         "forgetting, lr sweep",
     ),
+    Lesson(
+        "12_lora_and_distillation.ipynb",
+        "LoRA, a frozen body, distillation",
+        "LoRA by hand and with `peft`, merged; full vs LoRA vs a frozen body on one recipe: accuracy, trainable "
+        "parameters, state memory, time; distillation with temperature into a smaller student",
+    ),
 )
 
 

@@ -1,7 +1,8 @@
-"""The course's three fine-tuning runs end to end, and the one folder layout they save.
+"""The course's fine-tuning runs end to end, and the one folder layout they save.
 
-Introduced in notebook 07 (BERT), used again in 09 (GPT-2 language model) and 10 (GPT-2 classifier);
-`ftlearn finetune bert|gpt2-lm|gpt2-cls` call the same functions. Every run goes the same way:
+Introduced in notebook 07 (BERT), used again in 09 (GPT-2 language model), 10 (GPT-2 classifier) and 12
+(BERT with LoRA or a frozen body, `BertRecipe.method`; a distilled student, `distill_bert`);
+`ftlearn finetune bert|gpt2-lm|gpt2-cls` and `ftlearn distill` call the same functions. Every run goes the same way:
     recipe for the profile → data → model → `ftlearn.train.fit` → test → `save_finetuned`
 and every run writes the same layout into its folder (`--out`):
     config.json, model.safetensors   the weights (`save_pretrained`, safetensors)
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ftlearn.recipes import BertRecipe, ClassifierRecipe, GPT2ClsRecipe, GPT2LMRecipe, Recipe
+from ftlearn.recipes import BertRecipe, ClassifierRecipe, DistillRecipe, GPT2ClsRecipe, GPT2LMRecipe, Recipe
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -174,12 +175,18 @@ def checkpoint_dir_for(out: str | Path) -> Path:
 
 @dataclass
 class FinetuneResult:
-    """What a run produced: the trained model, its tokenizer, the History, and the metrics it saved."""
+    """What a run produced: the trained model, its tokenizer, the History, and the metrics it saved.
+
+    Classifiers also return their predicted labels for the test set, in its order, and the true labels,
+    for paired comparisons between runs (`ftlearn.metrics.paired_accuracy_difference`, notebook 12).
+    """
 
     model: Any
     tokenizer: Any
     history: History
     metrics: dict
+    test_predictions: Any = None
+    test_labels: Any = None
 
 
 def _core_metrics(
@@ -195,6 +202,7 @@ def _core_metrics(
         "model": source.location if source.kind != "hub" else source.requested,
         "model_note": source.note,
         "parameters": count_parameters(model),
+        "trainable_parameters": count_parameters(model, trainable_only=True),  # fewer with LoRA or a frozen body
         "profile": profile.name,
         "seed": seed,
         "recipe": recipe.as_dict(),
@@ -227,6 +235,8 @@ def _save(out: str | Path | None, model: Any, tokenizer: Any, recipe: Recipe, me
 
 def _classifier_metrics(test: dict, data: ClassifierData, history: History) -> dict:
     return {
+        "seconds_per_step": test["seconds_per_step"],
+        "test_reviews_per_second": test["reviews_per_second"],
         "accuracy": test["accuracy"],
         "precision": test["precision"],
         "recall": test["recall"],
@@ -357,13 +367,9 @@ def _finetune_classifier(
     """
     from ftlearn import distributed
     from ftlearn.data import load_imdb
-    from ftlearn.evaluation import evaluate
     from ftlearn.gpt2_finetune import load_gpt2_classifier
-    from ftlearn.losses import cross_entropy
     from ftlearn.models import load_classifier
-    from ftlearn.pooling import model_pooling
     from ftlearn.runtime import seed_everything
-    from ftlearn.train import fit
 
     start = time.perf_counter()
     check_out(out)  # a bad --out fails now, not after training
@@ -385,25 +391,74 @@ def _finetune_classifier(
             model, tokenizer, source = load_gpt2_classifier(profile, name=name, init=start_from)
             recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed, device)
+    method = getattr(recipe, "method", "full")
+    if method != "full":  # notebook 12: LoRA's adapters and the head, or the head alone, are trained
+        from ftlearn.lora import apply_method
+
+        apply_method(model, method, recipe.lora_rank, recipe.lora_alpha, recipe.lora_targets, seed)
+    init_record = {"init": str(lm_folder) if lm_folder else init}
+    return _train_and_save(
+        model, tokenizer, recipe, data, profile, seed, source, out, progress, resume, start, extra_metrics=init_record
+    )
+
+
+def _train_and_save(
+    model: Any,
+    tokenizer: Any,
+    recipe: ClassifierRecipe,
+    data: ClassifierData,
+    profile: Profile,
+    seed: int,
+    source: Any,
+    out: str | Path | None,
+    progress: bool,
+    resume: Resume | None,
+    start: float,
+    loss_fn: Any = None,
+    extra_metrics: dict | None = None,
+) -> FinetuneResult:
+    """`fit` a classifier (lesson 02's loss unless `loss_fn`), merge LoRA if any, test, save: every classifier run."""
+    from ftlearn.evaluation import evaluate
+    from ftlearn.history import StepTimer
+    from ftlearn.losses import cross_entropy
+    from ftlearn.models import count_parameters
+    from ftlearn.pooling import model_pooling
+    from ftlearn.runtime import seed_everything
+    from ftlearn.train import fit
+
+    device = _device()
     seed_everything(seed)  # dropout masks from here on
     resume = resume or Resume()
-    cadence = recipe.eval_every_steps(len(data.train_loader))
+    cadence = recipe.eval_every_steps(len(data.train_loader))  # the profile's evaluations per epoch
     config = recipe.train_config(progress=progress, eval_every_steps=cadence, **resume.train_config())
+    timer = StepTimer()
     history = fit(
-        model, data.train_loader, data.val_loader, config, device=device, loss_fn=cross_entropy,
-        resume_from=resume.resume_from,
+        model, data.train_loader, data.val_loader, config, device=device, loss_fn=loss_fn or cross_entropy,
+        callbacks=[timer], resume_from=resume.resume_from,
     )  # fmt: skip
-    test = evaluate(model, data.test_loader, device)
+    core = _core_metrics(recipe, profile, seed, source, model, history, device)  # counted before any merge
+    if getattr(recipe, "method", "full") == "lora":
+        from ftlearn.lora import merge_lora
+
+        # merged: a plain model of the base's shape, so the save is the one layout `ftlearn predict` reads
+        core["lora_layers_merged"] = merge_lora(model)
+        core["saved_parameters"] = count_parameters(model)
+    tested = time.perf_counter()
+    test = evaluate(model, data.test_loader, device, return_outputs=True)
+    tested = time.perf_counter() - tested
+    test["seconds_per_step"] = timer.seconds_per_step
+    test["reviews_per_second"] = round(len(data.test) / tested, 1)
     metrics = {
-        **_core_metrics(recipe, profile, seed, source, model, history, device),
+        **core,
         **_classifier_metrics(test, data, history),
-        **({"pooling": model_pooling(model)} if kind == "bert" else {}),  # what recipe.pooling resolved to
-        "init": str(lm_folder) if lm_folder else init,
+        **({"pooling": model_pooling(model)} if recipe.kind in ("bert", "distill") else {}),
+        **(extra_metrics or {}),
         "precision_mode": history.precision,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
     _save(out, model, tokenizer, recipe, metrics)
-    return FinetuneResult(model, tokenizer, history, metrics)
+    predictions = test["probs"].argmax(axis=-1) if test["in_dataset_order"] else None
+    return FinetuneResult(model, tokenizer, history, metrics, predictions, test["labels"])
 
 
 def finetune_bert(
@@ -494,6 +549,68 @@ def finetune_gpt2_cls(
 ) -> FinetuneResult:
     """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
     return _finetune_classifier("gpt2-cls", profile, out, seed, recipe, model_name, progress, overrides, resume, init)
+
+
+def distill_bert(
+    teacher: Any,
+    profile: Profile | str = "auto",
+    out: str | Path | None = None,
+    seed: int = 0,
+    recipe: DistillRecipe | None = None,
+    model_name: str | None = None,
+    progress: bool = True,
+    overrides: dict | None = None,
+    teacher_info: dict | None = None,
+) -> FinetuneResult:
+    """Notebook 12 in one call (`ftlearn distill`): a BERT student of a few layers, taught by a fine-tuned teacher.
+
+    `teacher` is a fine-tuned BERT classifier in memory; `ftlearn.predict.load_teacher` loads one from a folder,
+    with `teacher_info` (its folder, accuracy and pretrained checkpoint, recorded in metrics.json). The student is
+    the first `recipe.student_layers` layers of `model_name` (default: the teacher's checkpoint, else the profile's
+    BERT), trained through `fit` with `ftlearn.distill.distillation_loss`; with soft_weight 0 it learns from the
+    labels alone and the teacher is not consulted.
+    """
+    from functools import partial
+
+    from ftlearn import distributed
+    from ftlearn.data import load_imdb
+    from ftlearn.distill import distillation_loss, make_student, with_teacher_logits
+    from ftlearn.models import count_parameters
+    from ftlearn.runtime import seed_everything
+    from ftlearn.tokenization import make_loader
+
+    start = time.perf_counter()
+    check_out(out)
+    profile = _profile(profile)
+    recipe = recipe or DistillRecipe.for_profile(profile, **(overrides or {}))
+    info = teacher_info or {}
+    with distributed.quiet_other_ranks():
+        seed_everything(seed)
+        dsd = load_imdb(profile=profile, seed=seed)
+        seed_everything(seed)  # the student's new head
+        name = model_name or info.get("checkpoint") or profile.bert_model
+        model, tokenizer, source = make_student(name, recipe.student_layers, recipe.pooling)
+        if teacher.config.vocab_size != model.config.vocab_size:
+            raise ValueError(
+                f"the teacher's vocabulary ({teacher.config.vocab_size:,} tokens) is not the student's "
+                f"({model.config.vocab_size:,}): give the student the teacher's checkpoint (--model)."
+            )
+        data = prepare_classifier_data(dsd, tokenizer, recipe, seed)
+    device = _device()
+    if recipe.soft_weight > 0:
+        train = with_teacher_logits(teacher, data.train, data.collator, 2 * recipe.batch_size, device)
+        data.train_loader = make_loader(
+            train, data.collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
+        )
+    loss_fn = partial(distillation_loss, temperature=recipe.temperature, soft_weight=recipe.soft_weight)
+    extra = {
+        "teacher": info.get("teacher"),  # its folder, when it was loaded from one
+        "teacher_parameters": count_parameters(teacher),
+        "teacher_accuracy": info.get("accuracy"),
+    }
+    return _train_and_save(
+        model, tokenizer, recipe, data, profile, seed, source, out, progress, None, start, loss_fn, extra
+    )
 
 
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=): the same

@@ -41,7 +41,7 @@ PLANS: dict[str, tuple[Block, ...]] = {
         Block("Day 2, morning 1 · fine-tuning BERT by hand", ("07",)),
         Block("Day 2, morning 2 · the same with the Trainer", ("08",)),
         Block("Day 2, afternoon 1 · GPT-2: language model and classifier", ("09", "10")),
-        Block("Day 2, afternoon 2 · the cost of full fine-tuning", ("11",)),
+        Block("Day 2, afternoon 2 · the cost of full fine-tuning, and LoRA, a frozen body, distillation", ("11", "12")),
     ),
 }
 

@@ -102,3 +102,26 @@ class LiveLossPlot:
             self._handle = display(self._fig, display_id=True)
         else:
             self._handle.update(self._fig)
+
+
+class StepTimer:
+    """A `fit` callback timing the optimizer steps; `seconds_per_step` leaves evaluations out (notebook 12).
+
+    Each "step" event ends one step; the time between two consecutive events is one step's time, except when
+    an evaluation ran between them, so the median of those intervals is the typical step.
+    """
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self, history: History, event: str) -> None:
+        import time
+
+        if event == "step":
+            self.times.append(time.perf_counter())
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """Median seconds between consecutive optimizer steps, or None with fewer than two steps."""
+        gaps = np.diff(self.times)
+        return float(np.median(gaps)) if len(gaps) else None

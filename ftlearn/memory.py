@@ -44,11 +44,20 @@ class StateMemory:
         return self.total / self.params
 
 
-def predict_state_memory(params: int, recipe: str = "fp32") -> StateMemory:
-    """Predicted weights + gradients + (master) + AdamW m and v, in bytes, for `params` parameters (notebook 11)."""
+def predict_state_memory(params: int, recipe: str = "fp32", trainable: int | None = None) -> StateMemory:
+    """Predicted weights + gradients + (master) + AdamW m and v, in bytes, for `params` parameters (notebook 11).
+
+    `trainable` (notebook 12: LoRA, a frozen body) is how many of them are trained: every weight is held,
+    but only trained ones have a gradient, a master copy and AdamW's m and v. None: all of them.
+    """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}.")
-    return StateMemory(params, recipe, {k: v * params for k, v in RECIPES[recipe].items()})
+    trained = params if trainable is None else trainable
+    if not 0 <= trained <= params:
+        raise ValueError(f"trainable must be between 0 and params={params:,}, got {trained:,}.")
+    return StateMemory(
+        params, recipe, {k: v * (params if k == "weights" else trained) for k, v in RECIPES[recipe].items()}
+    )
 
 
 def measure_state_memory(model: Any, optimizer: Any) -> dict[str, int]:

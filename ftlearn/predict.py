@@ -22,12 +22,21 @@ class FinetunedModelError(ValueError):
     """A model folder or an input file that `ftlearn predict` cannot use; the message says why."""
 
 
+def read_metrics(folder: str | Path) -> dict:
+    """The metrics.json a run saved in `folder`, or {} when there is none or it cannot be read (notebook 12)."""
+    return read_json_object(Path(folder).expanduser() / METRICS_FILE)
+
+
 def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     """The `ftlearn finetune` command that writes `folder` again, as recorded in its manifest or metrics.json."""
     recorded = {**read_json_object(folder / METRICS_FILE), **(manifest or {})}
-    task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
     seed = f" --seed {recorded['seed']}" if recorded.get("seed") not in (None, 0) else ""
-    return f"ftlearn finetune {task} --profile {recorded.get('profile') or 'cpu'}{seed} --out {folder}"
+    profile = recorded.get("profile") or "cpu"
+    if recorded.get("task") == "distill":  # a student (notebook 12): it needs its teacher again
+        teacher = recorded.get("teacher") or "TEACHER_DIR"
+        return f"ftlearn distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
+    task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
+    return f"ftlearn finetune {task} --profile {profile}{seed} --out {folder}"
 
 
 def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
@@ -102,6 +111,23 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
     }
     model.eval()
     return model, tokenizer, settings
+
+
+def load_teacher(folder: str | Path) -> tuple[Any, dict]:
+    """A BERT classifier to distil from (notebook 12, `ftlearn distill`), checked, and what its run recorded.
+
+    Returns the model and {"teacher": folder, "accuracy": its test accuracy, "checkpoint": the pretrained model it
+    was fine-tuned from}. The student shares the teacher's tokenizer, so only a BERT classifier will do.
+    """
+    folder, _ = check_finetuned(folder)
+    recorded = read_metrics(folder)
+    if recorded.get("task") not in ("bert", "distill"):
+        raise FinetunedModelError(
+            f"{folder} holds a {recorded.get('task') or 'model of unknown kind'}, not a BERT classifier: the student "
+            "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
+        )
+    model = load_finetuned(folder)[0]
+    return model, {"teacher": str(folder), "accuracy": recorded.get("accuracy"), "checkpoint": recorded.get("model")}
 
 
 def predict_texts(

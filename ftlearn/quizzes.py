@@ -1,4 +1,4 @@
-"""The end-of-lesson quizzes: a few short questions per lesson, multiple choice or a number (lessons 01-11).
+"""The end-of-lesson quizzes: a few short questions per lesson, multiple choice or a number (lessons 01-12).
 
 `ftlearn.checks.check_quiz("04", answers)` marks them; this module holds only the questions, the
 answers and what a learner reads: a nudge after a first wrong answer, a hint after a second, and a
@@ -528,6 +528,51 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "memory, not compute, is what stops you.",
             "Count a step in forward-pass units, with and without the recomputation.",
             "Without: 1 + 2 = 3 units. With: one more forward.",
+        ),
+    ),
+    "12": (
+        _num(
+            "LoRA of rank r = 8 wraps one 768 × 768 linear layer (d_in = d_out = 768). How many parameters does it "
+            "train for that layer?",
+            12288,
+            0.5,
+            "A is r × d_in and B is d_out × r, so r (d_in + d_out) = 8 × 1536 = 12,288, against 589,824 in W itself: "
+            "about 2%. The frozen W still takes memory for its weights, but needs no gradient and no Adam moments, "
+            "which is where full fine-tuning's 16 bytes per parameter went.",
+            "Count the entries of the two small matrices whose product has W's shape.",
+            "A is (r, d_in), B is (d_out, r): add their sizes.",
+        ),
+        _mc(
+            "Why does LoRA start B at zero and A at random, and not both at random?",
+            (
+                "so that training is faster",
+                "so that B A = 0: the wrapped model starts exactly as the pretrained one, and A's randomness still "
+                "lets B's gradient be non-zero",
+                "because peft requires it",
+                "so that the merged weight has a smaller norm",
+            ),
+            "b",
+            "With B = 0 the update B A is zero, so the first forward equals the pretrained model's, and fine-tuning "
+            "starts from what pretraining learned rather than from noise added to every wrapped layer. B's gradient "
+            "is built from A x, so a random A makes it non-zero; if both were zero, neither would ever move.",
+            "What should the wrapped model compute before its first training step?",
+            "Think about B A at step 0, and about which gradient depends on which matrix.",
+        ),
+        _mc(
+            "In distillation the soft-target KL is computed at temperature T and multiplied by T². Why T²?",
+            (
+                "to make the loss positive",
+                "to undo the softmax",
+                "softening the logits by T shrinks the soft loss's gradients by about 1 / T², so T² keeps them on the "
+                "scale of the hard-label loss",
+                "because KL divergence is quadratic",
+            ),
+            "c",
+            "Dividing both sets of logits by T flattens the distributions, and the gradient of the KL term with "
+            "respect to the student's logits scales like 1 / T². Multiplying by T² keeps the soft and hard terms "
+            "comparable, so the mixing weight means the same thing whatever T you pick.",
+            "What happens to the size of the soft loss's gradient when T grows?",
+            "The gradient of the soft term with respect to the logits shrinks like 1 / T².",
         ),
     ),
 }

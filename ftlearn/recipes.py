@@ -125,6 +125,16 @@ BERT_CHOICES: dict[str, dict[str, Any]] = {
     "gpu": {"lr": 3e-5, "patience": 2, **GPU_LOADING},
 }
 
+# What a BERT run trains (notebook 12, `ftlearn finetune bert --method`): every weight, LoRA's adapters and the
+# head, or the head alone on a frozen body.
+METHODS = ("full", "lora", "head")
+LORA_TARGETS = ("query", "value")  # the LoRA paper's choice: the attention's query and value projections
+# Peak lr of the methods that train few weights, in every profile. They start from a zero update (LoRA's B) or
+# a random head on frozen features, and a small set of weights takes (and needs) a larger step than the 5e-5 of
+# full fine-tuning: the LoRA paper used 4e-4 to 5e-4 for RoBERTa-base over many epochs; the course's runs are
+# one or two short epochs, hence a little more.
+METHOD_LR: dict[str, float] = {"lora": 1e-3, "head": 3e-3}
+
 
 @dataclass(frozen=True)
 class BertRecipe(ClassifierRecipe):
@@ -133,11 +143,55 @@ class BertRecipe(ClassifierRecipe):
     kind: ClassVar[str] = "bert"
     patience: int | None = 1  # stop after one evaluation without a better validation loss
     pooling: str = "auto"  # what the head reads: "cls" pooler, "mean" of tokens, "auto" = as the checkpoint was trained
+    method: str = "full"  # what is trained (notebook 12): "full" every weight, "lora" adapters + head, "head" alone
+    lora_rank: int = 8  # r of LoRA's update B A (method "lora")
+    lora_alpha: float = 16.0  # the update is scaled by lora_alpha / lora_rank
+    lora_targets: tuple[str, ...] = LORA_TARGETS  # the nn.Linear layers LoRA adapts, by name
 
     @classmethod
     def profile_choices(cls, profile: Profile, model_config: Any = None) -> dict[str, Any]:
         """BERT_CHOICES for the profile."""
         return dict(BERT_CHOICES.get(profile.name, {}))
+
+    @classmethod
+    def for_profile(cls, profile: Profile, model_config: Any = None, **overrides: Any) -> Recipe:
+        """As `Recipe.for_profile`; a LoRA or head-only run takes its method's lr unless `lr` is given (notebook 12)."""
+        recipe = super().for_profile(profile, model_config, **overrides)
+        if overrides.get("lr") is None and recipe.method in METHOD_LR:
+            recipe = replace(recipe, lr=METHOD_LR[recipe.method])
+        return recipe
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        if self.lora_rank < 1 or self.lora_alpha <= 0:
+            raise ValueError(
+                f"LoRA needs lora_rank >= 1 and lora_alpha > 0, got {self.lora_rank} and {self.lora_alpha}."
+            )
+
+
+@dataclass(frozen=True)
+class DistillRecipe(BertRecipe):
+    """A smaller BERT student trained on a fine-tuned teacher's soft targets and the labels (notebook 12).
+
+    The student is the first `student_layers` layers of the teacher's pretrained checkpoint with a new head;
+    its loss is `ftlearn.distill.distillation_loss`: soft_weight x T^2 x KL at temperature T, plus
+    (1 - soft_weight) x lesson 02's cross-entropy on the labels (soft_weight 0: labels alone).
+    `ftlearn distill` runs it; it is not a `ftlearn finetune` target, since it needs a teacher.
+    """
+
+    kind: ClassVar[str] = "distill"
+    student_layers: int = 2
+    temperature: float = 2.0
+    soft_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.student_layers < 1 or self.temperature <= 0 or not 0 <= self.soft_weight <= 1:
+            raise ValueError(
+                "distillation needs student_layers >= 1, temperature > 0 and 0 <= soft_weight <= 1; got "
+                f"{self.student_layers}, {self.temperature} and {self.soft_weight}."
+            )
 
 
 def _is_small_gpt2(model_config: Any) -> bool:

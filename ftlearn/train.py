@@ -103,12 +103,21 @@ def count_targets(batch: dict) -> int:
     return int((labels[:, 1:] != IGNORE_INDEX).sum())  # a causal LM predicts positions 1..T-1
 
 
-def compute_loss(net: Any, batch: dict, loss_fn: Callable[[Any, Any], Any] | None) -> torch.Tensor:
-    """The model's own loss, or `loss_fn(logits, labels)` on its logits (e.g. lesson 02's cross-entropy)."""
+# Batch keys that are targets for the loss, not inputs of the model: the labels, and a teacher's logits for
+# distillation (notebook 12), which the loss receives as a keyword argument.
+TARGET_KEYS = ("labels", "teacher_logits")
+
+
+def compute_loss(net: Any, batch: dict, loss_fn: Callable[..., Any] | None) -> torch.Tensor:
+    """The model's own loss, or `loss_fn(logits, labels)` on its logits (e.g. lesson 02's cross-entropy).
+
+    A batch that also carries `teacher_logits` (notebook 12) gives them to `loss_fn` as a keyword argument.
+    """
     if loss_fn is None:
         return net(**batch).loss
-    inputs = {k: v for k, v in batch.items() if k != "labels"}  # the model then computes no loss of its own
-    return loss_fn(net(**inputs).logits, batch["labels"])
+    inputs = {k: v for k, v in batch.items() if k not in TARGET_KEYS}  # the model then computes no loss of its own
+    extra = {k: batch[k] for k in TARGET_KEYS[1:] if k in batch}
+    return loss_fn(net(**inputs).logits, batch["labels"], **extra)
 
 
 def set_epoch(loader: Any, epoch: int) -> None:

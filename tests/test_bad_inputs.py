@@ -487,6 +487,37 @@ CASES = [
         2,
         "--resume: no complete checkpoint in",
     ),
+    Case(
+        "finetune: --lora-rank without --method lora",
+        finetune_into(lambda t: t / "run", "--lora-rank", "8"),
+        2,
+        "--lora-rank and --lora-alpha apply to --method lora only",
+    ),
+    # ------------------------------------------------ distill's teacher (lesson 12)
+    Case(
+        "distill: no teacher folder",
+        lambda s, t: Given(
+            ["distill", "--teacher", str(t / "nowhere"), "--profile", "smoke", "--out", str(t / "s")], absent=[t / "s"]
+        ),
+        1,
+        "No model folder at",
+    ),
+    Case(
+        "distill: the teacher is a GPT-2 language model",
+        lambda s, t: Given(
+            ["distill", "--teacher", str(s.lm), "--profile", "smoke", "--out", str(t / "s")],
+            keep=[s.lm],
+            absent=[t / "s"],
+        ),
+        1,
+        "holds a GPT-2 language model",
+    ),
+    Case(
+        "distill: --soft-weight above 1",
+        lambda s, t: Given(["distill", "--teacher", str(s.model), "--profile", "smoke", "--soft-weight", "1.5"]),
+        2,
+        "--soft-weight is a share of the loss",
+    ),
     # ------------------------------------------------ the data folder
     Case("data: no such folder", data_case(lambda t: t / "nowhere"), 1, "does not exist"),
     Case("data: no test file", data_case(imdb_folder("text,label\nok,1\n", test=False)), 1, "No test file"),

@@ -65,14 +65,16 @@ CASES = [
 
 
 @pytest.mark.parametrize("checker, right, wrong, hint", CASES, ids=[f"{c[0].__name__}-{c[3]}" for c in CASES])
-def test_check_verdicts(checker, right, wrong, hint):
+def test_check_verdicts(checker, right, wrong, hint, second_try):
     assert checker(right).status == CORRECT
-    result = checker(wrong)
+    first = checker(wrong)  # the first wrong try: a nudge about the kind of mistake, not the hint
+    assert first.status == WRONG and first.message.startswith("Not yet. ") and hint not in first.message, first
+    result = second_try(checker, wrong)
     assert result.status == WRONG and hint in result.message, result
     assert checker(stub).status == NOT_ATTEMPTED
 
 
-def test_accumulation_hints_tell_the_counting_slips_apart():
+def test_accumulation_hints_tell_the_counting_slips_apart(second_try):
     def counts(ls, count):
         n = [float(count(lb)) for lb in ls]
         return [c / sum(n) for c in n]
@@ -82,7 +84,7 @@ def test_accumulation_hints_tell_the_counting_slips_apart():
         (lambda lb: lb[:, 1:].numel(), "padding, left out of the loss"),
         (lambda lb: lb.shape[0], "counts reviews"),
     ]:
-        result = ce.check_accumulation_weights(lambda ls, count=count: counts(ls, count))
+        result = second_try(ce.check_accumulation_weights, lambda ls, count=count: counts(ls, count))
         assert result.status == WRONG and hint in result.message, result
 
 

@@ -35,9 +35,11 @@ CASES = [
 
 
 @pytest.mark.parametrize("checker, right, wrong, hint", CASES, ids=[f"{c[0].__name__}-{c[3]}" for c in CASES])
-def test_check_verdicts(checker, right, wrong, hint):
+def test_check_verdicts(checker, right, wrong, hint, second_try):
     assert checker(right).status == CORRECT
-    result = checker(wrong)
+    first = checker(wrong)  # the first wrong try: a nudge about the kind of mistake, not the hint
+    assert first.status == WRONG and first.message.startswith("Not yet. ") and hint not in first.message, first
+    result = second_try(checker, wrong)
     assert result.status == WRONG and hint in result.message, result
     assert checker(stub).status == NOT_ATTEMPTED
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ftlearn.checks import judgement as cj
-from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG
+from ftlearn.checks.core import CORRECT, KINDS, NOT_ATTEMPTED, WRONG, reset_session
 
 
 @pytest.fixture(autouse=True)
@@ -84,12 +84,9 @@ def _epochs():
     return cj._epoch_facts(cj.recorded_history("bert_epochs"))
 
 
-def test_epoch_choice_right_answer_and_each_known_wrong_one():
+def _epoch_wrongs() -> dict:
     facts = _epochs()
     best, last, top = facts["best"], facts["epochs"][-1], facts["top_accuracy"]
-    assert cj.check_epoch_choice(answer((best, "b"))).status == CORRECT
-    assert cj.check_epoch_choice(answer((best, " (B) "))).status == CORRECT
-    assert cj.check_epoch_choice(stub).status == NOT_ATTEMPTED
     wrong = {
         (best, "a"): "always keeps the last epoch",
         (best, "c"): "too coarse and noisy",
@@ -102,11 +99,25 @@ def test_epoch_choice_right_answer_and_each_known_wrong_one():
         (best,): "return a pair",
         None: "forget `return`",
     }
-    for value, hint in wrong.items():
-        if not hint:
-            continue  # this run makes two of the wrong answers the same epoch
-        result = cj.check_epoch_choice(answer(value))
+    return {value: hint for value, hint in wrong.items() if hint}  # this run may make two wrong answers one epoch
+
+
+def test_epoch_choice_right_answer_and_each_known_wrong_one(second_try):
+    best = _epochs()["best"]
+    assert cj.check_epoch_choice(answer((best, "b"))).status == CORRECT
+    assert cj.check_epoch_choice(answer((best, " (B) "))).status == CORRECT
+    assert cj.check_epoch_choice(cj._epoch_answer).status == CORRECT  # the reasoning `reveal=True` shows
+    assert cj.check_epoch_choice(stub).status == NOT_ATTEMPTED
+    for value, hint in _epoch_wrongs().items():
+        result = second_try(cj.check_epoch_choice, answer(value))
         assert result.status == WRONG and hint in result.message, (value, result)
+
+
+def test_a_first_wrong_judgement_gets_the_nudge_then_the_hint():
+    best = _epochs()["best"]
+    first, second = (cj.check_epoch_choice(answer((best, "a"))) for _ in range(2))
+    assert first.message.startswith("Not yet. " + KINDS["reading"]) and "always keeps" not in first.message, first
+    assert "always keeps the last epoch" in second.message, second
 
 
 # ---- A against B
@@ -124,9 +135,9 @@ PAIRED = [
 
 
 @pytest.mark.parametrize("wrong, hint", PAIRED, ids=[p[1] for p in PAIRED])
-def test_paired_comparison_verdicts(wrong, hint):
+def test_paired_comparison_verdicts(wrong, hint, second_try):
     assert cj.check_paired_comparison(cj._paired_ref).status == CORRECT
-    result = cj.check_paired_comparison(wrong)
+    result = second_try(cj.check_paired_comparison, wrong)
     assert result.status == WRONG and hint in result.message, result
 
 
@@ -142,12 +153,10 @@ def test_paired_cases_need_the_pairing_and_include_the_recorded_run():
 # ---- which learning rate
 
 
-def test_lr_choice_accepts_the_valley_and_explains_the_rest():
+def _lr_wrongs() -> dict:
     sweep, base = cj.lr_sweep()
     best, accepted = cj._lr_regions(sweep)
     grid = sorted(sweep)
-    assert cj.check_lr_choice(answer(best)).status == CORRECT
-    assert cj.check_lr_choice(stub).status == NOT_ATTEMPTED
     expected = {grid[0]: "too small", 0.00123: "between two points", "fast": "a number"}
     for lr in grid:
         if not math.isfinite(sweep[lr]):
@@ -156,21 +165,28 @@ def test_lr_choice_accepts_the_valley_and_explains_the_rest():
             expected[lr] = "worse* than before"
     edge = [lr for lr in grid if lr > best and lr not in accepted and sweep[lr] <= 1.05 * sweep[best]]
     expected.update({lr: "edge of the cliff" for lr in edge})
-    for value, hint in expected.items():
-        result = cj.check_lr_choice(answer(value))
+    return expected
+
+
+def test_lr_choice_accepts_the_valley_and_explains_the_rest(second_try):
+    sweep, base = cj.lr_sweep()
+    best, _ = cj._lr_regions(sweep)
+    assert cj.check_lr_choice(answer(best)).status == CORRECT
+    assert cj._lr_answer(sweep, base) == best and cj.check_lr_choice(cj._lr_answer).status == CORRECT
+    assert cj.check_lr_choice(stub).status == NOT_ATTEMPTED
+    for value, hint in _lr_wrongs().items():
+        result = second_try(cj.check_lr_choice, answer(value))
         assert result.status == WRONG and hint in result.message, (value, result)
 
 
 # ---- the diverged run
 
 
-def test_divergence_right_answer_and_each_known_wrong_one():
+def _divergence_wrongs() -> dict:
     history = cj.recorded_history("diverged_run")
     rise = cj._first_rise(history)
     right = history.lr[rise]
-    assert cj.check_divergence(answer(("b", right))).status == CORRECT
-    assert cj.check_divergence(stub).status == NOT_ATTEMPTED
-    wrong = {
+    return {
         ("a", right): "one spike",
         ("c", right): "training loss itself climbs",
         ("d", right): "fall slowly",
@@ -181,20 +197,60 @@ def test_divergence_right_answer_and_each_known_wrong_one():
         ("b", history.step[rise]): "a step number",
         ("b", "high"): "return a pair",
     }
-    for value, hint in wrong.items():
-        result = cj.check_divergence(answer(value))
+
+
+def test_divergence_right_answer_and_each_known_wrong_one(second_try):
+    history = cj.recorded_history("diverged_run")
+    right = history.lr[cj._first_rise(history)]
+    assert cj.check_divergence(answer(("b", right))).status == CORRECT
+    assert cj._divergence_answer(history) == ("b", right)
+    assert cj.check_divergence(cj._divergence_answer).status == CORRECT
+    assert cj.check_divergence(stub).status == NOT_ATTEMPTED
+    for value, hint in _divergence_wrongs().items():
+        result = second_try(cj.check_divergence, answer(value))
         assert result.status == WRONG and hint in result.message, (value, result)
 
 
-@pytest.mark.parametrize(
-    "checker, value",
-    [(cj.check_epoch_choice, (1, "q")), (cj.check_lr_choice, 12345.0), (cj.check_divergence, ("b", -1.0))],
+# every (check, wrong answer, words of its hint) above, for tests/test_checks_reveal.py and the test below
+TABLE = (
+    [(cj.check_epoch_choice, answer(value), hint) for value, hint in _epoch_wrongs().items()]
+    + [(cj.check_paired_comparison, wrong, hint) for wrong, hint in PAIRED]
+    + [(cj.check_lr_choice, answer(value), hint) for value, hint in _lr_wrongs().items()]
+    + [(cj.check_divergence, answer(value), hint) for value, hint in _divergence_wrongs().items()]
+    + [(cj.check_epoch_choice, answer((1, "q")), ""), (cj.check_lr_choice, answer(12345.0), "")]
+    + [(cj.check_divergence, answer(("b", -1.0)), "")]
 )
-def test_no_judgement_hint_gives_the_answer_away(checker, value):
-    """A wrong answer's message names neither the right letter in a sentence nor the right number."""
-    result = checker(answer(value))
-    assert result.status == WRONG
+JUDGED = (cj.check_epoch_choice, cj.check_lr_choice, cj.check_divergence)
+
+
+def _secrets() -> list[str]:
     sweep, _ = cj.lr_sweep()
     history = cj.recorded_history("diverged_run")
-    secrets = [f"{min(sweep, key=sweep.get):g}", f"{history.lr[cj._first_rise(history)]:g}", "(b)", "'b'"]
-    assert not any(secret in result.message for secret in secrets), result
+    facts = _epochs()
+    return [
+        f"{min(sweep, key=sweep.get):g}",
+        f"{history.lr[cj._first_rise(history)]:g}",
+        f"epoch {facts['best']}",
+        "(b)",
+        "'b'",
+        "reason b",
+    ]
+
+
+@pytest.mark.parametrize(
+    "checker, wrong", [(c, w) for c, w, _ in TABLE if c in JUDGED], ids=lambda x: getattr(x, "__name__", "")
+)
+def test_no_judgement_hint_gives_the_answer_away(checker, wrong):
+    """No message of three wrong tries names the right letter in a sentence or the right number."""
+    reset_session()
+    results = [checker(wrong) for _ in range(3)]
+    assert all(r.status == WRONG for r in results), results
+    shown = "\n".join(r.message for r in results)
+    assert not any(secret in shown for secret in _secrets()), shown
+
+
+@pytest.mark.parametrize("checker", JUDGED, ids=lambda c: c.__name__)
+def test_reveal_shows_the_reasoning(checker):
+    revealed = checker(answer("?"), reveal=True).message
+    assert "Reference answer" in revealed and "# " in revealed  # the reasoning is in the answer's comments
+    assert any(secret in revealed for secret in ('"b"', "min(")), revealed

@@ -11,9 +11,14 @@ import re
 
 import pytest
 import test_checks_bert
+import test_checks_efficiency
+import test_checks_gpt2_classifier
+import test_checks_judgement
 import test_checks_lm_losses
+import test_checks_lora
 import test_checks_optim
 import test_checks_tokenization
+import test_checks_trainer
 import test_checks_transformer
 
 from ftlearn.checks import check_merge_pair, show_solution
@@ -29,6 +34,9 @@ def lenient(monkeypatch):
 
 def _wrong_answers_from_the_tests() -> list[tuple]:
     pairs = [(c[0], c[2]) for c in test_checks_bert.CASES]
+    pairs += [(c[0], c[2]) for c in test_checks_gpt2_classifier.CASES + test_checks_efficiency.CASES]
+    pairs += [(check_fn, wrong) for check_fn, wrong, _ in test_checks_trainer.TABLE + test_checks_judgement.TABLE]
+    pairs += [(check_fn, wrong) for check_fn, wrong, _ in test_checks_lora.CASES]
     for table in (test_checks_lm_losses.CASES, test_checks_transformer.CASES):
         pairs += [(check_fn, wrong) for check_fn, _, wrongs in table.values() for wrong, _ in wrongs]
     pairs += [(check_fn, wrong) for check_fn, _, wrongs in test_checks_optim.CASES for wrong, _ in wrongs]

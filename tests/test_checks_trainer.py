@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ftlearn.checks import trainer as ct
-from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, WRONG
+from ftlearn.checks.core import CORRECT, KINDS, NOT_ATTEMPTED, WRONG
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +30,17 @@ METRICS_MISTAKES = [
 
 
 @pytest.mark.parametrize("wrong, hint", METRICS_MISTAKES, ids=[m[1] for m in METRICS_MISTAKES])
-def test_compute_metrics_verdicts(wrong, hint):
+def test_compute_metrics_verdicts(wrong, hint, second_try):
     assert ct.check_compute_metrics(ct._cm_ref).status == CORRECT
-    result = ct.check_compute_metrics(wrong)
+    result = second_try(ct.check_compute_metrics, wrong)
     assert result.status == WRONG and hint in result.message, result
+
+
+def test_a_first_wrong_answer_gets_the_nudge_of_its_kind_then_the_hint():
+    swapped = METRICS_MISTAKES[3][0]
+    first, second = ct.check_compute_metrics(swapped), ct.check_compute_metrics(swapped)
+    assert first.message.startswith("Not yet. " + KINDS["order"]) and "swapped" not in first.message, first
+    assert "swapped" in second.message, second
 
 
 def test_compute_metrics_reference_is_the_librarys_and_sklearns():
@@ -87,8 +94,8 @@ ARGS_MISTAKES = [
 
 
 @pytest.mark.parametrize("wrong, hint", ARGS_MISTAKES, ids=[m[1] for m in ARGS_MISTAKES])
-def test_training_arguments_verdicts(wrong, hint):
-    result = ct.check_training_arguments(wrong)
+def test_training_arguments_verdicts(wrong, hint, second_try):
+    result = second_try(ct.check_training_arguments, wrong)
     assert result.status == WRONG and hint in result.message, result
 
 
@@ -144,22 +151,23 @@ def _callback_from_rule(rule):
 
 
 STOP_MISTAKES = [
-    (ct._stop_vs_previous, "best* so far"),
-    (ct._stop_never_reset, "in a row"),
-    (ct._stop_late, "too late"),
-    (ct._stop_ties_improve, "strict"),
-    (ct._stop_on_rise, "falling"),
+    (_callback_from_rule(ct._stop_vs_previous), "best* so far"),
+    (_callback_from_rule(ct._stop_never_reset), "in a row"),
+    (_callback_from_rule(ct._stop_late), "too late"),
+    (_callback_from_rule(ct._stop_ties_improve), "strict"),
+    (_callback_from_rule(ct._stop_on_rise), "falling"),
 ]
 
 
-@pytest.mark.parametrize("rule, hint", STOP_MISTAKES, ids=[m[1] for m in STOP_MISTAKES])
-def test_early_stopping_verdicts(rule, hint):
-    result = ct.check_early_stopping(_callback_from_rule(rule))
+@pytest.mark.parametrize("callback_cls, hint", STOP_MISTAKES, ids=[m[1] for m in STOP_MISTAKES])
+def test_early_stopping_verdicts(callback_cls, hint, second_try):
+    result = second_try(ct.check_early_stopping, callback_cls)
     assert result.status == WRONG and hint in result.message, result
 
 
 def test_early_stopping_reference_matches_fit_and_transformers_rule():
     assert ct.check_early_stopping(Reference).status == CORRECT
+    assert ct.check_early_stopping(ct._EarlyStopping).status == CORRECT  # the answer `reveal=True` shows
     assert ct.check_early_stopping(_callback_from_rule(ct._stop_ref)).status == CORRECT
     assert ct.check_early_stopping(stub).status == NOT_ATTEMPTED
     # transformers' own EarlyStoppingCallback, given the best metric as the Trainer keeps it, stops at the same place
@@ -178,3 +186,11 @@ def test_early_stopping_reference_matches_fit_and_transformers_rule():
                 stopped = i
                 break
         assert stopped == ct._stop_ref(losses, patience), (losses, patience)
+
+
+# every (check, wrong answer, words of its hint) above, for tests/test_checks_reveal.py
+TABLE = (
+    [(ct.check_compute_metrics, wrong, hint) for wrong, hint in METRICS_MISTAKES]
+    + [(ct.check_training_arguments, wrong, hint) for wrong, hint in ARGS_MISTAKES]
+    + [(ct.check_early_stopping, wrong, hint) for wrong, hint in STOP_MISTAKES]
+)

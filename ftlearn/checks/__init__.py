@@ -52,6 +52,7 @@ from ftlearn.checks.lm import (
     check_sequence_logprob,
     check_temperature,
 )
+from ftlearn.checks.lora import check_distillation_loss, check_lora_forward, check_lora_init, check_lora_merge
 from ftlearn.checks.losses import (
     check_bce_with_logits,
     check_cross_entropy,
@@ -166,4 +167,9 @@ __all__ = [
     "check_epoch_choice",
     "check_lr_choice",
     "check_paired_comparison",
+    # lora (lesson 12: LoRA and distillation)
+    "check_lora_init",
+    "check_lora_forward",
+    "check_lora_merge",
+    "check_distillation_loss",
 ]

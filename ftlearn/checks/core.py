@@ -56,6 +56,7 @@ KINDS: dict[str, str] = {
     "stability": "The math is right, but the computation is not numerically safe for large or small values.",
     "edge": "Typical inputs work, a boundary case does not (an empty part, a zero, an input that already fits).",
     "convention": "The idea is right, but a convention differs: a name, an ordering or the form of what you return.",
+    "reading": "That is not what the recorded run shows: plot it again and ask what each curve (or number) says.",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ftlearn.checks.core import CheckResult, Mistake, check, close
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 MOMENTS = {"sgd": 0, "momentum": 1, "adamw": 2}  # running averages per parameter each optimizer keeps
@@ -34,6 +34,16 @@ _BYTES_CASES = [
 ]
 
 
+_BYTES_KINDS = {
+    "weights only": "missing",
+    "gradients": "missing",
+    "one moment": "missing",
+    "master in weights dtype": "scale",
+    "fp32 gradients": "scale",
+    "state in weights dtype": "convention",
+}
+
+
 def _on_every_case(fn: Callable) -> Callable[[], list]:
     """fn's answers on all cases at once: a mistake is recognised only when it explains every one of them."""
     return lambda: [fn(*case) for case in _BYTES_CASES]
@@ -57,9 +67,10 @@ def _bytes_mistake(part: str) -> Callable:
     return wrong
 
 
+@exercise(answer=_bytes_ref)
 def check_bytes_per_param(fn: Callable) -> CheckResult:
     """Check `fn(weights, master, optimizer, state)` -> training-state bytes per parameter (notebook 11, section 1)."""
-    hints = {
+    hints = {  # the known slip -> its hint (its kind is in _BYTES_KINDS)
         "weights only": "that is inference: training also keeps a gradient per weight and the optimizer's running "
         "averages.",
         "gradients": "the gradients are missing: `backward` writes one value per parameter, in the weights' dtype.",
@@ -74,9 +85,11 @@ def check_bytes_per_param(fn: Callable) -> CheckResult:
         _on_every_case(fn),
         _on_every_case(_bytes_ref),
         [()],
-        mistakes=[Mistake(_on_every_case(_bytes_mistake(part)), hint) for part, hint in hints.items()],
-        hint="Add up, per parameter: the weight, its gradient, an fp32 master copy if there is one, and one value "
-        "per running average the optimizer keeps (SGD none, momentum one, AdamW two).",
+        mistakes=[
+            Mistake(_on_every_case(_bytes_mistake(part)), hint, kind=_BYTES_KINDS[part]) for part, hint in hints.items()
+        ],
+        hint="List everything training keeps for each parameter besides the weight itself, with the dtype of each "
+        "piece, then add up their bytes. The four recipes of notebook 11 are cases to try by hand.",
     )
 
 
@@ -92,6 +105,7 @@ def _activation_ref(batch: int, seq: int, hidden: int, heads: int, bytes_per_val
 _ACT_CASES = [(2, 128, 384, 12, 2), (4, 64, 768, 12, 4), (1, 512, 256, 4, 4), (8, 32, 64, 2, 2)]
 
 
+@exercise()
 def check_activation_bytes(fn: Callable) -> CheckResult:
     """Check `fn(batch, seq, hidden, heads, bytes_per_value)` -> bytes one layer saves (notebook 11, section 2)."""
 
@@ -108,6 +122,7 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h),
                 "only the 34·sbh part: the attention scores add 5·a·s²·b, which grows with the *square* of the length.",
+                kind="missing",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * a * s * b),
@@ -116,6 +131,7 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * s * s * b),
                 "every head has its own s × s matrix of scores: multiply the attention term by the number of heads a.",
+                kind="missing",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * h * s * s * b),
@@ -124,14 +140,17 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
             Mistake(
                 lambda b, s, h, a, v: 34 * s * b * h + 5 * a * s * s * b,
                 "the formula counts 16-bit values (2 bytes): scale it by bytes_per_value / 2 for other precisions.",
+                kind="scale",
             ),
             Mistake(
                 lambda b, s, h, a, v: (34 * s * b * h + 5 * a * s * s * b) * v,
                 "the 34 and 5 already include the 2 bytes of a 16-bit value: scale by bytes_per_value / 2, not by "
                 "bytes_per_value.",
+                kind="scale",
             ),
         ],
-        hint="Per layer, in 16-bit: s·b·h·34 + 5·a·s²·b bytes (Korthikanti et al.), then × bytes_per_value / 2.",
+        hint="Notebook 11's per-layer count has two parts: one that grows with the sequence length s and one, from "
+        "attention, that grows faster. It counts 16-bit values: convert to bytes_per_value at the end.",
     )
 
 
@@ -161,6 +180,7 @@ def _accum_cases() -> list[tuple]:
     ]
 
 
+@exercise()
 def check_accumulation_weights(fn: Callable) -> CheckResult:
     """Check `fn(labels_list)` -> each micro-batch's weight n_j / n, n counting predicted tokens (notebook 11)."""
 
@@ -183,10 +203,12 @@ def check_accumulation_weights(fn: Callable) -> CheckResult:
                 lambda ls: counts(ls, lambda lb: (lb != -100).sum()),
                 "position 0 is never predicted (nothing comes before it): count the labels after the shift, "
                 "labels[:, 1:].",
+                kind="off_by_one",
             ),
             Mistake(
                 lambda ls: counts(ls, lambda lb: lb[:, 1:].numel()),
                 "the -100 positions are padding, left out of the loss: count only the labels that are not -100.",
+                kind="missing",
             ),
             Mistake(
                 lambda ls: counts(ls, lambda lb: lb.shape[0]),
@@ -195,9 +217,11 @@ def check_accumulation_weights(fn: Callable) -> CheckResult:
             Mistake(
                 lambda ls: [float((lb[:, 1:] != -100).sum()) for lb in ls],
                 "those are the counts n_j; the weights are n_j / n, which add up to 1.",
+                kind="scale",
             ),
         ],
-        hint="For each micro-batch, n_j = the number of labels[:, 1:] that are not -100; return n_j / sum of all n_j.",
+        hint="Weight each micro-batch by its share of the tokens the loss really predicts: which positions have no "
+        "target, and which has no token before it?",
     )
 
 
@@ -220,6 +244,7 @@ _EPOCH_CASES = [
 ]
 
 
+@exercise()
 def check_epoch_seconds(fn: Callable) -> CheckResult:
     """Check `fn(n_examples, tokens_per_example, n_matmul, layers, hidden, seq, peak_flops, mfu)` -> s (notebook 11)."""
 
@@ -236,24 +261,29 @@ def check_epoch_seconds(fn: Callable) -> CheckResult:
             Mistake(
                 with_flops(lambda N, L, h, s: 2 * N + 4 * L * s * h),
                 "that is the forward pass only: training adds a backward pass of twice its cost, 3 × (2N + 4Lsh).",
+                kind="missing",
             ),
             Mistake(
                 with_flops(lambda N, L, h, s: 6 * N),
                 "6N leaves out attention's two weightless products, 4·L·s·h per token forward (× 3 for training): "
                 "small for short sequences, not for long ones.",
+                kind="missing",
             ),
             Mistake(
                 lambda n, t, N, L, h, s, peak, u: _epoch_ref(n, t, N, L, h, s, peak, u) * u * u,
                 "the hardware delivers peak × MFU FLOP/s: divide by MFU (the time grows when MFU is low), do not "
                 "multiply.",
+                kind="scale",
             ),
             Mistake(
                 lambda n, t, N, L, h, s, peak, u: _epoch_ref(n, t, N, L, h, s, peak, u) * u,
                 "the MFU is missing: real runs reach only a fraction of the peak, so divide by peak × MFU.",
+                kind="missing",
             ),
             Mistake(
                 lambda n, t, N, L, h, s, peak, u: _epoch_ref(n, t, N, L, h, s, peak, u) / 60,
                 "that is minutes; return seconds.",
+                kind="convention",
             ),
             Mistake(
                 with_flops(lambda N, L, h, s: 3 * (2 * N + 4 * L * s * s * h)),
@@ -261,6 +291,6 @@ def check_epoch_seconds(fn: Callable) -> CheckResult:
                 "4·s²·h: the s² appears once you multiply by the s tokens of a sequence.",
             ),
         ],
-        hint="FLOPs per training token C = 3 × (2N + 4·L·s·h); time = examples × tokens per example × C / "
-        "(peak × MFU).",
+        hint="Count the FLOPs of one training token (forward and backward; the weights' products and attention's), "
+        "multiply by the tokens of an epoch, and divide by the FLOP/s the hardware really delivers.",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ftlearn.checks.core import CheckResult, Mistake, check, close
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 
 EOS = "<|endoftext|>"
 _WORDS = ["a", "good", "bad", "film", "very", "dull", "moving", "plot", "the", "acting"]
@@ -95,6 +95,7 @@ def _pad_new_token_resized(tokenizer: Any, model: Any) -> None:
     model.resize_token_embeddings(len(tokenizer))
 
 
+@exercise(answer=_pad_ref)
 def check_add_pad_token(fn: Callable) -> CheckResult:
     """Check `fn(tokenizer, model)`: pad = eos on the tokenizer *and* in the model's config (notebook 10, section 1)."""
 
@@ -111,25 +112,30 @@ def check_add_pad_token(fn: Callable) -> CheckResult:
                 runner(_pad_tokenizer_only),
                 "the tokenizer can pad now, but the model still has `config.pad_token_id = None`: it finds each "
                 "row's last real token by comparing the ids with it, and refuses a batch of more than one row.",
+                kind="missing",
             ),
             Mistake(
                 runner(_pad_model_only),
                 "the model knows the pad id, but the tokenizer still has no pad token, so it cannot pad a batch.",
+                kind="missing",
             ),
             Mistake(
                 runner(_pad_id_zero),
                 "the model's pad id must be the tokenizer's eos id (`tokenizer.eos_token_id`); ids differ from "
                 "one tokenizer to another, so never type the number.",
+                kind="convention",
             ),
             Mistake(
                 runner(_pad_new_token),
-                "a new [PAD] token has an id past the end of the embedding matrix. The usual fix adds no token: reuse "
-                "the end-of-text token, `tokenizer.pad_token = tokenizer.eos_token`.",
+                "a new [PAD] token has an id past the end of the embedding matrix. The usual fix adds no token: it "
+                "reuses a special token the tokenizer already has.",
+                kind="convention",
             ),
             Mistake(
                 runner(_pad_new_token_resized),
                 "that works, but it adds a token and an untrained embedding row to the model. The lesson's fix "
-                "changes no weights: reuse the end-of-text token as the pad token.",
+                "changes no weights: it reuses a special token the tokenizer already has.",
+                kind="convention",
             ),
         ],
         hint="Two lines: one gives the tokenizer a pad token, one tells the model which id it has.",
@@ -164,7 +170,7 @@ def _pool_cases() -> list[tuple]:
     return [(torch.randn(m.shape[0], m.shape[1], 3, generator=g, dtype=torch.float64), m) for m in masks]
 
 
-def last_real_index(attention_mask: Any) -> Any:
+def _last_real_index(attention_mask: Any) -> Any:
     """(B,) index of each row's last real token, whatever the padding side: the rightmost 1 of the mask."""
     import torch
 
@@ -175,7 +181,7 @@ def last_real_index(attention_mask: Any) -> Any:
 def _pool_ref(scores: Any, attention_mask: Any) -> Any:
     import torch
 
-    return scores[torch.arange(scores.shape[0]), last_real_index(attention_mask)]
+    return scores[torch.arange(scores.shape[0]), _last_real_index(attention_mask)]
 
 
 def _pool_right_only(scores: Any, attention_mask: Any) -> Any:
@@ -201,6 +207,7 @@ def _pool_mean(scores: Any, attention_mask: Any) -> Any:
     return (scores * weights).sum(1) / weights.sum(1)
 
 
+@exercise()
 def check_last_token_pool(fn: Callable) -> CheckResult:
     """Check `fn(scores, attention_mask)`: (B, T, C) -> (B, C), the scores at each row's last real token (lesson 10)."""
     return check(
@@ -214,6 +221,7 @@ def check_last_token_pool(fn: Callable) -> CheckResult:
                 lambda s, m: s[:, -1],
                 "the final position is padding in every row shorter than the batch (with right padding): read each "
                 "row at its own last real token.",
+                kind="edge",
             ),
             Mistake(
                 lambda s, m: s[:, 0],
@@ -224,12 +232,18 @@ def check_last_token_pool(fn: Callable) -> CheckResult:
                 _pool_right_only,
                 "`attention_mask.sum(-1) - 1` is right only when the padding is on the right. With left padding the "
                 "real tokens end at the last position: find the position of the *last* 1 in the mask instead.",
+                kind="edge",
             ),
-            Mistake(_pool_count, "positions count from 0: a row of n real tokens (right-padded) ends at index n - 1."),
+            Mistake(
+                _pool_count,
+                "positions count from 0: a row of n real tokens (right-padded) ends at index n - 1.",
+                kind="off_by_one",
+            ),
             Mistake(
                 _pool_first_real,
                 "`argmax` returns the *first* position of the maximum, so on the mask it finds the first real "
                 "token; you want the last one.",
+                kind="order",
             ),
             Mistake(
                 _pool_mean,
@@ -237,8 +251,8 @@ def check_last_token_pool(fn: Callable) -> CheckResult:
                 "last real token only.",
             ),
         ],
-        hint="Build the (B,) index of each row's last real token from the mask, then pick "
-        "scores[torch.arange(B), index]. Try it on one right-padded and one left-padded mask by hand.",
+        hint="Each row needs the position of its own last real token, which the mask alone tells. Work out one "
+        "right-padded and one left-padded mask by hand, then pick one score vector per row.",
     )
 
 
@@ -263,7 +277,7 @@ def _eos_cases() -> list[tuple]:
 
 
 def _eos_ref(input_ids: Any, attention_mask: Any, pad_id: int) -> Any:
-    return last_real_index(attention_mask)
+    return _last_real_index(attention_mask)
 
 
 def _eos_by_ids(input_ids: Any, attention_mask: Any, pad_id: int) -> Any:
@@ -277,6 +291,7 @@ def _eos_first_pad(input_ids: Any, attention_mask: Any, pad_id: int) -> Any:
     return (input_ids == pad_id).int().argmax(-1) - 1
 
 
+@exercise()
 def check_last_real_position(fn: Callable) -> CheckResult:
     """Check `fn(input_ids, attention_mask, pad_id)` -> (B,) last real position when pad = eos (notebook 10)."""
     return check(
@@ -291,17 +306,21 @@ def check_last_real_position(fn: Callable) -> CheckResult:
                 "with pad = eos the ids cannot tell a review's own final eos from the padding after it, so "
                 "`input_ids != pad_id` stops one token early. Only the attention mask knows which positions are "
                 "padding.",
+                kind="edge",
             ),
             Mistake(
                 _eos_first_pad,
                 "the first eos need not be padding: with pad = eos it may end the first of two joined reviews, "
                 "and everything after it would be ignored. Use the attention mask.",
+                kind="edge",
             ),
             Mistake(
                 lambda ids, m, p: m.sum(-1) - 1,
                 "right for right padding only: in the left-padded case the real tokens end at the last position. "
                 "Look for the last 1 of the mask.",
+                kind="edge",
             ),
         ],
-        hint="The answer depends only on attention_mask: the index of its last 1 in each row.",
+        hint="Only one of the three inputs can tell a real end-of-text token from padding: work out a right-padded "
+        "and a left-padded row by hand.",
     )

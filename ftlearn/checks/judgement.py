@@ -4,7 +4,8 @@
 (`ftlearn.train.fit` on the IMDB sample); each records how it was made under "made". Every right answer
 below is computed from those files, so the checks stay right if the files are made again. A learner's
 answer is graded into RIGHT or the name of a known wrong answer, whose hint is shown; no hint names the
-right answer.
+right answer. `reveal=True` shows the reasoning: each check's `_xxx_answer` function, which works the answer
+out from the recorded run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ftlearn.checks.core import CheckResult, Mistake, check, close
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 from ftlearn.history import History
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -62,14 +63,18 @@ def lr_sweep() -> tuple[dict[float, float], float]:
 
 
 def _judge(
-    name: str, fn: Callable, args: tuple, grade: Callable[[Any], str], hints: dict[str, str], hint: str
+    name: str,
+    fn: Callable,
+    args: tuple,
+    grade: Callable[[Any], str],
+    hints: dict[str, tuple[str, str]],
+    hint: str,
 ) -> CheckResult:
-    """Grade `fn(*args)` with `grade` (RIGHT or a key of `hints`) through the one checker (not attempted, errors)."""
-    hints = {"none": "Your function returned None: did you forget `return`?", **hints}
+    """Grade `fn(*args)` with `grade` (RIGHT or a key of `hints`: (hint, kind)) through the one checker."""
 
-    def graded(*a: Any) -> str:
+    def graded(*a: Any) -> str | None:
         answer = fn(*a)
-        return "none" if answer is None else grade(answer)
+        return None if answer is None else grade(answer)  # None: the checker's "did you forget `return`?"
 
     return check(
         name,
@@ -77,7 +82,7 @@ def _judge(
         lambda *a: RIGHT,
         [args],
         compare=lambda got, want: got == want,
-        mistakes=[Mistake(lambda *a, key=key: key, text) for key, text in hints.items()],
+        mistakes=[Mistake(lambda *a, key=key: key, text, kind=kind) for key, (text, kind) in hints.items()],
         hint=hint,
     )
 
@@ -115,6 +120,19 @@ def _epoch_facts(history: History) -> dict:
     }
 
 
+def _epoch_answer(history: History) -> tuple[int, str]:
+    """The epoch to keep, and why: reason (b)."""
+    # The training loss falls epoch after epoch, so its lowest point is always the last epoch and says nothing
+    # about new reviews. The validation loss is measured on reviews the model never trains on; once it turns up
+    # while the training loss keeps falling, the model is learning its training reviews rather than reviews in
+    # general. Keep the epoch where the validation loss is lowest (it uses every review's probability, so it is a
+    # smoother signal than accuracy, which moves in steps of one review).
+    val_losses = [e["loss"] for e in history.evals]
+    lowest = val_losses.index(min(val_losses))
+    return round(history.evals[lowest]["epoch"]), "b"
+
+
+@exercise(answer=_epoch_answer)
 def check_epoch_choice(fn: Callable) -> CheckResult:
     """Check `fn(history)` -> (epoch to keep, reason letter) on the recorded BERT run (solutions 08)."""
     history = recorded_history("bert_epochs")
@@ -144,22 +162,42 @@ def check_epoch_choice(fn: Callable) -> CheckResult:
         return RIGHT if letter == "b" else f"reason {letter}"
 
     hints = {
-        "shape": "return a pair: (epoch number, reason letter), e.g. `return 3, 'a'`.",
-        "no such epoch": "that epoch is not in history.evals: the run evaluated after each epoch, 1, 2, ...",
-        "zero-based": "epochs count from 1 here (history.evals[i]['epoch']), not from 0.",
-        "accuracy": f"validation accuracy on {n_val} reviews moves in steps of one review and is noisy from epoch "
-        "to epoch; the validation loss uses every review's probability and is the smoother signal, the one fit "
-        "(and the Trainer's metric_for_best_model='eval_loss') keeps.",
-        "last": "the training loss is lowest at the end, but compare it with the validation loss over the epochs: "
-        "what happens to the gap between them?",
-        "other epoch": "look again at the validation loss, epoch by epoch: which epoch has the lowest?",
-        "letter": "the reason is one letter: a, b, c or d.",
-        "reason a": "the training loss only falls: keeping its lowest point always keeps the last epoch, however "
-        "badly the model does on new reviews.",
-        "reason c": "the right epoch, but the course decides on the validation *loss*: accuracy on a few hundred "
-        "reviews is too coarse and noisy to rank epochs.",
-        "reason d": "more training is not better here: after some epoch the model fits its training reviews at the "
-        "expense of new ones.",
+        "shape": ("return a pair: (epoch number, reason letter), e.g. `return 3, 'a'`.", "convention"),
+        "no such epoch": (
+            "that epoch is not in history.evals: the run evaluated after each epoch, 1, 2, ...",
+            "edge",
+        ),
+        "zero-based": ("epochs count from 1 here (history.evals[i]['epoch']), not from 0.", "off_by_one"),
+        "accuracy": (
+            f"validation accuracy on {n_val} reviews moves in steps of one review and is noisy from epoch to epoch: "
+            "which recorded number uses every review's probability, and so ranks the epochs more smoothly?",
+            "reading",
+        ),
+        "last": (
+            "the training loss is lowest at the end, but compare it with the validation loss over the epochs: "
+            "what happens to the gap between them?",
+            "reading",
+        ),
+        "other epoch": (
+            "look again at each recorded curve, epoch by epoch: which one tells you when to stop?",
+            "reading",
+        ),
+        "letter": ("the reason is one letter: a, b, c or d.", "convention"),
+        "reason a": (
+            "the training loss only falls: keeping its lowest point always keeps the last epoch, however badly the "
+            "model does on new reviews.",
+            "reading",
+        ),
+        "reason c": (
+            "accuracy on a few hundred reviews is too coarse and noisy to rank epochs: which reason rests on a "
+            "smoother signal?",
+            "reading",
+        ),
+        "reason d": (
+            "more training is not better here: after some epoch the model fits its training reviews at the expense "
+            "of new ones.",
+            "reading",
+        ),
     }
     return _judge("epoch_choice", fn, (history,), grade, hints, "Plot the run (history.plot()) and read history.evals.")
 
@@ -228,6 +266,7 @@ def _same_report(got: Any, want: dict) -> bool:
     return close(got["difference"], want["difference"]) and close(got["se"], want["se"]) and verdict == want["verdict"]
 
 
+@exercise()
 def check_paired_comparison(fn: Callable) -> CheckResult:
     """Check `fn(correct_a, correct_b)` -> {difference, se, verdict}: A minus B, paired (solutions 08)."""
     return check(
@@ -242,22 +281,38 @@ def check_paired_comparison(fn: Callable) -> CheckResult:
                 "that standard error treats A and B as two independent samples. They were tested on the *same* "
                 "reviews: take the per-review differences g = a - b and use the standard error of their mean.",
             ),
-            Mistake(_paired_variant("ddof0"), "use the sample standard deviation of g, dividing by n - 1 (ddof=1)."),
+            Mistake(
+                _paired_variant("ddof0"),
+                "use the sample standard deviation of g, dividing by n - 1 (ddof=1).",
+                kind="off_by_one",
+            ),
             Mistake(
                 _paired_variant("no sqrt"),
                 "that is the standard deviation of g; the standard error of its mean divides it by the square root "
                 "of n.",
+                kind="missing",
             ),
-            Mistake(_paired_variant("over n"), "divide the standard deviation by the *square root* of n, not by n."),
-            Mistake(_paired_variant(flip=True), "the difference is A minus B (and the verdict follows its sign)."),
-            Mistake(_paired_variant(threshold=1.0), "the course's rule is 2 standard errors, not 1."),
+            Mistake(
+                _paired_variant("over n"),
+                "divide the standard deviation by the *square root* of n, not by n.",
+                kind="scale",
+            ),
+            Mistake(
+                _paired_variant(flip=True),
+                "the difference is A minus B (and the verdict follows its sign).",
+                kind="sign",
+            ),
+            Mistake(_paired_variant(threshold=1.0), "the course's rule is 2 standard errors, not 1.", kind="scale"),
             Mistake(
                 _sign_only,
                 "any non-zero difference got a winner: the verdict should name one only when the difference is more "
                 "than 2 standard errors from 0.",
+                kind="missing",
             ),
         ],
-        hint=f"difference = mean of g = a - b; se = std(g, ddof=1) / sqrt(n); verdict: one of {', '.join(VERDICTS)}.",
+        hint="Work with the per-review differences between A and B: the difference is their mean, the standard error "
+        f"that of their mean, and the verdict (one of {', '.join(VERDICTS)}) names a winner only when the difference "
+        "is far from 0 by the lesson's rule.",
     )
 
 
@@ -277,6 +332,17 @@ def _lr_regions(sweep: dict[float, float]) -> tuple[float, set[float]]:
     return best, accepted
 
 
+def _lr_answer(sweep: dict[float, float], base: float) -> float:
+    """The learning rate to use: the bottom of the valley of the sweep."""
+    # Too small a learning rate barely moves the weights in a short run (the perplexity stays high); too large a
+    # one overshoots (the perplexity climbs above the untrained model's, or becomes inf when the run diverges).
+    # Take the lowest held-out perplexity; an lr just as good whose larger neighbour is already much worse sits
+    # at the edge of the cliff, where a longer run or another seed can tip over.
+    finite = {lr: ppl for lr, ppl in sweep.items() if math.isfinite(ppl) and ppl < base}
+    return min(finite, key=finite.get)
+
+
+@exercise(answer=_lr_answer)
 def check_lr_choice(fn: Callable) -> CheckResult:
     """Check `fn(sweep, base)` -> the learning rate to use, read from lesson 11's recorded sweep (solutions 11)."""
     sweep, base = lr_sweep()
@@ -303,15 +369,26 @@ def check_lr_choice(fn: Callable) -> CheckResult:
         return "edge" if sweep[lr] <= 1.05 * floor else "too large"
 
     hints = {
-        "shape": "return one learning rate, a number such as 1e-3.",
-        "off grid": "pick one of the swept values: between two points of the grid the sweep tells you nothing.",
-        "diverged": "that run diverged (its perplexity is infinite): far too large.",
-        "worse than none": "with that learning rate the model ends *worse* than before fine-tuning: too large.",
-        "too small": "too small: in a short run the weights barely move, and the perplexity stays high.",
-        "too large": "past the bottom of the valley: the perplexity there is clearly higher than the best.",
-        "edge": "nearly as good as the best here, but its larger neighbour on the grid is already much worse: it "
-        "sits at the edge of the cliff, where a longer run (or another seed) can tip over. Step back into the "
-        "valley.",
+        "shape": ("return one learning rate, a number such as 1e-3.", "convention"),
+        "off grid": (
+            "pick one of the swept values: between two points of the grid the sweep tells you nothing.",
+            "edge",
+        ),
+        "diverged": ("that run diverged (its perplexity is infinite): far too large.", "reading"),
+        "worse than none": (
+            "with that learning rate the model ends *worse* than before fine-tuning: too large.",
+            "reading",
+        ),
+        "too small": ("too small: in a short run the weights barely move, and the perplexity stays high.", "reading"),
+        "too large": (
+            "past the bottom of the valley: the perplexity there is clearly higher than the best.",
+            "reading",
+        ),
+        "edge": (
+            "nearly as good as the best here, but its larger neighbour on the grid is already much worse: it sits "
+            "at the edge of the cliff, where a longer run (or another seed) can tip over. Step back into the valley.",
+            "reading",
+        ),
     }
     return _judge("lr_choice", fn, (sweep, base), grade, hints, "Plot perplexity against lr on a log axis.")
 
@@ -332,6 +409,17 @@ def _first_rise(history: History) -> int:
     return next(i for i, loss in enumerate(history.loss) if loss > history.loss[0])
 
 
+def _divergence_answer(history: History) -> tuple[str, float]:
+    """The cause of the divergence, reason (b), and the learning rate at which the trouble started."""
+    # The loss falls while the warm-up's learning rate is small, then climbs step after step as the rate grows,
+    # until it is no longer a finite number: no single spike (a bad batch), no falling training loss beside a
+    # rising validation loss (overfitting), no flat loss (too small a rate). The first step whose training loss
+    # is above the first step's marks where the rate became too large.
+    first_rise = next(i for i, loss in enumerate(history.loss) if loss > history.loss[0])
+    return "b", history.lr[first_rise]
+
+
+@exercise(answer=_divergence_answer)
 def check_divergence(fn: Callable) -> CheckResult:
     """Check `fn(history)` -> (cause letter, lr where the loss first rose above its start) (solutions 11)."""
     history = recorded_history("diverged_run")
@@ -365,18 +453,37 @@ def check_divergence(fn: Callable) -> CheckResult:
         return "other lr"
 
     hints = {
-        "shape": "return a pair: (cause letter, learning rate), e.g. `return 'a', 0.01`.",
-        "letter": "the cause is one letter: a, b, c or d.",
-        "cause a": "a bad batch gives one spike and the loss recovers; here the loss keeps climbing, step after step.",
-        "cause c": "overfitting shows as the validation loss rising while the *training* loss falls; here the "
-        "training loss itself climbs.",
-        "cause d": "too small a learning rate makes the loss fall slowly; it does not make it climb.",
-        "last lr": "that is the learning rate of the last step, when the run had already blown up; look for where "
-        "the trouble started.",
-        "peak": "that is the schedule's peak, which the run never reached; read the learning rate the run used when "
-        "its loss first rose.",
-        "one early": "one step too early: find the first step whose loss is *higher* than the first step's.",
-        "step": "that is a step number; return the learning rate used at that step (history.lr).",
-        "other lr": "find the first step i with history.loss[i] > history.loss[0], and return history.lr[i].",
+        "shape": ("return a pair: (cause letter, learning rate), e.g. `return 'a', 0.01`.", "convention"),
+        "letter": ("the cause is one letter: a, b, c or d.", "convention"),
+        "cause a": (
+            "a bad batch gives one spike and the loss recovers; here the loss keeps climbing, step after step.",
+            "reading",
+        ),
+        "cause c": (
+            "overfitting shows as the validation loss rising while the *training* loss falls; here the training "
+            "loss itself climbs.",
+            "reading",
+        ),
+        "cause d": ("too small a learning rate makes the loss fall slowly; it does not make it climb.", "reading"),
+        "last lr": (
+            "that is the learning rate of the last step, when the run had already blown up; look for where the "
+            "trouble started.",
+            "reading",
+        ),
+        "peak": (
+            "that is the schedule's peak, which the run never reached; read the learning rate the run used when its "
+            "loss first rose.",
+            "reading",
+        ),
+        "one early": (
+            "one step too early: the step you want is the first whose loss is *higher* than the first step's.",
+            "off_by_one",
+        ),
+        "step": ("that is a step number; return the learning rate used at that step (history.lr).", "convention"),
+        "other lr": (
+            "read the run step by step: where does the training loss first climb above its starting value, and which "
+            "learning rate did that step use?",
+            "reading",
+        ),
     }
     return _judge("divergence", fn, (history,), grade, hints, "Plot the run: history.plot().")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from ftlearn.checks.core import CheckResult, Mistake, check, close
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 
@@ -53,6 +53,7 @@ def _has_metrics(got: Any, want: dict) -> bool:
     return isinstance(got, dict) and all(k in got and close(got[k], want[k], rtol=1e-6) for k in want)
 
 
+@exercise()
 def check_compute_metrics(fn: Callable) -> CheckResult:
     """Check `fn(eval_pred)` -> {accuracy, precision, recall, f1} from the logits and labels (notebook 08)."""
     import numpy as np
@@ -67,6 +68,7 @@ def check_compute_metrics(fn: Callable) -> CheckResult:
             Mistake(
                 lambda p: {f"eval_{k}": v for k, v in _cm_ref(p).items()},
                 "return plain names (`accuracy`, ...): the Trainer adds the `eval_` prefix itself.",
+                kind="convention",
             ),
             Mistake(
                 lambda p: _metrics(p.label_ids, (p.predictions[:, 1] > 0.5).astype(int)),
@@ -81,14 +83,16 @@ def check_compute_metrics(fn: Callable) -> CheckResult:
             Mistake(
                 lambda p: _metrics(np.argmax(p.predictions, axis=-1), p.label_ids),
                 "precision and recall are swapped: pass the true labels first and the predictions second.",
+                kind="order",
             ),
             Mistake(
                 lambda p: {**_cm_ref(p), "f1": _macro_f1(p)},
                 "that F1 averages both classes (macro); the course reports the F1 of the positive class, label 1.",
+                kind="convention",
             ),
         ],
-        hint="eval_pred.predictions holds the logits (N, 2) and eval_pred.label_ids the labels (N,): predict with "
-        "argmax over the last axis, then use ftlearn.metrics (or compute the four numbers yourself).",
+        hint="eval_pred.predictions holds one row of logits per review and eval_pred.label_ids the labels: turn "
+        "each row into a predicted class first, then compute the four metrics of the positive class (label 1).",
     )
 
 
@@ -213,12 +217,14 @@ def _args_variant(**changes: Any) -> Callable:
     return wrong
 
 
+@exercise(answer=_args_ref)
 def check_training_arguments(fn: Callable) -> CheckResult:
     """Check `fn(recipe, output_dir)` -> TrainingArguments holding a BertRecipe's settings (notebook 08, section 3)."""
     renamed = [
         Mistake(
             lambda recipe, old=old: {"renamed": old},
             f"transformers 5 has no `{old}`; today it is {new}.",
+            kind="convention",
         )
         for old, new in RENAMED.items()
     ]
@@ -232,48 +238,60 @@ def check_training_arguments(fn: Callable) -> CheckResult:
             Mistake(
                 lambda recipe: {"type": "dict"},
                 "return a `transformers.TrainingArguments` object, built with keyword arguments.",
+                kind="convention",
             ),
             Mistake(
                 _args_variant(per_device_train_batch_size=lambda r: r.batch_size * r.grad_accum_steps),
                 "per_device_train_batch_size is one micro-batch (recipe.batch_size); the Trainer multiplies it by "
                 "gradient_accumulation_steps itself.",
+                kind="scale",
             ),
             Mistake(
                 _args_variant(greater_is_better=True),
                 "a *lower* validation loss is better: greater_is_better=False (or leave it out: the Trainer "
                 "infers it from a metric whose name ends in 'loss').",
+                kind="sign",
             ),
             Mistake(
                 _args_variant(metric_for_best_model="eval_accuracy"),
                 "notebook 07 keeps the weights of the lowest validation *loss*, a smoother signal than accuracy "
                 "on a small validation set: metric_for_best_model='eval_loss'.",
+                kind="convention",
             ),
             Mistake(
                 _args_variant(load_best_model_at_end=False),
                 "to end with the best epoch's weights, as `fit` restores them, set load_best_model_at_end=True "
                 "(it needs matching eval and save strategies).",
+                kind="missing",
             ),
             Mistake(
                 _args_variant(warmup_steps=0),
                 "the warm-up is missing: warmup_steps=recipe.warmup_ratio (a float below 1 is read as a ratio).",
+                kind="missing",
             ),
             Mistake(
                 _args_variant(train_sampling_strategy="random"),
                 "recipe.group_by_length asks for length-grouped batches: "
                 "train_sampling_strategy='group_by_length' when it is True.",
+                kind="missing",
             ),
             Mistake(
                 _args_variant(train_sampling_strategy="group_by_length"),
                 "group batches by length only when recipe.group_by_length is True; otherwise 'random'.",
+                kind="edge",
             ),
-            Mistake(_args_variant(weight_decay=0.0), "the recipe's weight_decay is missing (the default is 0)."),
+            Mistake(
+                _args_variant(weight_decay=0.0),
+                "the recipe's weight_decay is missing (the default is 0).",
+                kind="missing",
+            ),
             Mistake(
                 _args_variant(lr_scheduler_type="cosine"),
                 "fit's default schedule decays linearly after the warm-up: lr_scheduler_type='linear'.",
             ),
         ],
         hint="Read each row of the table in notebook 08, section 3: one recipe field, one TrainingArguments keyword. "
-        "Evaluate and save once per epoch.",
+        "Then check how often it evaluates and saves, and which weights it keeps at the end.",
     )
 
 
@@ -361,6 +379,24 @@ _STOP_CASES = [
 ]
 
 
+class _EarlyStopping:
+    """A TrainerCallback-shaped early stop: patience evaluations in a row without a lower validation loss."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best, self.bad = patience, float("inf"), 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict, **kwargs: Any) -> Any:
+        loss = metrics["eval_loss"]
+        if loss < self.best:  # strictly lower: an equal loss is no improvement
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1  # compared with the best so far, not with the previous evaluation
+        if self.bad >= self.patience:
+            control.should_training_stop = True
+        return control
+
+
+@exercise(answer=_EarlyStopping)
 def check_early_stopping(callback_cls: Any) -> CheckResult:
     """Check a TrainerCallback class `callback_cls(patience)` whose on_evaluate stops training (notebook 08)."""
 
@@ -383,14 +419,20 @@ def check_early_stopping(callback_cls: Any) -> CheckResult:
                 runner(_stop_never_reset),
                 "reset the counter to 0 whenever the best loss improves: patience counts evaluations *in a row* "
                 "without improvement.",
+                kind="missing",
             ),
-            Mistake(runner(_stop_late), "one evaluation too late: stop as soon as the counter reaches `patience`."),
+            Mistake(
+                runner(_stop_late),
+                "one evaluation too late: stop as soon as the counter reaches `patience`.",
+                kind="off_by_one",
+            ),
             Mistake(
                 runner(_stop_ties_improve),
                 "a loss equal to the best is not an improvement: use a strict `<`.",
+                kind="edge",
             ),
-            Mistake(runner(_stop_on_rise), "the other way round: a *falling* loss is the improvement."),
+            Mistake(runner(_stop_on_rise), "the other way round: a *falling* loss is the improvement.", kind="sign"),
         ],
-        hint="Keep the best loss and a counter on self; in on_evaluate read metrics['eval_loss'], update them, and "
-        "set control.should_training_stop = True when the counter reaches patience.",
+        hint="Keep the best validation loss so far and a counter on the callback; at each evaluation update them "
+        "from the metrics, and ask the Trainer to stop through `control` once the counter reaches patience.",
     )
