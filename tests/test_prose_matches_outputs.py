@@ -38,10 +38,7 @@ ALLOWLIST = ROOT / "tests" / "figures_allowed.txt"
 RESULT_FILES = sorted((ROOT / "benchmarks" / "results").glob("*.*"))  # each benchmark run: its JSON and printed text
 # Notebooks the integrator re-executes for issue 16 (Deliver 1, 3, 4): their prose is fixed after the new outputs
 # exist. Remove a name once its notebook passes; until then its test (and README rows sourced from it) may fail.
-PENDING_REEXECUTION = {
-    "09_gpt2_causal_lm.ipynb",
-    "10_gpt2_classifier.ipynb",
-}
+PENDING_REEXECUTION: set[str] = set()
 FIX = (
     "correct the prose to what the outputs print, print the figure in a cell, "
     "or add it to tests/figures_allowed.txt with a reason"
