@@ -320,7 +320,7 @@ def type_answer(page, index: int, source: str) -> str:
     return cell(page, index).locator(".jp-OutputArea-output").inner_text().strip()
 
 
-def test_an_exercise_answers_with_a_hint_then_a_tick(page):
+def test_an_exercise_answers_with_a_nudge_then_a_hint_then_a_tick(page):
     check_opens_clean(page, "exercises/00_welcome.ipynb")
     nb = page.evaluate(NOTEBOOK_JSON)
     index = cell_index(nb, "def mean_length(texts):")
@@ -331,9 +331,12 @@ def test_an_exercise_answers_with_a_hint_then_a_tick(page):
     assert page.evaluate(RUN, "notebook:run-all-above") == "idle"
     assert errors_in(page.evaluate(NOTEBOOK_JSON)) == []
     wrong = source.replace(stub, f"{indent}return sum(len(t) for t in texts) / len(texts)")
-    verdict = type_answer(page, index, wrong)
+    verdict = type_answer(page, index, wrong)  # a first wrong try: a nudge about the kind of mistake, no hint yet
+    assert verdict.startswith("❌") and "Not yet" in verdict and "characters" not in verdict, verdict
+    shot(page, "exercise-1-wrong-answer-nudge", cell(page, index))
+    verdict = type_answer(page, index, wrong)  # the same mistake again: now the specific hint
     assert verdict.startswith("❌") and "Hint" in verdict and "characters" in verdict, verdict
-    shot(page, "exercise-1-wrong-answer-hint", cell(page, index))
+    shot(page, "exercise-1b-wrong-again-hint", cell(page, index))
     right = source.replace(stub, f"{indent}return sum(len(t.split()) for t in texts) / len(texts)")
     verdict = type_answer(page, index, right)
     assert verdict.startswith("✅"), verdict
