@@ -27,9 +27,7 @@ from ftlearn.checks.core import NOT_ATTEMPTED, WRONG, registered, reset_session,
 MIN_LINE = 25  # shorter lines (`return x`, `import torch`) are not an answer by themselves
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
+pytestmark = pytest.mark.usefixtures("lenient")  # wrong answers are looked at, not raised
 
 
 def _wrong_answers_from_the_tests() -> list[tuple]:

@@ -10,10 +10,7 @@ from ftlearn import checks
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, STRICT_ENV, WRONG
 from ftlearn.transformer import causal_mask, layer_norm, merge_heads, scaled_dot_product_attention, split_heads
 
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv(STRICT_ENV, raising=False)  # these tests look at wrong answers on purpose
+pytestmark = pytest.mark.usefixtures("lenient")  # wrong answers are looked at, not raised
 
 
 def stub(*args, **kwargs):
