@@ -112,6 +112,16 @@ def scores(labels: np.ndarray, preds: np.ndarray) -> tuple[float, float]:
 # ---------------------------------------------------------------- (a) the seeds' recipe
 
 
+def trainer_test_scores(trainer: Any, test: Any) -> tuple[float, float]:
+    """Accuracy and F1 of a Trainer's predictions on `test`, each prediction paired with the label returned beside it.
+
+    The Trainer's evaluation sampler groups the test set by length when training does (arm (d)), so its
+    predictions are not in the data set's order: pairing them with `test["label"]` scores chance.
+    """
+    out = trainer.predict(test)
+    return scores(np.asarray(out.label_ids), np.asarray(out.predictions).argmax(-1))
+
+
 def run_seed(
     dsd: Any, model_name: str, epochs: int, lr: float, seed: int, device: Any, max_length: int = SEED_MAX_LENGTH
 ) -> ArmResult:
@@ -185,8 +195,7 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
         trainer.train()
         sync(device)
         seconds = time.perf_counter() - start
-        preds = trainer.predict(test).predictions
-    acc, f1 = scores(np.asarray(list(test["label"])), np.asarray(preds).argmax(-1))
+        acc, f1 = trainer_test_scores(trainer, test)
     lengths = np.array([len(ids) for ids in train["input_ids"]])
     dtype = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     how = f"defaults: batch {args.per_device_train_batch_size}, truncate at {max_length}, dynamic padding, {dtype}"
@@ -304,8 +313,7 @@ def run_trainer_recipe(
         trainer.train()
         sync(device)
         seconds = time.perf_counter() - start
-        preds = trainer.predict(test).predictions
-    acc, f1 = scores(np.asarray(list(test["label"])), np.asarray(preds).argmax(-1))
+        acc, f1 = trainer_test_scores(trainer, test)
     lengths = np.array([len(ids) for ids in train["input_ids"]])
     how = (
         f"Trainer, {recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, "

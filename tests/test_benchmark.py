@@ -71,3 +71,23 @@ def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "unknown arm(s) fast" in proc.stderr
+
+
+def test_trainer_scores_pair_each_prediction_with_its_own_label(monkeypatch) -> None:
+    """Arm (d)'s Trainer returns its test predictions grouped by length, not in the data set's order."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("finetune_throughput", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    labels = np.array([0, 1, 1, 0, 1, 0])
+    order = np.array([3, 0, 5, 1, 4, 2])  # the order a length-grouped sampler might read them in
+    logits = np.eye(2)[labels[order]]  # a model right on every review, reported in that order
+    trainer = SimpleNamespace(predict=lambda test: SimpleNamespace(predictions=logits, label_ids=labels[order]))
+    assert bench.trainer_test_scores(trainer, None) == (1.0, 1.0)
+    wrong = bench.scores(labels, logits.argmax(-1))[0]  # what pairing with the data set's order scored
+    assert wrong < 1.0
