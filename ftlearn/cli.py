@@ -451,6 +451,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
             return 2
+    if args.target == "gpt2-lm":
+        overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
     for name, value in overrides.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
@@ -735,6 +737,14 @@ def build_parser() -> argparse.ArgumentParser:
                 help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
                 "(what pretraining buys)"
                 + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
+            )
+        if target == "gpt2-lm":
+            cmd.add_argument(
+                "--sentiment-prefix",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="start each training review with its label, 'Review (positive):' (default); "
+                "--no-sentiment-prefix trains on the text alone, as ULMFiT's adaptation step does (lesson 10)",
             )
         if target == "bert":
             cmd.add_argument(
