@@ -355,37 +355,67 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
+# The flags that decide what a run computes: a resumed run must be given the same ones (`_resume_settings`).
+RUN_FLAGS = (
+    "model",
+    "lr",
+    "epochs",
+    "max_length",
+    "pooling",
+    "init",
+    "method",
+    "lora_rank",
+    "lora_alpha",
+    "sentiment_prefix",
+)
+RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
+
+
+def _run_flags(args: argparse.Namespace, profile_name: str) -> dict:
+    """What this run computes, as its checkpoints record it: target, resolved profile, seed and RUN_FLAGS."""
+    flags = {"target": args.target, "profile": profile_name, "seed": args.seed}
+    return {**flags, **{flag: getattr(args, flag, None) for flag in RUN_FLAGS}}
+
+
+def _flag_text(name: str, value: Any) -> str:
+    """One flag as typed on the command line ("--lr 0.0001", "--no-sentiment-prefix"), or "--lr not given"."""
+    if name == "target":
+        return str(value)
+    if value is None:
+        return f"--{name.replace('_', '-')} not given"
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')} {value}"
+
+
 def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
     """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
     parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
-    for flag in (
-        "model",
-        "lr",
-        "epochs",
-        "max_length",
-        "pooling",
-        "init",
-        "method",
-        "lora_rank",
-        "lora_alpha",
-        "checkpoint_every",
-    ):
+    for flag in (*RUN_FLAGS, "checkpoint_every"):
         value = getattr(args, flag, None)
         if value is not None:
-            parts += [f"--{flag.replace('_', '-')}", str(value)]
+            parts.append(_flag_text(flag, value))
     if resume:
         parts.append("--resume" if args.resume in (None, True) else f"--resume {args.resume}")
     return " ".join(parts)
 
 
-def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
-    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable."""
+def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> Any:
+    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable.
+
+    A run with --checkpoint-every records its flags (`RUN_FLAGS_FILE`) beside its checkpoints; --resume refuses
+    checkpoints whose recorded flags differ from this command's, since the continued run would silently mix two
+    recipes. Checkpoints without the record (written before it existed) are resumed unchecked.
+    """
     from ftlearn.checkpoints import INFO_FILE, latest_checkpoint
-    from ftlearn.finetune import Resume, checkpoint_dir_for
+    from ftlearn.distributed import is_main_process
+    from ftlearn.files import write_json_atomic
+    from ftlearn.finetune import Resume, checkpoint_dir_for, read_json_object
 
     if args.checkpoint_every is not None and args.checkpoint_every <= 0:
         return f"--checkpoint-every must be positive, got {args.checkpoint_every}."
     folder = checkpoint_dir_for(out)
+    flags = _run_flags(args, profile_name)
     resume_from = None
     if args.resume is not None:
         where = folder if args.resume is True else Path(args.resume).expanduser()
@@ -395,6 +425,20 @@ def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
                 f"--resume: no complete checkpoint in {where} (checkpoint-N folders, written by --checkpoint-every N). "
                 "Run without --resume to start afresh."
             )
+        record = Path(resume_from).parent / RUN_FLAGS_FILE
+        if record.is_file():
+            recorded = read_json_object(record)  # {} if unreadable: nothing to compare, as for older checkpoints
+            differ = [name for name in flags if recorded.get(name, flags[name]) != flags[name]]
+            if differ:
+                was = ", ".join(_flag_text(name, recorded.get(name)) for name in differ)
+                now = ", ".join(_flag_text(name, flags[name]) for name in differ)
+                return (
+                    f"--resume: the checkpoints in {Path(resume_from).parent} were written with {was}; this command "
+                    f"has {now}. Resume with the same flags, or start afresh without --resume."
+                )
+    if args.checkpoint_every and is_main_process():  # under torchrun, rank 0 writes for all
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / RUN_FLAGS_FILE, flags)
     return Resume(args.checkpoint_every, folder, resume_from)
 
 
@@ -406,6 +450,7 @@ def _drop_checkpoints(folder: Path) -> None:
 
     for checkpoint in list_checkpoints(folder):
         shutil.rmtree(checkpoint, ignore_errors=True)
+    (folder / RUN_FLAGS_FILE).unlink(missing_ok=True)
     try:
         folder.rmdir()
     except OSError:
@@ -469,7 +514,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
     extra = {"init": init} if args.target in ("bert", "gpt2-cls") else {}
-    resume = _resume_settings(args, out)
+    resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
         return 2

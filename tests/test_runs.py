@@ -207,3 +207,37 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypa
     monkeypatch.setitem(finetune.RUNS, "bert", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out)]) == 130
     assert "add --checkpoint-every N" in capsys.readouterr().err
+
+
+def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, monkeypatch):
+    """--resume continues a run only with the flags that wrote its checkpoints (they are recorded beside them)."""
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE
+
+    out, resumed_from = tmp_path / "run", []
+
+    def killed_after_a_checkpoint(profile, out, resume, **kwargs):
+        resumed_from.append(resume.resume_from)
+        step = resume.checkpoint_dir / "checkpoint-2"
+        step.mkdir(parents=True, exist_ok=True)
+        (step / INFO_FILE).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune.RUNS, "gpt2-lm", killed_after_a_checkpoint)
+    first = ["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(out), "--checkpoint-every", "2", "--lr", "1e-3"]
+    assert main(first) == 130
+    record = json.loads((tmp_path / "run.checkpoints" / "run_flags.json").read_text())
+    assert record["lr"] == 1e-3 and record["profile"] == "smoke" and record["sentiment_prefix"] is None
+    capsys.readouterr()
+    for changed, was, now in [
+        (["--lr", "2e-3"], "--lr 0.001", "--lr 0.002"),
+        (["--lr", "1e-3", "--no-sentiment-prefix"], "--sentiment-prefix not given", "--no-sentiment-prefix"),
+        (["--lr", "1e-3", "--seed", "1"], "--seed 0", "--seed 1"),
+    ]:
+        assert main([*first[:-2], *changed, "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("ftlearn finetune: --resume: the checkpoints in")
+        assert f"written with {was}; this command has {now}." in err, err
+    assert len(resumed_from) == 1  # none of the refused commands started a run
+    assert main([*first, "--resume"]) == 130  # the same flags: the run continues from the checkpoint
+    assert str(resumed_from[-1]).endswith("checkpoint-2")
