@@ -613,8 +613,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     empty text, and that answer would read as a prediction.
     """
     from ftlearn.files import OutputPathError
+    from ftlearn.finetune import saved_task
     from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
-    from ftlearn.windows import StrideError
+    from ftlearn.windows import StrideError, default_windows
 
     if (args.text is None) == (args.file is None):
         print(
@@ -628,7 +629,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.stride is not None and args.windows == "off":
         print("ftlearn predict: --stride sets the windows' spacing; add --windows mean or confident.", file=sys.stderr)
         return 2
-    reading = {"windows": args.windows, "stride": args.stride}
+    # not given: what was measured to help this kind of model (a folder that cannot be read is reported below)
+    windows = args.windows or default_windows(saved_task(Path(args.model_dir)))
+    if args.stride is not None and windows == "off":
+        print(
+            "ftlearn predict: --stride sets the windows' spacing, and this model reads head+tail by default; "
+            "add --windows mean or confident.",
+            file=sys.stderr,
+        )
+        return 2
+    reading = {"windows": windows, "stride": args.stride}
     try:
         if args.file is not None:
             if args.out is None:
@@ -844,13 +854,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    measured = ", ".join(f"{mode} for {task}" for task, mode in PREDICT_WINDOWS.items())
     predict.add_argument(
         "--windows",
         choices=WINDOW_MODES,
-        default=PREDICT_WINDOWS,
+        default=None,
         help="read a review longer than the model's input whole, as overlapping windows whose logits are averaged "
         f"(mean) or taken from the most confident window (confident); off: the truncation it was trained with "
-        f"(default {PREDICT_WINDOWS})",
+        f"(default: {measured}, where lesson 07 measured that it helps; off for other models)",
     )
     predict.add_argument(
         "--stride", type=int, default=None, help="text tokens between window starts (default: half a window)"
