@@ -355,37 +355,67 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
+# The flags that decide what a run computes: a resumed run must be given the same ones (`_resume_settings`).
+RUN_FLAGS = (
+    "model",
+    "lr",
+    "epochs",
+    "max_length",
+    "pooling",
+    "init",
+    "method",
+    "lora_rank",
+    "lora_alpha",
+    "sentiment_prefix",
+)
+RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
+
+
+def _run_flags(args: argparse.Namespace, profile_name: str) -> dict:
+    """What this run computes, as its checkpoints record it: target, resolved profile, seed and RUN_FLAGS."""
+    flags = {"target": args.target, "profile": profile_name, "seed": args.seed}
+    return {**flags, **{flag: getattr(args, flag, None) for flag in RUN_FLAGS}}
+
+
+def _flag_text(name: str, value: Any) -> str:
+    """One flag as typed on the command line ("--lr 0.0001", "--no-sentiment-prefix"), or "--lr not given"."""
+    if name == "target":
+        return str(value)
+    if value is None:
+        return f"--{name.replace('_', '-')} not given"
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')} {value}"
+
+
 def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
     """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
     parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
-    for flag in (
-        "model",
-        "lr",
-        "epochs",
-        "max_length",
-        "pooling",
-        "init",
-        "method",
-        "lora_rank",
-        "lora_alpha",
-        "checkpoint_every",
-    ):
+    for flag in (*RUN_FLAGS, "checkpoint_every"):
         value = getattr(args, flag, None)
         if value is not None:
-            parts += [f"--{flag.replace('_', '-')}", str(value)]
+            parts.append(_flag_text(flag, value))
     if resume:
         parts.append("--resume" if args.resume in (None, True) else f"--resume {args.resume}")
     return " ".join(parts)
 
 
-def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
-    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable."""
+def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> Any:
+    """The run's checkpoint settings from --checkpoint-every and --resume, or one line saying why they are unusable.
+
+    A run with --checkpoint-every records its flags (`RUN_FLAGS_FILE`) beside its checkpoints; --resume refuses
+    checkpoints whose recorded flags differ from this command's, since the continued run would silently mix two
+    recipes. Checkpoints without the record (written before it existed) are resumed unchecked.
+    """
     from ftlearn.checkpoints import INFO_FILE, latest_checkpoint
-    from ftlearn.finetune import Resume, checkpoint_dir_for
+    from ftlearn.distributed import is_main_process
+    from ftlearn.files import write_json_atomic
+    from ftlearn.finetune import Resume, checkpoint_dir_for, read_json_object
 
     if args.checkpoint_every is not None and args.checkpoint_every <= 0:
         return f"--checkpoint-every must be positive, got {args.checkpoint_every}."
     folder = checkpoint_dir_for(out)
+    flags = _run_flags(args, profile_name)
     resume_from = None
     if args.resume is not None:
         where = folder if args.resume is True else Path(args.resume).expanduser()
@@ -395,6 +425,20 @@ def _resume_settings(args: argparse.Namespace, out: Path) -> Any:
                 f"--resume: no complete checkpoint in {where} (checkpoint-N folders, written by --checkpoint-every N). "
                 "Run without --resume to start afresh."
             )
+        record = Path(resume_from).parent / RUN_FLAGS_FILE
+        if record.is_file():
+            recorded = read_json_object(record)  # {} if unreadable: nothing to compare, as for older checkpoints
+            differ = [name for name in flags if recorded.get(name, flags[name]) != flags[name]]
+            if differ:
+                was = ", ".join(_flag_text(name, recorded.get(name)) for name in differ)
+                now = ", ".join(_flag_text(name, flags[name]) for name in differ)
+                return (
+                    f"--resume: the checkpoints in {Path(resume_from).parent} were written with {was}; this command "
+                    f"has {now}. Resume with the same flags, or start afresh without --resume."
+                )
+    if args.checkpoint_every and is_main_process():  # under torchrun, rank 0 writes for all
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / RUN_FLAGS_FILE, flags)
     return Resume(args.checkpoint_every, folder, resume_from)
 
 
@@ -406,6 +450,7 @@ def _drop_checkpoints(folder: Path) -> None:
 
     for checkpoint in list_checkpoints(folder):
         shutil.rmtree(checkpoint, ignore_errors=True)
+    (folder / RUN_FLAGS_FILE).unlink(missing_ok=True)
     try:
         folder.rmdir()
     except OSError:
@@ -451,6 +496,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
             return 2
+    if args.target == "gpt2-lm":
+        overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
     for name, value in overrides.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
@@ -467,7 +514,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
     extra = {"init": init} if args.target in ("bert", "gpt2-cls") else {}
-    resume = _resume_settings(args, out)
+    resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
         return 2
@@ -566,8 +613,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     empty text, and that answer would read as a prediction.
     """
     from ftlearn.files import OutputPathError
+    from ftlearn.finetune import saved_task
     from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
-    from ftlearn.windows import StrideError
+    from ftlearn.windows import StrideError, default_windows
 
     if (args.text is None) == (args.file is None):
         print(
@@ -581,7 +629,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.stride is not None and args.windows == "off":
         print("ftlearn predict: --stride sets the windows' spacing; add --windows mean or confident.", file=sys.stderr)
         return 2
-    reading = {"windows": args.windows, "stride": args.stride}
+    # not given: what was measured to help this kind of model (a folder that cannot be read is reported below)
+    windows = args.windows or default_windows(saved_task(Path(args.model_dir)))
+    if args.stride is not None and windows == "off":
+        print(
+            "ftlearn predict: --stride sets the windows' spacing, and this model reads head+tail by default; "
+            "add --windows mean or confident.",
+            file=sys.stderr,
+        )
+        return 2
+    reading = {"windows": windows, "stride": args.stride}
     try:
         if args.file is not None:
             if args.out is None:
@@ -736,6 +793,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "(what pretraining buys)"
                 + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
             )
+        if target == "gpt2-lm":
+            cmd.add_argument(
+                "--sentiment-prefix",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="start each training review with its label, 'Review (positive):' (default); "
+                "--no-sentiment-prefix trains on the text alone, as ULMFiT's adaptation step does (lesson 10)",
+            )
         if target == "bert":
             cmd.add_argument(
                 "--pooling",
@@ -789,13 +854,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    measured = ", ".join(f"{mode} for {task}" for task, mode in PREDICT_WINDOWS.items())
     predict.add_argument(
         "--windows",
         choices=WINDOW_MODES,
-        default=PREDICT_WINDOWS,
+        default=None,
         help="read a review longer than the model's input whole, as overlapping windows whose logits are averaged "
         f"(mean) or taken from the most confident window (confident); off: the truncation it was trained with "
-        f"(default {PREDICT_WINDOWS})",
+        f"(default: {measured}, where lesson 07 measured that it helps; off for other models)",
     )
     predict.add_argument(
         "--stride", type=int, default=None, help="text tokens between window starts (default: half a window)"

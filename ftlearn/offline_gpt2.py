@@ -4,9 +4,11 @@ Introduced in notebook 09. No pretrained GPT-2 weights can be installed offline,
 `ftlearn.models.locate_model("gpt2")` finds neither the hub nor a cached copy, it points at this module's build
 folder, and `ftlearn.models.resolve_model` builds it there on first use:
 
-1. a general-English corpus that every Python installation carries: the docstrings of the Python
-   standard library's modules, classes and functions, plus the long descriptions (README text) in the
-   METADATA of installed packages; cut into prose paragraphs, built at run time, never saved as text;
+1. a general-English corpus from a fixed list of sources that every course installation carries: the docstrings
+   of the Python standard library's modules, classes and functions, plus the long descriptions (README text) in
+   the METADATA of the course's own declared dependencies (`CORPUS_PACKAGES`), never of whatever else happens to
+   be installed; cut into prose paragraphs, built at run time, never saved as text; its SHA-256 and sources
+   (Python and package versions) are recorded in the build's build_info.json;
 2. a byte-level BPE tokenizer trained on that corpus with `tokenizers` (GPT-2's scheme: bytes, then merges),
    wrapped as a `GPT2TokenizerFast` whose only special token is `<|endoftext|>` (and no pad token, like GPT-2);
 3. a `GPT2LMHeadModel` with a small `GPT2Config`, pretrained for a few hundred steps on that corpus;
@@ -40,8 +42,31 @@ CACHE_ENV = "FTLEARN_CACHE"
 BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": a user override, read when the caller names no build
 EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
 # Bump when the recipe changes, so old caches are not reused. 2: pretrained through ftlearn.train.fit
-# (lesson 04's AdamW, the one schedule family).
-BUILDER_VERSION = 2
+# (lesson 04's AdamW, the one schedule family). 3: the corpus comes from fixed sources only (CORPUS_PACKAGES).
+BUILDER_VERSION = 3
+# The packages whose METADATA descriptions join the corpus: the course's declared dependencies (pyproject.toml),
+# in a fixed order. Before builder 3 every installed package's description was used, so installing anything
+# changed the build (tests/test_offline_gpt2.py checks that it no longer does, and that each name here is declared).
+CORPUS_PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
+    "huggingface-hub",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "tqdm",
+    "matplotlib",
+    "ipywidgets",
+    "jupyterlab",
+    "nbformat",
+    "nbclient",
+    "ipykernel",
+    "nbval",
+)
 
 
 @dataclass(frozen=True)
@@ -235,34 +260,42 @@ def stdlib_docstrings(max_chars: int) -> list[str]:
     return docs
 
 
-def package_descriptions(max_chars: int) -> list[str]:
-    """Prose paragraphs from the long descriptions (README text) of the installed packages' METADATA."""
+def package_descriptions(max_chars: int, packages: tuple[str, ...] = CORPUS_PACKAGES) -> tuple[list[str], dict]:
+    """Prose paragraphs from the METADATA descriptions of `packages`, in that order, and each one's version."""
     from importlib import metadata
 
     docs: list[str] = []
+    versions: dict[str, str | None] = {}
     total = 0
-    seen = set()
-    dists = sorted(metadata.distributions(), key=lambda d: (d.metadata.get("Name") or "").lower())
-    for dist in dists:
-        name = (dist.metadata.get("Name") or "").lower()
-        if name in seen:
+    for name in packages:
+        if total >= max_chars:
+            break
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:  # a declared dependency that is missing: recorded as such
+            versions[name] = None
             continue
-        seen.add(name)
+        versions[name] = dist.version
         body = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         for para in _paragraphs(str(body)):
             docs.append(para)
             total += len(para)
-        if total >= max_chars:
-            break
-    return docs
+    return docs, versions
 
 
-def build_corpus(max_chars: int) -> tuple[list[str], dict[str, int]]:
-    """Documents for pretraining (about `max_chars` characters, half from each source) and a count per source."""
-    packages = package_descriptions(max_chars // 2)
+def corpus_sha256(docs: list[str]) -> str:
+    """The SHA-256 of a corpus (paragraphs joined by blank lines): builds with equal hashes read the same text."""
+    return hashlib.sha256("\n\n".join(docs).encode("utf-8")).hexdigest()
+
+
+def build_corpus(max_chars: int) -> tuple[list[str], dict[str, int], dict]:
+    """Documents for pretraining (up to `max_chars` characters), characters per source, and the provenance record."""
+    packages, versions = package_descriptions(max_chars // 2)
     stdlib = stdlib_docstrings(max_chars - sum(map(len, packages)))
     docs = stdlib + packages
-    return docs, {"stdlib docstrings": sum(map(len, stdlib)), "package descriptions": sum(map(len, packages))}
+    sources = {"stdlib docstrings": sum(map(len, stdlib)), "package descriptions": sum(map(len, packages))}
+    provenance = {"python": sys.version.split()[0], "packages": versions, "sha256": corpus_sha256(docs)}
+    return docs, sources, provenance
 
 
 # ---------------------------------------------------------------- 2. the tokenizer
@@ -398,7 +431,7 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
     if verbose:
         print(f"Building the offline GPT-2 ({config.name}) once for this machine into {target} ...", flush=True)
     start = time.perf_counter()
-    docs, sources = build_corpus(config.corpus_chars)
+    docs, sources, provenance = build_corpus(config.corpus_chars)
     tokenizer = train_tokenizer(docs, config.vocab_size)
     if verbose:
         print(
@@ -412,6 +445,9 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
         config=asdict(config),
         corpus_sources=sources,
         corpus_paragraphs=len(docs),
+        corpus_sha256=provenance["sha256"],
+        corpus_python=provenance["python"],
+        corpus_packages=provenance["packages"],
         parameters=sum(p.numel() for p in model.parameters()),
         seconds=round(time.perf_counter() - start, 1),
         python=sys.version.split()[0],

@@ -55,8 +55,9 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0  # clip the global gradient norm; None = no clipping
     mixed_precision: str = "auto"  # "auto" (bf16/fp16 on CUDA, fp32 elsewhere), "bf16" or "fp16" (any device), "no"
     eval_every_steps: int | None = None  # evaluate also every N optimizer steps (always at each epoch end)
-    patience: int | None = None  # early stopping: evaluations without a better val loss before stopping
+    patience: int | None = None  # early stopping: evaluations without a better `best_metric` before stopping
     restore_best: bool = True  # at the end, load the weights of the best evaluation (when there is a val set)
+    best_metric: str = "loss"  # what "best" means: the lowest validation "loss", or the highest "accuracy"
     checkpoint_every: int | None = None  # save a checkpoint every N optimizer steps ...
     checkpoint_dir: str | None = None  # ... into this folder
     keep_checkpoints: int = 2  # older checkpoints are deleted
@@ -186,7 +187,7 @@ class _Counters:
     step: int = 0
     epoch: int = 0
     batches_done: int = 0  # micro-batches of the current epoch already trained on
-    best_loss: float = math.inf
+    best_score: float = math.inf  # the best evaluation so far, as a score where lower is better (see `_score`)
     bad_evals: int = 0
     history: History = field(default_factory=History)
 
@@ -196,10 +197,18 @@ class _Counters:
             "step": self.step,
             "epoch": self.epoch,
             "batches_done": self.batches_done,
-            "best_loss": self.best_loss,
+            "best_score": self.best_score,
             "bad_evals": self.bad_evals,
             "history": self.history.to_dict(),
         }
+
+
+BEST_METRICS = ("loss", "accuracy")
+
+
+def _score(report: dict, best_metric: str) -> float:
+    """An evaluation as one number where lower is better: the loss, or minus the accuracy."""
+    return report["loss"] if best_metric == "loss" else -report["accuracy"]
 
 
 # ---------------------------------------------------------------- the loop
@@ -223,7 +232,9 @@ def fit(
     (B, T) for a causal LM. The loss is the model's own `.loss` unless `loss_fn(logits, labels)` is
     given (lesson 02's `ftlearn.losses.cross_entropy`, lesson 09's `causal_lm_loss`). The optimizer is
     lesson 04's `ftlearn.optim.AdamW` unless `optimizer_cls` names another. `val_loader` (labelled
-    classification batches) is evaluated at each epoch end and every `eval_every_steps`.
+    classification batches) is evaluated at each epoch end and every `eval_every_steps`; the best evaluation
+    (`config.best_metric`: lowest loss by default, or highest accuracy) decides early stopping and, with
+    `restore_best`, which weights the model ends with.
     Exact resume needs a loader whose batch sampler has `set_epoch` (`ftlearn.tokenization.BatchOrder`);
     `resume_from` is a checkpoint or a folder of them (the newest is taken).
     Callbacks are called as `cb(history, event)` with event "step", "eval" or "end".
@@ -252,6 +263,8 @@ def fit(
     k = config.grad_accum_steps
     if k < 1:
         raise ValueError(f"grad_accum_steps must be >= 1, got {k}.")
+    if config.best_metric not in BEST_METRICS:
+        raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {config.best_metric!r}.")
     sharded = _shard_for_ddp(train_loader) if ddp else None
     n_batches = len(train_loader)  # this rank's micro-batches per epoch (1/N of them under DDP)
     if n_batches == 0:
@@ -267,6 +280,7 @@ def fit(
     best_state, saved_rng, elapsed_before = None, None, 0.0
     if resume_from is not None:
         info, best_state, saved_rng, path = load_checkpoint(resume_from, model, optimizer, scheduler, scaler)
+        info = {**info, "best_score": info.pop("best_loss", info.get("best_score", math.inf))}  # older checkpoints
         run = _Counters(**{**info, "history": History.from_dict(info["history"])})
         elapsed_before = run.history.train_seconds
         if main:
@@ -325,8 +339,9 @@ def fit(
         row = {"step": run.step, "epoch": round(run.step / per_epoch, 3)}
         row.update({key: value for key, value in report.items() if key != "confusion_matrix"})
         history.evals.append(row)
-        if report["loss"] < run.best_loss:
-            run.best_loss, run.bad_evals = report["loss"], 0
+        score = _score(report, config.best_metric)
+        if score < run.best_score:
+            run.best_score, run.bad_evals = score, 0
             history.best_step = run.step
             # a CPU copy of the best weights, cloned so later steps do not overwrite it
             best_state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
@@ -400,7 +415,12 @@ def fit(
         model.load_state_dict(best_state)  # on every rank: they all chose the same best step
         if main:
             print(
-                f"Restored the weights of step {history.best_step}, the lowest validation loss ({run.best_loss:.4f})."
+                f"Restored the weights of step {history.best_step}, "
+                + (
+                    f"the lowest validation loss ({run.best_score:.4f})."
+                    if config.best_metric == "loss"
+                    else f"the highest validation accuracy ({-run.best_score:.4f})."
+                )
             )
     if sharded is not None:
         sharded.shard(0, 1)  # hand the loader back whole, as it came

@@ -97,6 +97,9 @@ def test_resolve_builds_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch,
     }
     info = json.loads((folder / "build_info.json").read_text())
     assert info["config"]["steps"] == 3 and info["corpus_sources"]["stdlib docstrings"] > 0
+    docs, _, provenance = og.build_corpus(TINY.corpus_chars)  # the record names what the build read
+    assert info["corpus_sha256"] == og.corpus_sha256(docs) == provenance["sha256"]
+    assert set(info["corpus_packages"]) <= set(og.CORPUS_PACKAGES) and info["corpus_python"] == provenance["python"]
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     monkeypatch.setenv(og.BUILD_ENV, "tiny")  # the user's override, when the caller names no build
     assert og.ensure_built() == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp  # no rebuild
@@ -181,3 +184,39 @@ def test_temporaries_of_killed_builds_are_removed_and_live_ones_kept(tmp_path, m
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert sorted(og.remove_stale_temporaries(target)) == sorted([dead, old])
     assert live.is_dir() and young.is_dir()
+
+
+def test_corpus_packages_are_the_course_s_declared_dependencies():
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ ;\[]", req, maxsplit=1)[0].lower() for req in project["dependencies"]}
+    assert set(og.CORPUS_PACKAGES) <= declared, set(og.CORPUS_PACKAGES) - declared
+    assert len(set(og.CORPUS_PACKAGES)) == len(og.CORPUS_PACKAGES)
+
+
+def test_installing_an_unrelated_package_does_not_change_the_corpus(tmp_path, monkeypatch):
+    """Item 8 of issue 20: the build reads fixed sources, so what else is installed cannot change it."""
+    from importlib import metadata
+
+    before, _, provenance = og.build_corpus(60_000)
+    prose = "\n\n".join(
+        f"This unrelated package number {i} describes itself in long and perfectly ordinary English sentences."
+        for i in range(200)
+    )
+    dist_info = tmp_path / "aaa_unrelated_extra-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: aaa-unrelated-extra\nVersion: 1.0\n\n{prose}\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # the package is really installed as far as importlib.metadata can tell, and its text is prose that the
+    # paragraph filter keeps: a corpus drawn from "every installed package" would have changed
+    assert metadata.distribution("aaa-unrelated-extra").version == "1.0"
+    assert len(og._paragraphs(prose)) == 200
+    after, _, provenance_after = og.build_corpus(60_000)
+    assert og.corpus_sha256(after) == og.corpus_sha256(before) == provenance["sha256"] == provenance_after["sha256"]
+    assert "aaa-unrelated-extra" not in provenance_after["packages"]

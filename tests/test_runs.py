@@ -51,6 +51,10 @@ def test_gpt2_recipes_follow_the_profile_and_the_models_context():
     smoke = GPT2LMRecipe.for_profile(get_profile("smoke"), small)
     assert smoke.max_length == 64 and smoke.max_train_rows is not None
     assert GPT2ClsRecipe.for_profile(get_profile("cpu"), hub).epochs == get_profile("cpu").epochs
+    # the small offline build keeps its most accurate epoch (loss rises early, lesson 10); the hub model its lowest loss
+    for profile in ("smoke", "cpu", "gpu"):
+        small_cls, hub_cls = (GPT2ClsRecipe.for_profile(get_profile(profile), c) for c in (small, hub))
+        assert small_cls.train_config().best_metric == "accuracy" and hub_cls.train_config().best_metric == "loss"
     cpu_small, cpu_hub = (GPT2LMRecipe.for_profile(get_profile("cpu"), c) for c in (small, hub))
     assert cpu_small.lr > cpu_hub.lr and cpu_hub.max_train_rows is not None  # the 124M model on a CPU reads less
     assert BertRecipe.for_profile(get_profile("cpu")).max_length <= get_profile("cpu").max_length
@@ -84,6 +88,7 @@ def test_every_finetune_target_has_the_same_common_flags():
         extra = {  # the classifiers choose their starting weights (lessons 07, 10); lesson 12 adds BERT's methods
             "bert": {"--pooling", "--init", "--method", "--lora-rank", "--lora-alpha"},
             "gpt2-cls": {"--init"},
+            "gpt2-lm": {"--sentiment-prefix", "--no-sentiment-prefix"},  # text alone for lesson 10's ULMFiT chain
         }
         assert (flags - common - {"-h", "--help"}) == extra.get(name, set()), name
 
@@ -122,6 +127,27 @@ def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, 
         assert (out / "ftlearn_preprocess.json").is_file()
         assert main(["predict", str(out), "a review"]) == 0
         assert "p_positive" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flag", "prefix"), [([], None), (["--sentiment-prefix"], True), (["--no-sentiment-prefix"], False)]
+)
+def test_gpt2_lm_sentiment_prefix_flag_reaches_the_recipe(flag, prefix, tmp_path, monkeypatch):
+    """`--no-sentiment-prefix`: the language model reads review text alone (lesson 10's ULMFiT chain)."""
+    import ftlearn.cli as cli
+    import ftlearn.finetune as finetune
+
+    seen = {}
+
+    def fake_run(profile, overrides, **_):
+        seen.update(overrides)
+        raise KeyboardInterrupt  # stop here: the recipe's settings are all this test needs
+
+    monkeypatch.setitem(finetune.RUNS, "gpt2-lm", fake_run)
+    monkeypatch.setattr(cli, "_report_interrupt", lambda *a: None)
+    assert main(["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(tmp_path / "lm"), *flag]) == 130
+    assert seen["sentiment_prefix"] is prefix  # None keeps the recipe's default, which is on
+    assert GPT2LMRecipe.for_profile(get_profile("smoke"), None, **seen).sentiment_prefix is (prefix is not False)
 
 
 def test_finetune_checks_out_device_and_checkpoints_before_loading_anything(tmp_path, capsys, monkeypatch):
@@ -181,3 +207,37 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypa
     monkeypatch.setitem(finetune.RUNS, "bert", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["finetune", "bert", "--profile", "smoke", "--out", str(out)]) == 130
     assert "add --checkpoint-every N" in capsys.readouterr().err
+
+
+def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, monkeypatch):
+    """--resume continues a run only with the flags that wrote its checkpoints (they are recorded beside them)."""
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE
+
+    out, resumed_from = tmp_path / "run", []
+
+    def killed_after_a_checkpoint(profile, out, resume, **kwargs):
+        resumed_from.append(resume.resume_from)
+        step = resume.checkpoint_dir / "checkpoint-2"
+        step.mkdir(parents=True, exist_ok=True)
+        (step / INFO_FILE).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune.RUNS, "gpt2-lm", killed_after_a_checkpoint)
+    first = ["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(out), "--checkpoint-every", "2", "--lr", "1e-3"]
+    assert main(first) == 130
+    record = json.loads((tmp_path / "run.checkpoints" / "run_flags.json").read_text())
+    assert record["lr"] == 1e-3 and record["profile"] == "smoke" and record["sentiment_prefix"] is None
+    capsys.readouterr()
+    for changed, was, now in [
+        (["--lr", "2e-3"], "--lr 0.001", "--lr 0.002"),
+        (["--lr", "1e-3", "--no-sentiment-prefix"], "--sentiment-prefix not given", "--no-sentiment-prefix"),
+        (["--lr", "1e-3", "--seed", "1"], "--seed 0", "--seed 1"),
+    ]:
+        assert main([*first[:-2], *changed, "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("ftlearn finetune: --resume: the checkpoints in")
+        assert f"written with {was}; this command has {now}." in err, err
+    assert len(resumed_from) == 1  # none of the refused commands started a run
+    assert main([*first, "--resume"]) == 130  # the same flags: the run continues from the checkpoint
+    assert str(resumed_from[-1]).endswith("checkpoint-2")

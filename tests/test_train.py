@@ -166,6 +166,34 @@ def test_early_stopping_restores_the_best_weights():
     assert math.isfinite(history.train_seconds) and history.train_seconds > 0
 
 
+@pytest.mark.parametrize("best_metric, kept_epoch", [("loss", 1), ("accuracy", 2)])
+def test_best_metric_decides_which_weights_are_kept(monkeypatch, best_metric, kept_epoch):
+    # lesson 10's small GPT-2: after epoch 1 its validation loss rises while its accuracy still rises
+    import ftlearn.train
+
+    scripted = iter([(0.70, 0.50), (0.72, 0.65), (0.90, 0.62), (1.10, 0.60)])  # (loss, accuracy) per epoch
+    monkeypatch.setattr(
+        ftlearn.train, "evaluate", lambda *a, **k: dict(zip(("loss", "accuracy"), next(scripted), strict=True))
+    )
+    weights_at = {}  # a copy of one weight matrix at every evaluation
+    model = tiny_bert(dropout=0.0)
+
+    def record(history, event):
+        if event == "eval":
+            weights_at[history.evals[-1]["step"]] = model.classifier.weight.detach().clone()
+
+    config = TrainConfig(lr=1e-2, epochs=4, warmup_ratio=0.0, best_metric=best_metric, progress=False)
+    history = fit(model, loader(toy_data(16)), [None], config, device="cpu", callbacks=[record])
+    kept = history.evals[kept_epoch - 1]["step"]
+    assert history.best_step == kept
+    assert torch.equal(model.classifier.weight, weights_at[kept])  # the model ends with that epoch's weights
+
+
+def test_an_unknown_best_metric_is_refused_before_training():
+    with pytest.raises(ValueError, match="best_metric must be one of loss, accuracy"):
+        fit(tiny_bert(), loader(toy_data(8)), config=TrainConfig(best_metric="f1", progress=False), device="cpu")
+
+
 def test_a_run_that_ends_on_schedule_did_not_stop_early():
     # patience runs out at the last evaluation: nothing was cut short, so this is not early stopping
     train, val = toy_data(40, seed=0, flip=True), toy_data(40, seed=0)

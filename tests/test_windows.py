@@ -132,11 +132,24 @@ def test_cli_predict_reads_whole_reviews_with_windows(saved_model, capsys):
     assert line.endswith(f"(p_positive = {p[0]:.3f})")
 
 
+def test_cli_predict_reads_a_bert_whole_by_default_and_other_models_head_tail(saved_model, capsys):
+    """The default is what lesson 07 measured: windows (mean) help the course's BERT; GPT-2 was not measured."""
+    from ftlearn.windows import default_windows
+
+    assert main(["predict", str(saved_model), LONG]) == 0
+    line = capsys.readouterr().out.strip()
+    model, tokenizer, settings = load_finetuned(saved_model)
+    _, whole = predict_texts(model, tokenizer, [LONG], settings, windows="mean")
+    _, head_tail = predict_texts(model, tokenizer, [LONG], settings, windows="off")
+    assert line.endswith(f"(p_positive = {whole[0]:.3f})") and whole[0] != head_tail[0]
+    assert [default_windows(t) for t in ("bert", "gpt2-cls", "distill", None)] == ["mean", "off", "off", "off"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--windows", "mean", "--stride", "0"], "--stride must be a positive number"),
-        (["--stride", "8"], "add --windows mean or confident"),
+        (["--windows", "off", "--stride", "8"], "add --windows mean or confident"),
         (["--windows", "confident", "--stride", "31"], "between 1 and the 30 text tokens"),
     ],
 )
