@@ -70,12 +70,14 @@ LESSONS: tuple[Lesson, ...] = (
         "07_bert_finetune_loop.ipynb",
         "BERT fine-tuning, by hand",
         "a TF-IDF baseline, `[CLS]` vs mean pooling, the hand-written training loop, mixed precision and accumulation, "
-        "metrics, error analysis, saving",
+        "metrics, error analysis, reading whole reviews, what pretraining buys (the same recipe from random weights), "
+        "saving",
     ),
     Lesson(
         "08_bert_trainer.ipynb",
         "BERT with the Trainer",
-        "the same with the Hugging Face `Trainer`: `TrainingArguments`, `compute_metrics`, checkpoints",
+        "the same with the Hugging Face `Trainer`: `TrainingArguments`, `compute_metrics`, checkpoints; paired against "
+        "lesson 07's loop",
     ),
     Lesson(
         "09_gpt2_causal_lm.ipynb",
@@ -85,7 +87,8 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "10_gpt2_classifier.ipynb",
         "GPT-2 as a classifier",
-        "GPT-2 as a classifier: the pad token, last-token pooling, compared with BERT",
+        "GPT-2 as a classifier: the pad token, last-token pooling, which epoch to keep, compared with BERT; the ULMFiT "
+        "chain (adapt the language model first)",
     ),
     Lesson(
         "11_efficient_full_finetuning.ipynb",
