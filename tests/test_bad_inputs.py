@@ -716,7 +716,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_final_metrics(share
 def test_ctrl_c_says_what_was_saved_and_how_to_continue(tmp_path):
     out = tmp_path / "run"
     checkpoints = out.with_name("run.checkpoints")
-    process = finetune_process(out, "--checkpoint-every", "1")
+    # 40 epochs: the smoke run's 4 steps can end before the signal lands on a fast machine
+    process = finetune_process(out, "--epochs", "40", "--checkpoint-every", "1")
     assert wait_for(process, lambda: (checkpoints / "checkpoint-1" / "trainer_state.json").exists())
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=300)
@@ -724,7 +725,7 @@ def test_ctrl_c_says_what_was_saved_and_how_to_continue(tmp_path):
     assert "Traceback" not in stdout + stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("ftlearn finetune: interrupted; nothing was saved to") and "the last checkpoint is" in last
-    assert last.endswith(f"--out {out} --checkpoint-every 1 --resume`.")
+    assert last.endswith(f"--out {out} --epochs 40 --checkpoint-every 1 --resume`.")
     assert not out.exists() and (checkpoints / "checkpoint-1").is_dir()
 
 
