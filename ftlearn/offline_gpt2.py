@@ -44,6 +44,7 @@ EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used
 # Bump when the recipe changes, so old caches are not reused. 2: pretrained through ftlearn.train.fit
 # (lesson 04's AdamW, the one schedule family). 3: the corpus comes from fixed sources only (CORPUS_PACKAGES).
 BUILDER_VERSION = 3
+BUILD_WAIT_S = 3600.0  # how long the other torchrun ranks wait for local rank 0's build (the cpu build: minutes)
 # The packages whose METADATA descriptions join the corpus: the course's declared dependencies (pyproject.toml),
 # in a fixed order. Before builder 3 every installed package's description was used, so installing anything
 # changed the build (tests/test_offline_gpt2.py checks that it no longer does, and that each name here is declared).
@@ -389,7 +390,7 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
         progress=False,
     )
     # on the CPU wherever it runs (the build is small, and the same everywhere), and in this process alone
-    # even under torchrun: every rank builds the same model from the same seed, and the first rename wins
+    # even under torchrun (where only local rank 0 builds, see `ensure_built`)
     history = fit(model, batches, config=settings, device="cpu", callbacks=[report], ddp=False)
     model.eval()
     with torch.no_grad():
@@ -409,14 +410,23 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
 # ---------------------------------------------------------------- 4. build once, cache
 
 
-def ensure_built(name: str | None = None, verbose: bool = True, force: bool = False) -> Path:
-    """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed."""
+def ensure_built(
+    name: str | None = None, verbose: bool = True, force: bool = False, wait_s: float = BUILD_WAIT_S
+) -> Path:
+    """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed.
+
+    Under torchrun (or accelerate launch) only each machine's local rank 0 builds; the other ranks wait up to
+    `wait_s` seconds for its build to appear, so that N processes do not build (and swap) the same folder at once.
+    """
     import torch
 
+    from ftlearn import distributed
     from ftlearn.files import read_manifest, write_manifest
 
     config = build_config(name)
     target = build_dir(config)
+    if distributed.launched_world_size() > 1 and distributed.local_rank() != 0 and not force:
+        return wait_for_build(target, config.name, wait_s)
     remove_stale_temporaries(target)
     status, problem = build_status(target)
     if status == "ok" and not force:
@@ -461,6 +471,20 @@ def ensure_built(name: str | None = None, verbose: bool = True, force: bool = Fa
             f"on documentation text {info['val_perplexity']:.1f}",
             flush=True,
         )
+    return target
+
+
+def wait_for_build(target: Path, build: str, wait_s: float = BUILD_WAIT_S, poll_s: float = 1.0) -> Path:
+    """Wait until another process (local rank 0 under torchrun) has finished `build` at `target`; returns it."""
+    deadline = time.monotonic() + wait_s
+    while not is_built(target):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"Waited {wait_s:.0f} s for local rank 0 to build the offline GPT-2 at {target}, and it is still not "
+                f'there. Build it once in a single process first: python -c "from ftlearn.offline_gpt2 import '
+                f"ensure_built; ensure_built('{build}')\", then launch torchrun again."
+            )
+        time.sleep(poll_s)
     return target
 
 

@@ -186,6 +186,32 @@ def test_temporaries_of_killed_builds_are_removed_and_live_ones_kept(tmp_path, m
     assert live.is_dir() and young.is_dir()
 
 
+def test_under_torchrun_only_local_rank_0_builds_and_the_others_wait_for_it(tmp_path, monkeypatch):
+    """Rank 1 never builds: it waits for local rank 0's build to appear (here a thread plays rank 0), then uses it."""
+    import threading
+
+    monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(og.BUILDS, "tiny", TINY)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    target = og.build_dir(TINY)
+    with pytest.raises(TimeoutError, match="ensure_built\\('tiny'\\)"):
+        og.ensure_built("tiny", verbose=False, wait_s=0.2)  # nobody is building: a clear error, not a hang
+    assert not target.exists() and not list(tmp_path.rglob(".*"))  # and rank 1 started no build of its own
+
+    built = {}
+
+    def build_as_rank_0():
+        # force builds whatever the rank (this whole process says LOCAL_RANK 1)
+        built["path"] = og.ensure_built("tiny", verbose=False, force=True)
+
+    thread = threading.Thread(target=build_as_rank_0)
+    thread.start()
+    waited = og.ensure_built("tiny", verbose=False, wait_s=300)
+    thread.join()
+    assert waited == target == built["path"] and og.is_built(target)
+
+
 def test_corpus_packages_are_the_course_s_declared_dependencies():
     import re
     from pathlib import Path
