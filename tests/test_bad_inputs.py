@@ -663,9 +663,26 @@ def wait_for(process: subprocess.Popen, ready: Callable[[], bool], timeout: floa
     raise TimeoutError("the command neither got there nor ended")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C (SIGINT) back to its default, as in a terminal.
+
+    A shell without job control starts background jobs (`bash .ci/run > log &`) with SIGINT ignored, their
+    children inherit that, and Python then never turns SIGINT into KeyboardInterrupt: the Ctrl-C test's run
+    would train on and end normally. That is right for a background job, and not what the test is about.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def finetune_process(out: Path, *flags: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "ftlearn", "finetune", "bert", "--profile", "smoke", "--out", str(out), *flags]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
+    )
 
 
 def answer(folder: Path) -> subprocess.CompletedProcess:
@@ -716,7 +733,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_final_metrics(share
 def test_ctrl_c_says_what_was_saved_and_how_to_continue(tmp_path):
     out = tmp_path / "run"
     checkpoints = out.with_name("run.checkpoints")
-    # 40 epochs: the smoke run's 4 steps can end before the signal lands on a fast machine
+    # 40 epochs, so that the run is surely still training when the signal lands (it stops at once then)
     process = finetune_process(out, "--epochs", "40", "--checkpoint-every", "1")
     assert wait_for(process, lambda: (checkpoints / "checkpoint-1" / "trainer_state.json").exists())
     process.send_signal(signal.SIGINT)
