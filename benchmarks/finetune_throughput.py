@@ -15,7 +15,10 @@ IMDB reviews for the same number of epochs, four ways:
                lr, weight decay, warm-up and linear decay, clipping and precision as (c).
 
 (c) against (b) mixes the recipe (fewer tokens, less padding) with the loop; (c) against (d) is the loop
-alone. Each arm is then tested on the same held-out reviews through its own inference path. The script
+alone. Each arm is then tested on the same held-out reviews through its own inference path. The loop's
+own ratio is a few per cent at most, smaller than the run-to-run noise of one timing on a shared machine
+(+-15% on 2 cloud cores), so (c) and (d) train `--repeats` times each, in alternating order (c d, d c,
+c d, ...), and their samples/s is the median run's (the table shows each run's seconds). The script
 prints a table of training samples/s, time, accuracy (with its standard error) and F1, and ends with
 the line `speedup_vs_seed=X speedup_vs_trainer=Y speedup_vs_trainer_same_recipe=Z` (ratios of training
 samples/s, measured in this run). With --mfu (default on a GPU) it also measures model FLOPs utilisation
@@ -49,15 +52,16 @@ SEED_BATCH_SIZE = 8  # seed 000's batch size (also TrainingArguments' default)
 IMDB_TRAIN_REVIEWS = 25_000
 ARMS = ("seed", "trainer", "ftlearn", "trainer_recipe")  # (a), (b), (c), (d); (c) and (d) run one after the other
 
-# Reviews trained on / tested on, epochs, and the length the seed arm pads to (and the Trainer arm
-# truncates at), per profile: on cpu enough for accuracy to mean something (the test set is the
-# whole 468-review test split of the sample) within half an hour; smoke only checks the code
-# paths, so it pads to 128 instead of 512.
+# Reviews trained on / tested on, epochs, the length the seed arm pads to (and the Trainer arm
+# truncates at), and how often the paired arms (c) and (d) are timed, per profile: on cpu enough for
+# accuracy to mean something (the test set is the whole 468-review test split of the sample) within
+# half an hour; smoke only checks the code paths, so it pads to 128 instead of 512.
 SIZES: dict[str, dict[str, int | None]] = {
-    "smoke": {"n_train": 8, "n_test": 8, "epochs": 1, "max_length": 128},
-    "cpu": {"n_train": 640, "n_test": None, "epochs": 1, "max_length": SEED_MAX_LENGTH},
-    "gpu": {"n_train": 4000, "n_test": 2000, "epochs": 1, "max_length": SEED_MAX_LENGTH},
+    "smoke": {"n_train": 8, "n_test": 8, "epochs": 1, "max_length": 128, "repeats": 2},
+    "cpu": {"n_train": 640, "n_test": None, "epochs": 1, "max_length": SEED_MAX_LENGTH, "repeats": 3},
+    "gpu": {"n_train": 4000, "n_test": 2000, "epochs": 1, "max_length": SEED_MAX_LENGTH, "repeats": 3},
 }
+PAIRED = ("ftlearn", "trainer_recipe")  # the arms that differ by the loop alone: timed `repeats` times each
 
 
 @dataclass
@@ -73,10 +77,19 @@ class ArmResult:
     n_test: int
     tokens_per_review: float  # mean token slots per training review actually computed, padding included
     extra: dict[str, Any] = field(default_factory=dict)
+    runs: list[float] = field(default_factory=list)  # the training seconds of every timing (the paired arms repeat)
+
+    def __post_init__(self) -> None:
+        self.runs = self.runs or [self.train_seconds]
+
+    def add_run(self, seconds: float) -> None:
+        """One more timing of the same training; `train_seconds` becomes the median run's."""
+        self.runs.append(seconds)
+        self.train_seconds = float(np.median(self.runs))
 
     @property
     def samples_per_second(self) -> float:
-        """Training throughput."""
+        """Training throughput (of the median run)."""
         return self.samples / self.train_seconds
 
     @property
@@ -217,9 +230,19 @@ def run_trainer(dsd: Any, model_name: str, epochs: int, seed: int, max_length: i
 
 
 def run_ftlearn(
-    dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
+    dsd: Any,
+    model_name: str,
+    epochs: int,
+    seed: int,
+    device: Any,
+    profile: Any,
+    batch_size: int = SEED_BATCH_SIZE,
+    test: bool = True,
 ) -> ArmResult:
-    """(c) `ftlearn.train.fit` with the profile's `BertRecipe`: head+tail, dynamic padding, length-grouped batches."""
+    """(c) `ftlearn.train.fit` with the profile's `BertRecipe`: head+tail, dynamic padding, length-grouped batches.
+
+    `test=False` only trains (a repeat timing): accuracy and F1 are then NaN.
+    """
     from ftlearn.evaluation import evaluate
     from ftlearn.losses import cross_entropy
     from ftlearn.recipes import BertRecipe
@@ -233,7 +256,7 @@ def run_ftlearn(
     recipe = BertRecipe.for_profile(profile, epochs=epochs, batch_size=batch_size)
     model, tokenizer, _ = fresh_model(model_name, seed)
     encode = {"tokenizer": tokenizer, **recipe.preprocess()}
-    train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    train, testset = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
     collator = make_collator(tokenizer)
     loader = make_loader(
         train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
@@ -245,7 +268,9 @@ def run_ftlearn(
         slots += padding_cost(lengths, loader.batch_sampler.batches())["slots"]
     seed_everything(seed)
     history = fit(model, loader, None, recipe.train_config(progress=False), device=device, loss_fn=cross_entropy)
-    report = evaluate(model, make_loader(test, collator, 2 * recipe.batch_size, group_by_length=True), device)
+    report = {"accuracy": math.nan, "f1": math.nan}
+    if test:
+        report = evaluate(model, make_loader(testset, collator, 2 * recipe.batch_size, group_by_length=True), device)
     how = f"{recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, {history.precision}"
     return ArmResult(
         "ftlearn",
@@ -254,8 +279,9 @@ def run_ftlearn(
         history.train_seconds,
         report["accuracy"],
         report["f1"],
-        len(test),
+        len(testset),
         slots / (len(lengths) * epochs),
+        {"train_loss": float(np.mean(history.loss))},
     )
 
 
@@ -263,9 +289,19 @@ def run_ftlearn(
 
 
 def run_trainer_recipe(
-    dsd: Any, model_name: str, epochs: int, seed: int, device: Any, profile: Any, batch_size: int = SEED_BATCH_SIZE
+    dsd: Any,
+    model_name: str,
+    epochs: int,
+    seed: int,
+    device: Any,
+    profile: Any,
+    batch_size: int = SEED_BATCH_SIZE,
+    test: bool = True,
 ) -> ArmResult:
-    """(d) `Trainer` given (c)'s recipe: its tokens, length-grouped batches, lr, warm-up, decay, clipping, precision."""
+    """(d) `Trainer` given (c)'s recipe: its tokens, length-grouped batches, lr, warm-up, decay, clipping, precision.
+
+    `test=False` only trains (a repeat timing): accuracy and F1 are then NaN.
+    """
     from transformers import Trainer, TrainingArguments
 
     from ftlearn.precision import choose_precision
@@ -276,7 +312,7 @@ def run_trainer_recipe(
     config = recipe.train_config()
     model, tokenizer, _ = fresh_model(model_name, seed)
     encode = {"tokenizer": tokenizer, **recipe.preprocess()}  # (c)'s head+tail tokens, exactly
-    train, test = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    train, testset = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
     precision = choose_precision(device, config.mixed_precision)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
@@ -310,10 +346,10 @@ def run_trainer_recipe(
         )
         sync(device)
         start = time.perf_counter()
-        trainer.train()
+        train_loss = trainer.train().training_loss  # the mean over the run's steps
         sync(device)
         seconds = time.perf_counter() - start
-        acc, f1 = trainer_test_scores(trainer, test)
+        acc, f1 = trainer_test_scores(trainer, testset) if test else (math.nan, math.nan)
     lengths = np.array([len(ids) for ids in train["input_ids"]])
     how = (
         f"Trainer, {recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, "
@@ -326,10 +362,49 @@ def run_trainer_recipe(
         seconds,
         acc,
         f1,
-        len(test),
+        len(testset),
         float(lengths.mean()),
-        {"tokens_note": "real tokens (padding not counted)"},
+        {"tokens_note": "real tokens (padding not counted)", "train_loss": float(train_loss)},
     )
+
+
+# ---------------------------------------------------------------- where (c) and (d) differ: the optimizer step
+
+
+def time_optimizer_steps(model_name: str, seed: int, device: Any, rounds: int = 20) -> dict[str, float]:
+    """Median milliseconds of one AdamW step over the model's parameters, per implementation, timed in turn.
+
+    The loops of (c) and (d) run the same forward and backward on the same batches; per step they differ in
+    the optimizer: (c) steps lesson 04's `ftlearn.optim.AdamW`, (d) the Trainer's `adamw_torch`
+    (`torch.optim.AdamW`, whose default on a GPU is its multi-tensor form). The fused kernel is shown for scale.
+    """
+    import torch
+
+    from ftlearn.optim import AdamW, param_groups
+
+    model, _, _ = fresh_model(model_name, seed)
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    for param in model.parameters():  # small gradients, so that the repeated steps keep the weights sensible
+        param.grad = (torch.randn(param.shape, generator=generator) * 1e-3).to(device)
+    groups = lambda: param_groups(model, 0.01)  # noqa: E731  (fresh groups: each optimizer keeps its own state)
+    optimizers = {
+        "lesson 04's AdamW (c)": AdamW(groups(), lr=1e-9),
+        "torch.optim.AdamW (d)": torch.optim.AdamW(groups(), lr=1e-9),
+    }
+    try:
+        optimizers["torch.optim.AdamW fused"] = torch.optim.AdamW(groups(), lr=1e-9, fused=True)
+    except (RuntimeError, ValueError):  # no fused kernel on this device
+        pass
+    times: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(rounds + 1):  # the first round warms up (allocates each optimizer's state) and is dropped
+        for name, optimizer in optimizers.items():
+            sync(device)
+            start = time.perf_counter()
+            optimizer.step()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(t[1:])) for name, t in times.items()}
 
 
 # ---------------------------------------------------------------- MFU of the bert-base architecture
@@ -460,6 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     parser.add_argument(
+        "--repeats",
+        type=int,
+        help="how many times (c) and (d) are each timed, alternating (default: per profile; cpu 3)",
+    )
+    parser.add_argument(
         "--mfu",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -480,13 +560,15 @@ def main(argv: list[str] | None = None) -> int:
     profile = get_profile(args.profile)
     datasets.disable_progress_bar()  # tokenizing takes a second; its bars would bury the report
     sizes = {**SIZES.get(profile.name, SIZES["cpu"])}
-    for key in ("n_train", "n_test", "epochs", "max_length"):
+    for key in ("n_train", "n_test", "epochs", "max_length", "repeats"):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = set(arms) - set(ARMS)
     if unknown:
         parser.error(f"unknown arm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ARMS)}")
+    if sizes["repeats"] < 1:
+        parser.error(f"--repeats must be at least 1, got {sizes['repeats']}")
     device = pick_device()
     lr = args.lr if args.lr is not None else BertRecipe.for_profile(profile).lr
     print(
@@ -499,30 +581,63 @@ def main(argv: list[str] | None = None) -> int:
     n_train, n_test, epochs = len(dsd["train"]), len(dsd["test"]), sizes["epochs"]
     print(f"{n_train} training reviews x {epochs} epoch(s), tested on {n_test} reviews; seed-arm lr {lr:g}")
 
+    def run_arm(arm: str, test: bool = True) -> ArmResult:
+        if arm == "seed":
+            return run_seed(dsd, profile.bert_model, epochs, lr, args.seed, device, sizes["max_length"])
+        if arm == "trainer":
+            return run_trainer(dsd, profile.bert_model, epochs, args.seed, sizes["max_length"])
+        if arm == "ftlearn":
+            return run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile, test=test)
+        return run_trainer_recipe(dsd, profile.bert_model, epochs, args.seed, device, profile, test=test)
+
     results: list[ArmResult] = []
     for arm in arms:
         print(f"\n--- ({'abcd'[ARMS.index(arm)]}) {arm} ...", flush=True)
-        if arm == "seed":
-            result = run_seed(dsd, profile.bert_model, epochs, lr, args.seed, device, sizes["max_length"])
-        elif arm == "trainer":
-            result = run_trainer(dsd, profile.bert_model, epochs, args.seed, sizes["max_length"])
-        elif arm == "ftlearn":
-            result = run_ftlearn(dsd, profile.bert_model, epochs, args.seed, device, profile)
-        else:
-            result = run_trainer_recipe(dsd, profile.bert_model, epochs, args.seed, device, profile)
+        result = run_arm(arm)
         print(
             f"    {result.samples_per_second:.2f} samples/s, {result.train_seconds:.1f} s, "
             f"accuracy {result.accuracy:.3f}",
             flush=True,
         )
         results.append(result)
+    by_arm = {r.arm: r for r in results}
+
+    # The paired arms again, training only, in alternating order (d c, c d, ...): the first round ran c then d,
+    # so over the rounds each arm goes first as often as the other (warm caches, a neighbour's load).
+    paired = [arm for arm in PAIRED if arm in by_arm]
+    for round_ in range(1, sizes["repeats"]):
+        for arm in paired if round_ % 2 == 0 else paired[::-1]:
+            print(f"\n--- ({'abcd'[ARMS.index(arm)]}) {arm}, timing {round_ + 1} of {sizes['repeats']} ...", flush=True)
+            again, first = run_arm(arm, test=False), by_arm[arm]
+            first.add_run(again.train_seconds)
+            # the same seeded training each time: the mean training loss shows that it did the same work
+            first.extra.setdefault("train_loss_runs", [first.extra["train_loss"]]).append(again.extra["train_loss"])
+            print(
+                f"    {again.samples_per_second:.2f} samples/s, {again.train_seconds:.1f} s, mean training loss "
+                f"{again.extra['train_loss']:.4f} (first timing {first.extra['train_loss']:.4f})",
+                flush=True,
+            )
 
     print_table(results)
-    by_arm = {r.arm: r for r in results}
+    for arm in paired:
+        r = by_arm[arm]
+        if len(r.runs) > 1:
+            runs = ", ".join(f"{seconds:.1f}" for seconds in r.runs)
+            print(f"{arm}: trained in {runs} s; the table shows the median, {r.train_seconds:.1f} s")
     if "ftlearn" in by_arm:
         for other in ("seed", "trainer", "trainer_recipe"):
             if other in by_arm:
                 print(accuracy_verdict(by_arm["ftlearn"], by_arm[other]))
+
+    optimizer_ms = None
+    if set(PAIRED) <= set(by_arm):
+        optimizer_ms = time_optimizer_steps(profile.bert_model, args.seed, device)
+        steps = math.ceil(n_train / SEED_BATCH_SIZE) * epochs
+        print(
+            "one AdamW step (median of 20 timings), where the loops of (c) and (d) differ most: "
+            + ", ".join(f"{name} {ms:.0f} ms" for name, ms in optimizer_ms.items())
+            + f"; {steps} steps per run"
+        )
 
     mfu_report = None
     if args.mfu or (args.mfu is None and device.type == "cuda"):
@@ -567,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
                 {**asdict(r), "samples_per_second": r.samples_per_second, "accuracy_se": r.accuracy_se} for r in results
             ],
             "mfu": mfu_report,
+            "optimizer_step_ms": optimizer_ms,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

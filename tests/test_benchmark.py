@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,22 @@ def test_benchmark_prints_four_way_table_and_speedup_line(tmp_path: Path) -> Non
     recipe_row = next(arm for arm in saved["arms"] if arm["arm"] == "trainer_recipe")
     assert "head+tail" in recipe_row["how"] and "grouped by length" in recipe_row["how"]
     assert tokens["trainer_recipe"] <= tokens["ftlearn"]
+    # the loop's own ratio: (c) and (d) are timed `repeats` times each (smoke: 2) and the table shows the median run;
+    # each repeat redid the same seeded training, so its mean training loss is the first timing's
+    by_arm = {arm["arm"]: arm for arm in saved["arms"]}
+    for name in ("ftlearn", "trainer_recipe"):
+        arm = by_arm[name]
+        assert len(arm["runs"]) == saved["sizes"]["repeats"] == 2
+        assert math.isclose(arm["train_seconds"], statistics.median(arm["runs"]))
+        first, *again = arm["extra"]["train_loss_runs"]
+        assert again and all(math.isclose(loss, first, rel_tol=1e-6) for loss in again)
+        assert f"{name}: trained in " in proc.stdout
+    for name in ("seed", "trainer"):
+        assert len(by_arm[name]["runs"]) == 1  # the other two arms are timed once
+    # where the two loops differ: their optimizers' step, timed on the same model
+    step_ms = saved["optimizer_step_ms"]
+    assert {"lesson 04's AdamW (c)", "torch.optim.AdamW (d)"} <= set(step_ms) and min(step_ms.values()) > 0
+    assert "one AdamW step (median of 20 timings)" in proc.stdout
 
 
 def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:
