@@ -17,15 +17,15 @@ IMDB reviews for the same number of epochs, four ways:
 (c) against (b) mixes the recipe (fewer tokens, less padding) with the loop; (c) against (d) is the loop
 alone. Each arm is then tested on the same held-out reviews through its own inference path. The loop's
 own ratio is a few per cent at most, smaller than the run-to-run noise of one timing on a shared machine
-(+-15% on 2 cloud cores), so (c) and (d) train `--repeats` times each, in alternating order (c d, d c,
-c d, ...), and their samples/s is the median run's (the table shows each run's seconds). The script
+(15% or more on 2 cloud cores), so (c) and (d) train `--repeats` times each, in alternating order (c d,
+d c, c d, ...), and their samples/s is the median run's (a line under the table lists every run). The script
 prints a table of training samples/s, time, accuracy (with its standard error) and F1, and ends with
 the line `speedup_vs_seed=X speedup_vs_trainer=Y speedup_vs_trainer_same_recipe=Z` (ratios of training
 samples/s, measured in this run). With --mfu (default on a GPU) it also measures model FLOPs utilisation
 for the bert-base architecture (random weights) against this device's measured matmul peak, and projects the time of
 one epoch over IMDB's 25,000 training reviews.
 
-    python benchmarks/finetune_throughput.py --profile cpu       # 28 minutes on 2 quiet CPU cores (with --mfu)
+    python benchmarks/finetune_throughput.py --profile cpu       # 33 minutes on 2 quiet CPU cores (--mfu adds a minute)
     python benchmarks/finetune_throughput.py --profile smoke     # a minute: checks the code paths
     python benchmarks/finetune_throughput.py --profile gpu       # 4,000 reviews + the MFU section
 
