@@ -475,11 +475,16 @@ def ensure_built(
 
 
 def wait_for_build(target: Path, build: str, wait_s: float = BUILD_WAIT_S, poll_s: float = 1.0) -> Path:
-    """Wait until another process (local rank 0 under torchrun) has finished `build` at `target`; returns it."""
+    """Wait until another process (local rank 0 under torchrun) has finished `build` at `target`; returns it.
+
+    Raises `ftlearn.models.ModelUnavailableError` (which `ftlearn finetune` reports in one line) after `wait_s`.
+    """
+    from ftlearn.models import ModelUnavailableError
+
     deadline = time.monotonic() + wait_s
     while not is_built(target):
         if time.monotonic() > deadline:
-            raise TimeoutError(
+            raise ModelUnavailableError(
                 f"Waited {wait_s:.0f} s for local rank 0 to build the offline GPT-2 at {target}, and it is still not "
                 f'there. Build it once in a single process first: python -c "from ftlearn.offline_gpt2 import '
                 f"ensure_built; ensure_built('{build}')\", then launch torchrun again."
