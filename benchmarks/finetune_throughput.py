@@ -35,7 +35,6 @@ It is a script, not a test: timings depend on the machine, so nothing here asser
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -553,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ftlearn.data import load_imdb
+    from ftlearn.files import write_json_atomic
     from ftlearn.models import resolve_model
     from ftlearn.recipes import BertRecipe
     from ftlearn.runtime import get_profile, hardware_summary, package_version, pick_device
@@ -685,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             "optimizer_step_ms": optimizer_ms,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        write_json_atomic(args.json, payload)  # a killed run leaves the previous results file whole
 
     if "ftlearn" in by_arm:
         ratio = {
