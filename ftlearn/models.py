@@ -169,11 +169,14 @@ def resolve_model(
     source = locate_model(family, name, online=online, build=build)
     if family != "gpt2" or source.kind != "offline-fallback":
         return source
-    from ftlearn.offline_gpt2 import build_config, ensure_built
+    from ftlearn.offline_gpt2 import BuildWaitTimeout, build_config, ensure_built
 
     # every time, not only when missing: it checks the build against its manifest (milliseconds), rebuilds a
     # damaged one, saying so, and gives an intact build from before manifests its manifest
-    ensure_built(build_config(build).name)
+    try:
+        ensure_built(build_config(build).name)
+    except BuildWaitTimeout as exc:  # another torchrun rank never finished the build
+        raise ModelUnavailableError(str(exc)) from exc
     return locate_model(family, name, online=False, build=build)
 
 

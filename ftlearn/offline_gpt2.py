@@ -45,6 +45,12 @@ EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used
 # (lesson 04's AdamW, the one schedule family). 3: the corpus comes from fixed sources only (CORPUS_PACKAGES).
 BUILDER_VERSION = 3
 BUILD_WAIT_S = 3600.0  # how long the other torchrun ranks wait for local rank 0's build (the cpu build: minutes)
+
+
+class BuildWaitTimeout(RuntimeError):
+    """Another process was to build the offline GPT-2 and it did not appear in time; the message says what to do."""
+
+
 # The packages whose METADATA descriptions join the corpus: the course's declared dependencies (pyproject.toml),
 # in a fixed order. Before builder 3 every installed package's description was used, so installing anything
 # changed the build (tests/test_offline_gpt2.py checks that it no longer does, and that each name here is declared).
@@ -411,12 +417,13 @@ def pretrain(config: BuildConfig, docs: list[str], tokenizer: Any, verbose: bool
 
 
 def ensure_built(
-    name: str | None = None, verbose: bool = True, force: bool = False, wait_s: float = BUILD_WAIT_S
+    name: str | None = None, verbose: bool = True, force: bool = False, wait_s: float | None = None
 ) -> Path:
     """The folder of the offline GPT-2 build `name` (default: `default_build()`), building it first if needed.
 
     Under torchrun (or accelerate launch) only each machine's local rank 0 builds; the other ranks wait up to
-    `wait_s` seconds for its build to appear, so that N processes do not build (and swap) the same folder at once.
+    `wait_s` seconds (default `BUILD_WAIT_S`) for its build to appear, so that N processes do not build (and swap)
+    the same folder at once.
     """
     import torch
 
@@ -426,7 +433,7 @@ def ensure_built(
     config = build_config(name)
     target = build_dir(config)
     if distributed.launched_world_size() > 1 and distributed.local_rank() != 0 and not force:
-        return wait_for_build(target, config.name, wait_s)
+        return wait_for_build(target, config.name, BUILD_WAIT_S if wait_s is None else wait_s)
     remove_stale_temporaries(target)
     status, problem = build_status(target)
     if status == "ok" and not force:
@@ -477,14 +484,13 @@ def ensure_built(
 def wait_for_build(target: Path, build: str, wait_s: float = BUILD_WAIT_S, poll_s: float = 1.0) -> Path:
     """Wait until another process (local rank 0 under torchrun) has finished `build` at `target`; returns it.
 
-    Raises `ftlearn.models.ModelUnavailableError` (which `ftlearn finetune` reports in one line) after `wait_s`.
+    Raises `BuildWaitTimeout` after `wait_s` (`ftlearn.models.resolve_model` passes it on as the
+    `ModelUnavailableError` that `ftlearn finetune` reports in one line).
     """
-    from ftlearn.models import ModelUnavailableError
-
     deadline = time.monotonic() + wait_s
     while not is_built(target):
         if time.monotonic() > deadline:
-            raise ModelUnavailableError(
+            raise BuildWaitTimeout(
                 f"Waited {wait_s:.0f} s for local rank 0 to build the offline GPT-2 at {target}, and it is still not "
                 f'there. Build it once in a single process first: python -c "from ftlearn.offline_gpt2 import '
                 f"ensure_built; ensure_built('{build}')\", then launch torchrun again."

@@ -195,9 +195,13 @@ def test_under_torchrun_only_local_rank_0_builds_and_the_others_wait_for_it(tmp_
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     target = og.build_dir(TINY)
-    with pytest.raises(models.ModelUnavailableError, match="ensure_built\\('tiny'\\)"):
+    with pytest.raises(og.BuildWaitTimeout, match="ensure_built\\('tiny'\\)"):
         og.ensure_built("tiny", verbose=False, wait_s=0.2)  # nobody is building: a clear error, not a hang
     assert not target.exists() and not list(tmp_path.rglob(".*"))  # and rank 1 started no build of its own
+    # through resolve_model (how the CLI loads GPT-2) it is the ModelUnavailableError the CLI reports in one line
+    monkeypatch.setattr(og, "BUILD_WAIT_S", 0.2)
+    with pytest.raises(models.ModelUnavailableError, match="ensure_built\\('tiny'\\)"):
+        models.resolve_model("gpt2", build="tiny", online=False)
 
     built = {}
 
