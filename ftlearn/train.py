@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,7 +243,44 @@ def fit(
     (notebook 11): each rank takes every N-th batch, gradients are averaged across ranks, every rank
     sees the same History and validation metrics, and only rank 0 prints and writes checkpoints.
     `ddp=False` keeps this call to this process alone even then (the offline GPT-2's build does).
+    Gradients are on during the call whatever the caller set, and the model's train/eval mode is handed back.
     """
+    # Training must not depend on the caller's state: a notebook that ran torch.set_grad_enabled(False), or a
+    # model left in eval mode, would otherwise fail at backward() or train without dropout. `fit` turns gradients
+    # on and the model to train mode for the run, and hands both back as it found them (notebook 06 found this).
+    with training_state(model):
+        return _fit(
+            model, train_loader, val_loader, config, device, optimizer_cls, loss_fn, callbacks, resume_from, ddp
+        )
+
+
+@contextmanager
+def training_state(model: torch.nn.Module) -> Iterator[None]:
+    """Gradients on and `model.train()` inside; the caller's grad mode and train/eval mode restored on the way out."""
+    import torch
+
+    modes = [(module, module.training) for module in model.modules()]  # each submodule's own mode, as found
+    with torch.enable_grad():
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
+
+def _fit(
+    model: torch.nn.Module,
+    train_loader: Any,
+    val_loader: Any,
+    config: TrainConfig | None,
+    device: torch.device | str | None,
+    optimizer_cls: Any,
+    loss_fn: Callable[[Any, Any], Any] | None,
+    callbacks: Sequence[Callable[[History, str], None]],
+    resume_from: str | Path | None,
+    ddp: bool | None,
+) -> History:
+    """The body of `fit`, run inside `training_state`."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm

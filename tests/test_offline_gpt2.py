@@ -126,7 +126,11 @@ def _tiny_build(tmp_path, monkeypatch):
     monkeypatch.setenv(og.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(og.BUILDS, "tiny", TINY)
     monkeypatch.setattr(models, "in_hub_cache", lambda name: False)
-    return og.ensure_built("tiny", verbose=False)
+    # built with gradients off, as lesson 06 calls it (its cells run under torch.set_grad_enabled(False))
+    with torch.no_grad():
+        folder = og.ensure_built("tiny", verbose=False)
+        assert not torch.is_grad_enabled()
+    return folder
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,26 @@ def test_gradient_accumulation_equals_the_big_batch():
     assert h_small.loss[0] == pytest.approx(h_big.loss[0], rel=1e-5)
 
 
+def test_fit_trains_whatever_grad_mode_the_caller_left_and_hands_the_modes_back():
+    # a notebook that ran torch.set_grad_enabled(False) for its own cells (lesson 06) must still be able to train
+    ds = toy_data(16)
+    model = tiny_bert(dropout=0.0)
+    model.eval()
+    model.classifier.train()  # mixed modes, as a frozen body with a live head would have
+    before = [p.detach().clone() for p in model.parameters()]
+    config = TrainConfig(lr=1e-2, epochs=1, warmup_ratio=0.0, progress=False)
+    seen = []
+    torch.set_grad_enabled(False)
+    try:
+        fit(model, loader(ds, 8), config=config, device="cpu", callbacks=[lambda h, e: seen.append(model.training)])
+        assert not torch.is_grad_enabled(), "fit hands the caller's grad mode back"
+    finally:
+        torch.set_grad_enabled(True)
+    assert seen and all(seen), "the model trains in train mode"
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "every weight moved"
+    assert not model.training and not model.bert.training and model.classifier.training, "each module's mode restored"
+
+
 def test_resume_continues_to_the_same_losses(tmp_path):
     train, val = toy_data(42, seed=0), toy_data(12, seed=1)
     # 42 examples / batch 4 = 11 micro-batches, accumulation 2 -> 6 steps per epoch (the last one short)
