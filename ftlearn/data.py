@@ -255,5 +255,7 @@ def load_imdb(
     dsd["test"] = stratified_subset(dsd["test"], n_test, seed + 1)
     if verbose:
         sizes = ", ".join(f"{s} {len(dsd[s]):,} of {full[s]:,}" for s in SPLITS)
-        print(f"IMDB from {source}: {sizes} reviews")
+        from ftlearn.files import display_path  # `<imdb>`: outputs name no machine's folders
+
+        print(f"IMDB from {display_path(source)}: {sizes} reviews")
     return dsd

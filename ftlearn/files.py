@@ -1,4 +1,5 @@
-"""Files written whole and checked before use: atomic writes, folder manifests, cheap structural checks.
+"""Files written whole and checked before use: atomic writes, folder manifests, cheap structural checks;
+and paths as printed (`display_path`: `<cache>/…`, `<course>/…`, never this machine's folders).
 
 Introduced in notebook 07, where a fine-tuned model is saved and reloaded; `ftlearn.finetune`,
 `ftlearn.predict`, `ftlearn.offline_gpt2` and `ftlearn.nbrun` write through here. Two habits, borrowed from Git:
@@ -15,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -239,3 +241,133 @@ def check_output_folder(path: str | Path, is_ours: bool, flag: str = "--out") ->
         )
     _probe_writable(_nearest_existing(path.parent), f"{flag} {path}")
     return path
+
+
+# ---------------------------------------------------------------- paths as printed
+
+# Outputs are committed and read on other machines: a path prints relative to a named root, so that the
+# notebooks show `<cache>/offline-gpt2/cpu-3668f779df`, never the author's home, checkout or venv.
+PACKAGES_ROOT = "<site-packages>"
+# the settings that place the roots, named here so that files.py imports nothing of ftlearn (ftlearn.data and
+# ftlearn.offline_gpt2 print through it); tests/test_files.py checks they match `data.DIR_ENV`, `offline_gpt2.CACHE_ENV`
+IMDB_DIR_ENV = "FTLEARN_IMDB_DIR"
+CACHE_ENV = "FTLEARN_CACHE"
+_PACKAGES_DIRS = ("site-packages", "dist-packages")
+
+
+def cache_root() -> Path:
+    """Where ftlearn keeps per-machine builds: $FTLEARN_CACHE, else ~/.cache/ftlearn (as `offline_gpt2.cache_root`)."""
+    return Path(os.environ.get(CACHE_ENV, "").strip() or Path.home() / ".cache" / "ftlearn").expanduser()
+
+
+def _course_root() -> Path | None:
+    """`ftlearn.course.repo_root()` without its import of nbformat (a second, to print one path): the checkout
+    above the current folder, else above this file."""
+    for base in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in [base, *base.parents]:
+            if (folder / "notebooks").is_dir() and (folder / "ftlearn").is_dir():
+                return folder
+    return None
+
+
+def _hf_roots() -> list[tuple[str, str]]:
+    """The Hugging Face folders, by huggingface_hub's rules: $HF_HOME, else $XDG_CACHE_HOME/huggingface, else
+    ~/.cache/huggingface; its hub cache ($HF_HUB_CACHE) may live elsewhere."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
+    roots = [("<hf-home>", home)]
+    hub = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if hub:
+        roots.append(("<hf-hub>", hub))
+    return roots
+
+
+def path_roots() -> list[tuple[str, str]]:
+    """(name, absolute folder) for each root a printed path is shown under, on this machine: the ftlearn and
+    Hugging Face caches, $FTLEARN_IMDB_DIR, the course checkout, the temporary folder, the home folder.
+    site-packages folders are found in the path itself (`display_path`)."""
+    named: list[tuple[str, str | os.PathLike]] = [("<cache>", cache_root()), *_hf_roots()]
+    imdb = os.environ.get(IMDB_DIR_ENV, "").strip()
+    if imdb and (os.path.isabs(os.path.expanduser(imdb)) or os.path.isdir(imdb)):  # else a hub name
+        named.append(("<imdb>", imdb))
+    course = _course_root()
+    if course is not None:
+        named.append(("<course>", course))
+    named += [("<tmp>", tempfile.gettempdir()), ("~", Path.home())]
+    roots = []
+    for name, folder in named:
+        folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+        for form in dict.fromkeys((folder, os.path.realpath(folder))):  # /tmp and /private/tmp on macOS
+            if os.path.dirname(form) != form:  # a filesystem root would swallow every path
+                roots.append((name, form))
+    return roots
+
+
+def _under(path: str, folder: str) -> str | None:
+    """The rest of `path` below `folder` ("" for the folder itself), or None when `path` is not under it."""
+    if path == folder:
+        return ""
+    for sep in {os.sep, "/"}:
+        if path.startswith(folder.rstrip(sep) + sep):
+            return path[len(folder.rstrip(sep)) + 1 :]
+    return None
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """`path` as printed: below its longest named root (`<cache>/…`, `<site-packages>/…`, `~/…`), else as given."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return text
+    absolute = os.path.normpath(text)
+    found = [
+        (len(absolute) - len(rest), name, rest)
+        for name, root in path_roots()
+        if (rest := _under(absolute, root)) is not None
+    ]
+    parts = Path(absolute).parts
+    for index in range(len(parts) - 1, 0, -1):  # the deepest site-packages folder
+        if parts[index] in _PACKAGES_DIRS:
+            rest = "/".join(parts[index + 1 :])
+            found.append((len(absolute) - len(rest), PACKAGES_ROOT, rest))
+            break
+    if not found:
+        return text
+    _, name, rest = max(found)
+    rest = rest.replace(os.sep, "/")
+    return f"{name}/{rest}" if rest else name
+
+
+# an absolute path's site-packages folder, in text: "/x/.venv/lib/python3.11/site-packages", "C:\\Py\\dist-packages";
+# not inside a longer token (a relative path, a URL: "https://host/a/site-packages" starts after "host")
+_PATH_START = r"(?<![\w.~/\\:-])"
+_PATH_END = r"(?=[/\\]|[^\w.-]|$)"
+_PACKAGES_IN_TEXT = re.compile(
+    _PATH_START + r"(?:[A-Za-z]:)?[/\\][^\s\"'<>|,;:()\[\]{}]*[/\\](?:site|dist)-packages" + _PATH_END
+)
+
+_ANSI_ESCAPE = re.compile(r"(\x1b\[[0-9;]*[A-Za-z])")
+
+
+def redact_paths(text: str, roots: list[tuple[str, str]] | None = None) -> str:
+    """`text` with each absolute path under a root shown below it, as `display_path` would print it.
+
+    `roots` defaults to this machine's (`path_roots`); pass another machine's to clean outputs made there.
+    Any folder named site-packages or dist-packages is a root wherever it lives. Where roots nest, the
+    longest wins: a venv inside the checkout shows as `<site-packages>/…`, not `<course>/.venv/…`.
+    """
+    roots = path_roots() if roots is None else roots
+    # a coloured traceback: in "\x1b[0;32m/x/site-packages/..." the path starts after the escape
+    return "".join(p if i % 2 else _redact_plain(p, roots) for i, p in enumerate(_ANSI_ESCAPE.split(text)))
+
+
+def _redact_plain(text: str, roots: list[tuple[str, str]]) -> str:
+    spans = [(m.start(), m.end(), PACKAGES_ROOT) for m in _PACKAGES_IN_TEXT.finditer(text)]
+    for name, root in roots:
+        pattern = _PATH_START + re.escape(root.rstrip("/\\")) + _PATH_END
+        spans += [(m.start(), m.end(), name) for m in re.finditer(pattern, text)]
+    out, done = [], 0
+    for start, end, name in sorted(spans, key=lambda span: (span[0], span[0] - span[1])):  # longest first
+        if start >= done:
+            out += [text[done:start], name]
+            done = end
+    return "".join(out) + text[done:]

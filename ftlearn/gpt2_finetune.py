@@ -27,7 +27,10 @@ def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = Tr
     tokenizer = load_tokenizer("gpt2", source=source)
     model = AutoModelForCausalLM.from_pretrained(source.location)
     if verbose:
-        print(f"Model: {source.location} ({count_parameters(model) / 1e6:.1f}M parameters); {source.note}.")
+        from ftlearn.files import display_path  # `<cache>/offline-gpt2/…`: outputs name no machine's folders
+
+        params = count_parameters(model) / 1e6
+        print(f"Model: {display_path(source.location)} ({params:.1f}M parameters); {source.note}.")
     return model, tokenizer, source
 
 

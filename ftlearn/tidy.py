@@ -13,7 +13,10 @@ repr, `interactive(children=(FloatLogSlider(...` or `training:   0%|   | 0/226 [
   bars written as text to a stream (tqdm without widgets) are dropped line by line;
 - the widget state in the metadata, now unused, goes;
 - the kernelspec becomes ipykernel's own ("Python 3 (ipykernel)"): JupyterLab rewrites any other one
-  on opening, so the notebook would open as already modified.
+  on opening, so the notebook would open as already modified;
+- machine paths in text outputs (streams, errors, text/plain, html, markdown; never images) are shown below
+  a named root, as `ftlearn.files.display_path` prints them: `<site-packages>/…`, `<cache>/…`, `<imdb>`,
+  `<course>/…`, `~/…`. The notebooks are committed: they must not show the author's home, venv or checkout.
 
 Code cells are never touched, so a run stamp's `code_sha256` (`ftlearn.nbrun.code_hash`) stays valid.
 `ftlearn run --inplace` and `ftlearn exercises` tidy what they write; `ftlearn tidy` tidies every
@@ -26,6 +29,8 @@ import re
 
 import nbformat
 
+from ftlearn.files import path_roots, redact_paths
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # what a static reader can show; text/plain alone is the fallback every output has
@@ -33,6 +38,8 @@ STATIC_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "text/html", "text/m
 # a tqdm bar as text: "  0%|          | 0/226 [00:00<?, ?step/s]" or "12it [00:01, 9.50it/s]"
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[\d+:\d+|\d+\S* \[\d+:\d+, ")
 RAW_WIDGET_REPRS = ("interactive(children=", "HBox(children=", "VBox(children=", "Error displaying widget")
+# the outputs that can show a path as text; images and JSON are left alone
+TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")
 
 
 def ipykernel_kernelspec() -> dict:
@@ -113,6 +120,37 @@ def _static_outputs(outputs: list, state: dict, depth: int = 0) -> tuple[list, i
     return new, changed
 
 
+def _redacted(value: object, roots: list[tuple[str, str]]) -> object:
+    """A text field (a str, or a list: lines, or a traceback's frames) with its machine paths redacted."""
+    if isinstance(value, str):
+        return redact_paths(value, roots)
+    if isinstance(value, list):
+        return [redact_paths(item, roots) if isinstance(item, str) else item for item in value]
+    return value
+
+
+def redact_outputs(nb: nbformat.NotebookNode, roots: list[tuple[str, str]] | None = None) -> int:
+    """Show each machine path in the text outputs below its named root (`ftlearn.files.redact_paths`), in place.
+
+    `roots`: this machine's by default (`ftlearn.files.path_roots`). Returns how many outputs changed.
+    """
+    roots = path_roots() if roots is None else roots
+    changed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            fields = [(output, key) for key in ("text", "evalue", "traceback") if key in output]
+            data = output.get("data", {})
+            fields += [(data, mime) for mime in TEXT_MIMES if mime in data]
+            touched = False
+            for holder, key in fields:
+                new = _redacted(holder[key], roots)
+                if new != holder[key]:
+                    holder[key] = new
+                    touched = True
+            changed += touched
+    return changed
+
+
 def tidy(nb: nbformat.NotebookNode) -> list[str]:
     """Make a saved notebook render without a kernel (see the module's docstring), in place.
 
@@ -130,6 +168,9 @@ def tidy(nb: nbformat.NotebookNode) -> list[str]:
             replaced += changed
     if replaced:
         changes.append(f"{replaced} widget or progress-bar output(s) made static")
+    redacted = redact_outputs(nb)
+    if redacted:
+        changes.append(f"machine paths in {redacted} output(s) shown below named roots (<course>, <cache>...)")
     if "widgets" in nb.metadata:
         del nb.metadata["widgets"]
         changes.append("widget state dropped")

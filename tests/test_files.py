@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 
 import pytest
 import torch
@@ -11,11 +12,14 @@ from ftlearn.files import (
     MANIFEST_FILE,
     OutputPathError,
     atomic_path,
+    cache_root,
     check_output_file,
     check_output_folder,
+    display_path,
     json_problem,
     manifest_problem,
     read_manifest,
+    redact_paths,
     replace_folder,
     safetensors_problem,
     write_json_atomic,
@@ -111,3 +115,88 @@ def test_output_paths_are_refused_before_any_work(tmp_path):
         with pytest.raises(OutputPathError, match="cannot write in /proc"):
             check_output_file("/proc/preds.csv")
     assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- paths as printed
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A home, a course checkout with its venv inside, an IMDB folder elsewhere; the process inside the checkout."""
+    home, course, imdb = tmp_path / "home" / "ada", tmp_path / "src" / "ftlearn", tmp_path / "data" / "imdb"
+    for folder in (home, course / "notebooks", course / "ftlearn", imdb):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("FTLEARN_CACHE", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FTLEARN_IMDB_DIR", str(imdb))
+    monkeypatch.chdir(course / "notebooks")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # else tmp_path itself is under <tmp>
+    return {"home": home, "course": course, "imdb": imdb}
+
+
+def test_a_path_prints_below_its_most_specific_root(machine):
+    home, course, imdb = machine["home"], machine["course"], machine["imdb"]
+    venv_model = course / ".venv" / "lib" / "python3.11" / "site-packages" / "gt_model" / "model"
+    assert display_path(home / ".cache" / "ftlearn" / "offline-gpt2" / "cpu-1a2b") == "<cache>/offline-gpt2/cpu-1a2b"
+    assert display_path(home / ".cache" / "huggingface" / "hub") == "<hf-home>/hub"
+    assert display_path(venv_model) == "<site-packages>/gt_model/model"  # not <course>/.venv/...
+    assert display_path("/usr/lib/python3/dist-packages/torch") == "<site-packages>/torch"
+    assert display_path(imdb) == "<imdb>" and display_path(str(imdb / "train.csv")) == "<imdb>/train.csv"
+    assert display_path(course / "runs" / "bert-cpu") == "<course>/runs/bert-cpu"
+    assert display_path(home / "notes" / "x.txt") == "~/notes/x.txt" and display_path(home) == "~"
+    assert display_path(tempfile.gettempdir() + "/ftlearn-07-x/checkpoint-2") == "<tmp>/ftlearn-07-x/checkpoint-2"
+    assert display_path(str(course / "runs" / ".." / "runs" / "x")) == "<course>/runs/x"
+    for unchanged in ("runs/bert-cpu", "model.safetensors", "/opt/elsewhere/model", str(course) + "-old/runs"):
+        assert display_path(unchanged) == unchanged
+
+
+def test_roots_follow_the_environment(machine, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTLEARN_CACHE", str(tmp_path / "fast" / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("FTLEARN_IMDB_DIR", "stanfordnlp/imdb")  # a hub name: no folder to name
+    assert display_path(tmp_path / "fast" / "cache" / "offline-gpt2") == "<cache>/offline-gpt2"
+    assert display_path(tmp_path / "hf" / "hub" / "models--bert") == "<hf-home>/hub/models--bert"
+    assert display_path(machine["imdb"]) == str(machine["imdb"])  # under no root now
+
+
+def test_the_roots_agree_with_the_modules_that_own_them(machine, tmp_path, monkeypatch):
+    from ftlearn import course, data, files, offline_gpt2
+    from ftlearn.files import _course_root
+
+    assert (files.CACHE_ENV, files.IMDB_DIR_ENV) == (offline_gpt2.CACHE_ENV, data.DIR_ENV)
+    assert cache_root() == offline_gpt2.cache_root()
+    monkeypatch.setenv("FTLEARN_CACHE", str(tmp_path / "elsewhere"))
+    assert cache_root() == offline_gpt2.cache_root()
+    assert _course_root() == course.repo_root() == machine["course"].resolve()
+
+
+def test_paths_in_text_are_redacted_as_display_path_prints_them(machine):
+    course, imdb = machine["course"], machine["imdb"]
+    model = course / ".venv" / "lib" / "python3.11" / "site-packages" / "gt_model" / "model"
+    text = (
+        f"BERT from {model}: 22M parameters\nIMDB from {imdb}: 25,000 reviews\n"
+        f"saved to PosixPath('{course / 'runs' / 'bert-cpu'}'), see https://example.org{course}/runs\n"
+        f"{course}-old/runs is another checkout\n"
+    )
+    redacted = redact_paths(text)
+    assert redacted == (
+        f"BERT from {display_path(model)}: 22M parameters\nIMDB from <imdb>: 25,000 reviews\n"
+        f"saved to PosixPath('<course>/runs/bert-cpu'), see https://example.org{course}/runs\n"
+        f"{course}-old/runs is another checkout\n"
+    )
+    assert redact_paths(redacted) == redacted
+
+
+def test_another_machines_paths_are_redacted_with_its_roots():
+    roots = [("<cache>", "/root/.cache/ftlearn"), ("<course>", "/work/main"), ("~", "/root")]
+    text = (
+        "/root/.cache/ftlearn/offline-gpt2/cpu-3668f779df: built\n"
+        "/work/main/.venv/lib/python3.11/site-packages/m/model and C:\\Py\\Lib\\site-packages\\m\n"
+        "/root/.bashrc /work/mainline/x /opt/other relative/work/main\n"
+    )
+    assert redact_paths(text, roots) == (
+        "<cache>/offline-gpt2/cpu-3668f779df: built\n"
+        "<site-packages>/m/model and <site-packages>\\m\n"
+        "~/.bashrc /work/mainline/x /opt/other relative/work/main\n"
+    )

@@ -5,7 +5,8 @@ import copy
 import nbformat
 
 from ftlearn import nbrun
-from ftlearn.tidy import WIDGET_STATE, WIDGET_VIEW, ipykernel_kernelspec, raw_widget_problems, tidy
+from ftlearn.files import display_path
+from ftlearn.tidy import WIDGET_STATE, WIDGET_VIEW, ipykernel_kernelspec, raw_widget_problems, redact_outputs, tidy
 
 PNG = "iVBORw0KGgo="  # any base64 will do: tidy never decodes images
 
@@ -103,3 +104,52 @@ def test_a_real_run_saves_static_outputs(tmp_path):
     assert [o.get("text") for o in nb.cells[2].outputs] == ["temperature 1.0\n"]
     assert nb.metadata["kernelspec"] == ipykernel_kernelspec()
     assert nb.metadata["ftlearn"]["code_sha256"] == nbrun.code_hash(nb)
+
+
+def test_machine_paths_in_text_outputs_are_shown_below_named_roots(tmp_path, monkeypatch):
+    """Every text output (stream, error, text/plain, html) loses this machine's folders; code and images stay."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FTLEARN_CACHE", str(cache))
+    model = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "gt_model" / "model"
+    code = f"print('{cache}/offline-gpt2')  # a path in code is the learner's own: never changed"
+    cell = nbformat.v4.new_code_cell(code)
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text=f"Model: {model} (22.7M parameters)\n"),
+        nbformat.v4.new_output(
+            "execute_result",
+            data={"text/plain": f"PosixPath('{cache}/offline-gpt2/cpu-1a2b')", "text/html": f"<b>{model}</b>"},
+            execution_count=1,
+        ),
+        nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"}),
+        nbformat.v4.new_output(
+            "error", ename="OSError", evalue=f"no {cache}/x", traceback=[f"\x1b[0;32m{model}/modeling.py:3\x1b[0m"]
+        ),
+    ]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = ipykernel_kernelspec()
+    stamp = nbrun.code_hash(nb)
+    changes = tidy(nb)
+    nbformat.validate(nb)
+    stream, result, figure, error = nb.cells[0].outputs
+    assert stream.text == "Model: <site-packages>/gt_model/model (22.7M parameters)\n"
+    assert (
+        result.data["text/plain"]
+        == "PosixPath('<cache>/offline-gpt2/cpu-1a2b')"
+        == f"PosixPath('{display_path(cache / 'offline-gpt2' / 'cpu-1a2b')}')"
+    )
+    assert result.data["text/html"] == "<b><site-packages>/gt_model/model</b>"
+    assert figure.data == {"image/png": PNG, "text/plain": "<Figure>"}
+    assert error.evalue == "no <cache>/x" and error.traceback == [
+        "\x1b[0;32m<site-packages>/gt_model/model/modeling.py:3\x1b[0m"
+    ]
+    assert nb.cells[0].source == code and nbrun.code_hash(nb) == stamp
+    assert changes == ["machine paths in 3 output(s) shown below named roots (<course>, <cache>...)"]
+    assert tidy(nb) == []  # a second pass finds nothing
+
+
+def test_outputs_made_on_another_machine_are_redacted_with_its_roots():
+    cell = nbformat.v4.new_code_cell("run()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="no /work/wt-g2/runs/bert-cpu yet; /root/x\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert redact_outputs(nb, [("<course>", "/work/wt-g2"), ("~", "/root")]) == 1
+    assert nb.cells[0].outputs[0].text == "no <course>/runs/bert-cpu yet; ~/x\n"
