@@ -27,6 +27,41 @@ def read_metrics(folder: str | Path) -> dict:
     return read_json_object(Path(folder).expanduser() / METRICS_FILE)
 
 
+def trained_profile(folder: str | Path) -> str | None:
+    """The profile a run folder was trained in, from its manifest or metrics.json; None when neither records one."""
+    from ftlearn.files import read_manifest
+
+    folder = Path(folder).expanduser()
+    try:
+        manifest = read_manifest(folder) or {}
+    except ValueError:  # a damaged manifest: check_finetuned reports it
+        manifest = {}
+    profile = manifest.get("profile") or read_metrics(folder).get("profile")
+    return profile if isinstance(profile, str) else None
+
+
+def smoke_warning(*folders: str | Path) -> str | None:
+    """One line naming the folders trained in the smoke profile, whose answers mean nothing; None if there are none.
+
+    The smoke profile (`ftlearn.runtime`) trains a few steps on a few dozen reviews to check the pipeline runs;
+    `ftlearn predict` and `ftlearn compare` print this line so that its answers are not read as a classifier's.
+    Folders saved before the profile was recorded say nothing.
+    """
+    smoke: dict[Path, str] = {}  # one name per folder, as first given (A and B may be the same folder)
+    for folder in folders:
+        if trained_profile(folder) == "smoke":
+            smoke.setdefault(Path(folder).expanduser().resolve(), str(folder))
+    if not smoke:
+        return None
+    names = " and ".join(smoke.values())
+    what = "was" if len(smoke) == 1 else "were"
+    verdict = "not a usable classifier: its answers" if len(smoke) == 1 else "not usable classifiers: their answers"
+    return (
+        f"{names} {what} trained in the smoke profile (a pipeline check of a few steps), {verdict} mean nothing. "
+        "Train with --profile cpu or gpu."
+    )
+
+
 def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     """The `ftlearn finetune` command that writes `folder` again, as recorded in its manifest or metrics.json."""
     recorded = {**read_json_object(folder / METRICS_FILE), **(manifest or {})}

@@ -135,6 +135,56 @@ def test_compare_two_saved_models_on_the_same_test_reviews(saved_model, tmp_path
     assert "A - B: +0.000 ± 0.000" in printed and "within 2 standard errors" in printed
 
 
+def _saved_in_profile(saved_model, folder, profile):
+    """The fixture's model saved again with the metrics.json of a run in `profile`."""
+    model, tokenizer, _ = load_finetuned(saved_model)
+    recipe = BertRecipe(lr=1e-4, epochs=1, batch_size=4, max_length=48)
+    return save_finetuned(folder, model, tokenizer, recipe, {"task": "bert", "profile": profile, "seed": 0})
+
+
+def test_predict_and_compare_say_when_a_model_was_trained_in_the_smoke_profile(saved_model, tmp_path, capsys):
+    """Issue 27: a smoke run (a pipeline check of a few steps) must not be read as a classifier."""
+    from ftlearn.predict import trained_profile
+
+    smoke = _saved_in_profile(saved_model, tmp_path / "smoke", "smoke")
+    cpu = _saved_in_profile(saved_model, tmp_path / "cpu", "cpu")
+    assert [trained_profile(f) for f in (smoke, cpu, saved_model)] == ["smoke", "cpu", None]
+    capsys.readouterr()  # the saves' progress bars
+    warning = (
+        f"{smoke} was trained in the smoke profile (a pipeline check of a few steps), not a usable classifier: "
+        "its answers mean nothing. Train with --profile cpu or gpu.\n"
+    )
+    said = f"ftlearn predict: {warning}"
+    assert main(["predict", str(smoke), "what a film"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == said and "p_positive" in captured.out
+    pd.DataFrame({"text": ["great fun", "dull"]}).to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", str(smoke), "--file", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")]) == 0
+    captured = capsys.readouterr()
+    assert said in captured.err and "wrote 2 predictions" in captured.out  # after the progress bar, on stderr
+
+    (smoke / "ftlearn_manifest.json").unlink()  # saved before manifests: metrics.json still says smoke
+    assert main(["predict", str(smoke), "what a film"]) == 0
+    assert capsys.readouterr().err == said
+    for folder in (cpu, saved_model):  # a real profile; a folder saved before the profile was recorded
+        assert main(["predict", str(folder), "what a film"]) == 0
+        assert capsys.readouterr().err == ""
+
+    assert main(["compare", str(cpu), str(smoke), "--profile", "smoke"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"ftlearn compare: {warning}" and "A - B:" in captured.out
+    assert main(["compare", str(smoke), str(tmp_path / "." / "smoke"), "--profile", "smoke"]) == 0
+    assert capsys.readouterr().err == f"ftlearn compare: {warning}"  # one folder, named once
+    both = _saved_in_profile(saved_model, tmp_path / "smoke2", "smoke")
+    capsys.readouterr()
+    assert main(["compare", str(smoke), str(both), "--profile", "smoke"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{smoke} and {both} were trained in the smoke profile" in err
+    assert "not usable classifiers: their answers mean nothing" in err
+    assert main(["compare", str(cpu), str(saved_model), "--profile", "smoke"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_compare_names_a_missing_model_folder(saved_model, tmp_path, capsys):
     assert main(["compare", str(saved_model), str(tmp_path / "nope"), "--profile", "smoke"]) == 1
     assert "No model folder" in capsys.readouterr().err
