@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
 
     from ftlearn.data import DIR_ENV, HUB_NAME, IMDBDataError, imdb_source, load_local
+    from ftlearn.files import display_path  # <imdb>, <cache>/…: the report names no machine's folders
     from ftlearn.models import ModelUnavailableError, locate_model
     from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.runtime import get_profile, hardware_summary, is_online, pick_device
@@ -88,7 +90,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         try:
             dsd = load_local(source)
-            _row(OK, "data", f"IMDB from {source}: {len(dsd['train']):,} train, {len(dsd['test']):,} test reviews")
+            sizes = f"{len(dsd['train']):,} train, {len(dsd['test']):,} test reviews"
+            _row(OK, "data", f"IMDB from {display_path(source)}: {sizes}")
         except IMDBDataError as exc:
             _row(FAIL, "data", str(exc))
             failures += 1
@@ -96,7 +99,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(FAIL, "data", f"{source} could not be loaded: {_one_line(exc)}")
             failures += 1
 
-    # BERT must be loadable; GPT-2 is needed only from lesson 09 on, which builds the offline one if need be.
+    # BERT must be loadable; GPT-2 only from the first lesson whose course-map entry needs it, which builds the
+    # offline one if need be (its row says whether it is built and what building it costs).
     build = build_for_profile(profile.name)
     for family, name, required in (("bert", profile.bert_model, True), ("gpt2", profile.gpt2_model, False)):
         try:
@@ -109,13 +113,49 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _row(FAIL if required else INFO, family, f"could not be located: {_one_line(exc)}")
             failures += required
             continue
-        _row(OK if found.ready else INFO, family, f"{found.location}: {found.note}")
+        _row(OK if found.ready else INFO, family, f"{display_path(found.location)}: {found.note}")
 
     print()
     if failures:
         print(f"{failures} problem(s) above: fix them, then run `ftlearn doctor` again.")
         return 1
     print("All set: `ftlearn lab` opens the course.")
+    return 0
+
+
+def cmd_build_gpt2(args: argparse.Namespace) -> int:
+    """Build the offline GPT-2 for a profile now (once per machine), with a progress bar; --record times it."""
+    from ftlearn.files import display_path
+    from ftlearn.offline_gpt2 import (
+        BUILD_TIMING_KEY,
+        build_config,
+        build_dir,
+        build_for_profile,
+        ensure_built,
+        is_built,
+    )
+    from ftlearn.runtime import get_profile
+
+    try:
+        config = build_config(build_for_profile(get_profile(args.profile).name))
+    except ValueError as exc:
+        print(f"ftlearn build-gpt2: {exc}", file=sys.stderr)
+        return 2
+    if is_built(build_dir(config)) and not args.force:
+        print(f"The offline GPT-2 ('{config.name}' build) is already built: {display_path(build_dir(config))}.")
+        print("Nothing to do (--force builds it again).")
+        return 0
+    start = time.perf_counter()
+    folder = ensure_built(config.name, force=args.force)
+    seconds = time.perf_counter() - start
+    if args.record:
+        from ftlearn.course import TIMINGS_FILE
+        from ftlearn.nbrun import record_seconds
+
+        path = _root_or_exit() / "ftlearn" / TIMINGS_FILE
+        record_seconds(BUILD_TIMING_KEY, config.name, seconds, path)
+        print(f"Recorded {seconds:.1f} s for the '{config.name}' build in {display_path(path)}.")
+    print(f"Ready: {display_path(folder)}")
     return 0
 
 
@@ -128,8 +168,30 @@ def _root_or_exit() -> Path:
     return root
 
 
+LAB_CONFIG = "jupyter_config"  # package data: a Jupyter config folder that `ftlearn lab` adds (`lab_env`)
+
+
+def lab_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment JupyterLab starts in: `environ` with ftlearn's config folder added to JUPYTER_CONFIG_PATH.
+
+    The folder's labconfig/default_setting_overrides.json (read by jupyterlab_server) changes two defaults of
+    `@jupyterlab/apputils-extension:notification`, the settings of JupyterLab 4's announcements plugin:
+    fetchNews "false" (its default, "none", opens on "Would you like to get notified about official Jupyter
+    news?") and checkForUpdates false (no request to PyPI at every start). Defaults only: a choice made in
+    Settings still wins. No command-line option does this: `--LabApp.news_url=None` stops the server's fetch,
+    but the page asks all the same. The folder goes after any the user put on JUPYTER_CONFIG_PATH: theirs win.
+    """
+    from importlib.resources import files
+
+    env = dict(os.environ if environ is None else environ)
+    ours = str(files("ftlearn").joinpath(LAB_CONFIG))
+    paths = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p != ours]
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([*paths, ours])
+    return env
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
-    """Open JupyterLab on the course, starting at the welcome notebook."""
+    """Open JupyterLab on the course, starting at the welcome notebook, without the Jupyter news prompt."""
     root = _root_or_exit()
     print(f"Serving the course checkout at {root}")  # the current folder's checkout, else the package's
     command = [
@@ -144,7 +206,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in command:
         command.append("--allow-root")  # containers and cloud VMs often run as root; Jupyter refuses without it
     print("Starting:", " ".join(command))
-    return subprocess.call(command)
+    return subprocess.call(command, env=lab_env())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -176,7 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = execute(path, profile=args.profile, inplace=args.inplace, timeout=args.timeout)
         results.append(result)
         if args.record and result.ok and path.resolve().parent.name == "notebooks":  # the course map lists lessons only
-            record_timing(result, result.profile, path.parent / TIMINGS_FILE)  # the profile the run resolved
+            # into the package data of the checkout the lesson sits in (the profile the run resolved)
+            record_timing(result, result.profile, path.resolve().parent.parent / "ftlearn" / TIMINGS_FILE)
     width = max(len(str(r.path)) for r in results)
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in results:
@@ -328,6 +391,14 @@ def cmd_tidy(args: argparse.Namespace) -> int:
     return 0
 
 
+CLASSIFIER_FOLDERS = (
+    "the --out folder of `ftlearn finetune bert`, `ftlearn finetune gpt2-cls` or `ftlearn distill` (not gpt2-lm's, "
+    "which writes text)"
+)
+PROFILE_HELP = (
+    "smoke (a pipeline check of a few steps: the model it saves is not usable), cpu, gpu, or auto (default: "
+    "$FTLEARN_PROFILE, else gpu with CUDA, else cpu)"
+)
 FINETUNE_TARGETS = {
     "bert": "BERT as a sentiment classifier (lesson 07)",
     "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 09)",
@@ -606,6 +677,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_smoke(command: str, warning: str | None) -> None:
+    """Say on stderr, before the results, that a model was trained in the smoke profile (`smoke_warning`)."""
+    if warning:
+        print(f"ftlearn {command}: {warning}", file=sys.stderr, flush=True)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`.
 
@@ -614,7 +691,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """
     from ftlearn.files import OutputPathError
     from ftlearn.finetune import saved_task
-    from ftlearn.predict import FinetunedModelError, empty_text_problem, load_finetuned, predict_file, predict_texts
+    from ftlearn.predict import (
+        FinetunedModelError,
+        empty_text_problem,
+        load_finetuned,
+        predict_file,
+        predict_texts,
+        smoke_warning,
+    )
     from ftlearn.windows import StrideError, default_windows
 
     if (args.text is None) == (args.file is None):
@@ -645,6 +729,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print("ftlearn predict: --file needs --out, the CSV to write the predictions to.", file=sys.stderr)
                 return 2
             n = predict_file(args.model_dir, args.file, args.out, progress=True, **reading)
+            _warn_if_smoke("predict", smoke_warning(args.model_dir))
             print(f"wrote {n} predictions to {args.out}")
             return 0
         if empty_text_problem([args.text], "the review"):
@@ -661,21 +746,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except StrideError as exc:  # a stride longer than the model's window: known only once its settings are read
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
+    _warn_if_smoke("predict", smoke_warning(args.model_dir))
     label = "positive" if preds[0] == 1 else "negative"
     print(f"{label} (p_positive = {p_pos[0]:.3f})")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare two models saved by `ftlearn finetune bert` on the same test reviews (paired)."""
+    """Compare two saved classifiers (`ftlearn finetune bert|gpt2-cls`, `ftlearn distill`) on the same test reviews."""
     from ftlearn.data import IMDBDataError
-    from ftlearn.predict import FinetunedModelError, compare_finetuned
+    from ftlearn.predict import FinetunedModelError, compare_finetuned, smoke_warning
 
     try:
         out = compare_finetuned(args.model_a, args.model_b, args.profile, windows=args.windows)
     except (FinetunedModelError, IMDBDataError, ValueError) as exc:
         print(f"ftlearn compare: {exc}", file=sys.stderr)
         return 1
+    _warn_if_smoke("compare", smoke_warning(args.model_a, args.model_b))
     print(f"test reviews ({out['profile']} profile): {out['n']}")
     print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
     print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
@@ -693,7 +780,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ftlearn.windows import PREDICT_WINDOWS, WINDOW_MODES
 
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, help="what to do; `ftlearn COMMAND --help` describes a command's arguments"
+    )
 
     doctor = sub.add_parser("doctor", help="check that the course can run here, and say what to fix")
     doctor.add_argument(
@@ -701,15 +790,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=cmd_doctor)
 
-    lab = sub.add_parser("lab", help="open JupyterLab on the course (other options go on to `jupyter lab`)")
+    build = sub.add_parser(
+        "build-gpt2",
+        help="build the offline GPT-2 now, once per machine (otherwise the first lesson that needs it builds it)",
+        description="Build ftlearn's small offline GPT-2 (a BPE tokenizer and a GPT-2-architecture model pretrained "
+        "on documentation text) into the ftlearn cache, with a progress bar. Used when the Hugging Face hub is out of "
+        "reach; the lessons that load GPT-2 build it themselves when it is missing.",
+    )
+    build.add_argument(
+        "--profile",
+        default="auto",
+        help="the profile whose build to make: smoke (seconds, a pipeline check) or cpu/gpu (the lessons' build); "
+        "default auto ($FTLEARN_PROFILE, else gpu with CUDA, else cpu)",
+    )
+    build.add_argument("--force", action="store_true", help="build again even if an intact build is there")
+    build.add_argument(
+        "--record",
+        action="store_true",
+        help="write the build's time to ftlearn/timings.json (course authors: the estimate learners are shown)",
+    )
+    build.set_defaults(func=cmd_build_gpt2)
+
+    lab = sub.add_parser(
+        "lab",
+        help="open JupyterLab on the course (other options go on to `jupyter lab`)",
+        usage="ftlearn lab [-h] [JUPYTER_LAB_OPTION ...]",
+        description="Open JupyterLab on the course checkout (the current folder's, else the installed package's) at "
+        "notebooks/00_welcome.ipynb, with JupyterLab's news prompt and its news and update checks off by default "
+        "(they would reach the internet). Every other option goes on to `jupyter lab` unchanged, e.g. `ftlearn lab "
+        "--no-browser --port 8890`; `jupyter lab --help` lists them.",
+    )
     lab.set_defaults(func=cmd_lab)
 
     run = sub.add_parser("run", help="execute notebooks headless and print time and status")
-    run.add_argument("notebooks", nargs="+")
+    run.add_argument(
+        "notebooks",
+        nargs="+",
+        metavar="NOTEBOOK",
+        help="the .ipynb files to execute, in this order (every one is read and checked before the first runs)",
+    )
     run.add_argument("--profile", help="inject PROFILE into the parameters cell (smoke, cpu, gpu, auto)")
     run.add_argument("--inplace", action="store_true", help="save outputs and a run stamp into the notebook")
     run.add_argument(
-        "--record", action="store_true", help="add the run time to notebooks/timings.json (the course map)"
+        "--record",
+        action="store_true",
+        help="add the run time to ftlearn/timings.json (the course map; lessons in notebooks/ only)",
     )
     run.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
     run.set_defaults(func=cmd_run)
@@ -753,21 +878,36 @@ def build_parser() -> argparse.ArgumentParser:
     tidy.set_defaults(func=cmd_tidy)
 
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
-    targets = finetune.add_subparsers(dest="target", required=True, metavar="{" + ",".join(FINETUNE_TARGETS) + "}")
+    targets = finetune.add_subparsers(
+        dest="target",
+        required=True,
+        metavar="{" + ",".join(FINETUNE_TARGETS) + "}",
+        help="what to fine-tune; `ftlearn finetune TARGET --help` lists its flags",
+    )
     for target, help_text in FINETUNE_TARGETS.items():
         cmd = targets.add_parser(target, help=help_text, description=help_text)
-        cmd.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
-        cmd.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
+        cmd.add_argument("--profile", default="auto", help=PROFILE_HELP)
+        seeded = "data order and dropout" if target == "gpt2-lm" else "data order, head init and dropout"
+        cmd.add_argument("--seed", type=int, default=0, help=f"seed for {seeded} (default 0)")
         cmd.add_argument(
             "--out",
             default=None,
             help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)",
         )
-        cmd.add_argument("--model", default=None, help="model name or folder (default: the profile's model)")
+        family = "BERT" if target == "bert" else "GPT-2"
+        cmd.add_argument(
+            "--model", default=None, help=f"the pretrained {family}: a hub name or a folder (default: the profile's)"
+        )
         cmd.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
         cmd.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
         cmd.add_argument(
-            "--max-length", type=int, default=None, help="override the recipe's tokens per review (per row for gpt2-lm)"
+            "--max-length",
+            type=int,
+            default=None,
+            help="override the recipe's tokens per training row (the reviews are joined, eos between them, and cut "
+            "into rows this long)"
+            if target == "gpt2-lm"
+            else "override the recipe's tokens per review (longer reviews are truncated)",
         )
         cmd.add_argument(
             "--checkpoint-every",
@@ -830,7 +970,7 @@ def build_parser() -> argparse.ArgumentParser:
         "distill", help="train a smaller BERT student from a teacher saved by `ftlearn finetune bert` (lesson 12)"
     )
     distill.add_argument("--teacher", required=True, metavar="DIR", help="the folder of a fine-tuned BERT classifier")
-    distill.add_argument("--profile", default="auto", help="smoke, cpu, gpu or auto (default)")
+    distill.add_argument("--profile", default="auto", help=PROFILE_HELP)
     distill.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
     distill.add_argument("--out", default=None, help="folder for the student (default runs/distill-PROFILE)")
     distill.add_argument(
@@ -848,9 +988,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser(
         "predict",
-        help="label reviews with a classifier saved by `ftlearn finetune bert` or `ftlearn finetune gpt2-cls`",
+        help="label reviews with a classifier saved by `ftlearn finetune bert|gpt2-cls` or `ftlearn distill`",
     )
-    predict.add_argument("model_dir", help="the folder given to `ftlearn finetune bert --out`")
+    predict.add_argument("model_dir", metavar="FOLDER", help=f"a saved classifier: {CLASSIFIER_FOLDERS}")
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
@@ -869,18 +1009,31 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     compare = sub.add_parser(
-        "compare", help="two saved BERT models on the same test reviews: accuracies and their paired difference"
+        "compare",
+        help="two saved classifiers (BERT or GPT-2) on the same test reviews: accuracies and their paired difference",
     )
-    compare.add_argument("model_a", help="a folder written by `ftlearn finetune bert --out`")
-    compare.add_argument("model_b", help="another such folder")
+    compare.add_argument("model_a", metavar="A", help=f"a saved classifier: {CLASSIFIER_FOLDERS}")
+    compare.add_argument("model_b", metavar="B", help="another saved classifier, of either kind")
     compare.add_argument(
-        "--profile", default=None, help="whose test set to use (default: the profile in A's metrics.json)"
+        "--profile",
+        default=None,
+        help="the profile whose test reviews to use: smoke, cpu, gpu or auto (default: the one in A's metrics.json)",
     )
     compare.add_argument(
         "--windows", choices=WINDOW_MODES, default="off", help="how both models read long reviews (as in predict)"
     )
     compare.set_defaults(func=cmd_compare)
+    for commands in (sub, targets):
+        _describe(commands)
     return parser
+
+
+def _describe(commands: argparse._SubParsersAction) -> None:
+    """Give each command without a description its one-line help, so that `ftlearn COMMAND --help` says what it does."""
+    for choice in commands._choices_actions:
+        command = commands.choices[choice.dest]
+        if not command.description and choice.help:
+            command.description = f"{choice.help[0].upper()}{choice.help[1:]}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

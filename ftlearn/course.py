@@ -18,7 +18,7 @@ REPO_URL = "https://github.com/ftlearn/ftlearn"
 BRANCH = "main"
 HEADER_TAG = "ftlearn-header"
 NOTEBOOK_DIRS = ("notebooks", "solutions", "exercises")
-TIMINGS_FILE = "timings.json"
+TIMINGS_FILE = "timings.json"  # package data beside this module: the course map ships with the package
 README_MAP_START = "<!-- course-map:start (generated from ftlearn.course.LESSONS by `ftlearn headers`) -->"
 README_MAP_END = "<!-- course-map:end -->"
 
@@ -30,6 +30,7 @@ class Lesson:
     file: str
     title: str
     teaches: str  # markdown (`code` in backticks): README's course map shows it as written
+    needs: tuple[str, ...] = ()  # models it loads that may have to be built first: "gpt2" (the offline GPT-2)
 
 
 LESSONS: tuple[Lesson, ...] = (
@@ -65,6 +66,7 @@ LESSONS: tuple[Lesson, ...] = (
         "The transformer, by hand",
         "self-attention, the √d scale, padding and causal masks, multi-head, LayerNorm, GELU; a BERT layer and a GPT-2 "
         "block written by hand and matched to the real models; parameters and FLOPs per token",
+        needs=("gpt2",),
     ),
     Lesson(
         "07_bert_finetune_loop.ipynb",
@@ -83,18 +85,21 @@ LESSONS: tuple[Lesson, ...] = (
         "09_gpt2_causal_lm.ipynb",
         "GPT-2 as a language model",
         "the causal-LM loss, perplexity before and after, generation",
+        needs=("gpt2",),
     ),
     Lesson(
         "10_gpt2_classifier.ipynb",
         "GPT-2 as a classifier",
         "GPT-2 as a classifier: the pad token, last-token pooling, which epoch to keep, compared with BERT; the ULMFiT "
         "chain (adapt the language model first)",
+        needs=("gpt2",),
     ),
     Lesson(
         "11_efficient_full_finetuning.ipynb",
         "The cost of full fine-tuning",
         "memory anatomy, activations, mixed precision, accumulation, checkpointing, padding, `torch.compile`, MFU, "
         "forgetting, lr sweep",
+        needs=("gpt2",),
     ),
     Lesson(
         "12_lora_and_distillation.ipynb",
@@ -201,22 +206,42 @@ def repo_root(start: Path | None = None) -> Path | None:
     return _checkout_above(Path.cwd().resolve()) or _checkout_above(Path(__file__).resolve().parent)
 
 
-def load_timings(root: Path | None = None) -> dict:
-    """Measured run times, {notebook: {profile: {seconds, hardware, date}}}, as `ftlearn run --record` wrote them."""
-    root = root or repo_root()
-    path = root / "notebooks" / TIMINGS_FILE if root else None
-    if path is None or not path.exists():
+def timings_path() -> Path:
+    """Where the measured run times live: `timings.json` beside this module, shipped as package data."""
+    from importlib.resources import files
+
+    return Path(str(files("ftlearn").joinpath(TIMINGS_FILE)))
+
+
+def load_timings(path: Path | None = None) -> dict:
+    """Measured run times, {notebook: {profile: {seconds, hardware, date, ...}}}, as `ftlearn run --record` wrote them.
+
+    Read from the package (`timings_path()`), so an installed course knows its times wherever it is installed.
+    """
+    path = path or timings_path()
+    if not path.exists():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def course_map(root: Path | None = None) -> list[dict]:
-    """The course map as rows: file, title, what it teaches, whether it exists, measured minutes per profile.
+def first_lesson_needing(what: str) -> Lesson | None:
+    """The first lesson of the course map that loads `what` (e.g. "gpt2"), or None."""
+    return next((lesson for lesson in LESSONS if what in lesson.needs), None)
 
-    A profile not timed yet has an empty string, not None: a table shows it as an empty cell.
+
+def lesson_label(lesson: Lesson) -> str:
+    """How a lesson is named in a message: 'lesson 06 (The transformer, by hand)'."""
+    return f"lesson {lesson.file[:2]} ({lesson.title})"
+
+
+def course_map(timings: dict | None = None) -> list[dict]:
+    """The course map as rows: file, title, what it teaches, measured minutes per profile.
+
+    Every lesson of `LESSONS` ships with the package (a test checks each has its notebook), so the map is the
+    same in a checkout, a wheel install or Colab. A profile not timed yet has an empty string, not None: a table
+    shows it as an empty cell.
     """
-    root = root or repo_root()
-    timings = load_timings(root)
+    timings = load_timings() if timings is None else timings
     rows = []
     for lesson in LESSONS:
         measured = timings.get(lesson.file, {})
@@ -225,7 +250,6 @@ def course_map(root: Path | None = None) -> list[dict]:
                 "notebook": lesson.file,
                 "title": lesson.title,
                 "teaches": lesson.teaches.replace("`", ""),  # plain text for a table of values
-                "available": bool(root and (root / "notebooks" / lesson.file).exists()),
                 **{
                     f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else ""
                     for p in ("smoke", "cpu", "gpu")

@@ -1,7 +1,7 @@
 """The generated parts of docs/instructors.md: run times, workshop plans, learning goals, the checks' known mistakes.
 
 Each part sits between `<!-- guide:NAME:start -->` and `<!-- guide:NAME:end -->` and is rebuilt by
-`ftlearn headers` from what the course itself holds: `notebooks/timings.json` (times measured by
+`ftlearn headers` from what the course itself holds: `ftlearn/timings.json` (times measured by
 `ftlearn run --record`), each lesson's "Learning goals" list, and each check's table of known mistakes,
 so the guide cannot drift from them. A test fails when the file is stale.
 """
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlearn.course import LESSONS, TIMINGS_FILE
+from ftlearn.course import LESSONS, TIMINGS_FILE, load_timings
 
 GUIDE = Path("docs") / "instructors.md"
 PROFILES = ("smoke", "cpu", "gpu")
@@ -73,7 +73,7 @@ def times_table(timings: dict) -> str:
     where = "; ".join(sorted(machines)) or "no machine yet"
     return (
         "\n".join(rows)
-        + f"\n\nMeasured on: {where} (from `notebooks/{TIMINGS_FILE}`, written by `ftlearn run --record`)."
+        + f"\n\nMeasured on: {where} (from `ftlearn/{TIMINGS_FILE}`, written by `ftlearn run --record`)."
     )
 
 
@@ -171,10 +171,7 @@ def mistakes_section(root: Path) -> str:
 
 def sections(root: Path) -> dict[str, str]:
     """Every generated part of the guide, by marker name."""
-    import json
-
-    timings_path = root / "notebooks" / TIMINGS_FILE
-    timings = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.exists() else {}
+    timings = load_timings(root / "ftlearn" / TIMINGS_FILE)
     return {
         "times": times_table(timings),
         "plan-one-day": plan_table("one-day", timings),

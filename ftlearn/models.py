@@ -70,9 +70,20 @@ def _bert_fallback(build: str | None = None) -> ModelSource | None:
 
 def _gpt2_fallback(build: str | None = None) -> ModelSource:
     """The offline GPT-2 build `build` (None: `offline_gpt2.default_build()`): its folder, built yet or not."""
-    from ftlearn.offline_gpt2 import build_config, build_dir, build_info, build_status
+    from ftlearn.offline_gpt2 import (
+        build_config,
+        build_cost,
+        build_dir,
+        build_info,
+        build_status,
+        first_lesson_needing_gpt2,
+    )
 
     config = build_config(build)
+    ahead = (
+        f"`ftlearn build-gpt2 --profile {config.name}` builds it now, or {first_lesson_needing_gpt2()}, the first "
+        "lesson that needs it, builds it as it starts"
+    )
     folder = build_dir(config)
     status, problem = build_status(folder)
     if status == "damaged":
@@ -82,7 +93,7 @@ def _gpt2_fallback(build: str | None = None) -> ModelSource:
             kind="offline-fallback",
             note=(
                 f"offline, so ftlearn's own small GPT-2-architecture model ('{config.name}' build), but its cache is "
-                f"damaged ({problem}): the next GPT-2 lesson (notebook 09, or `ftlearn finetune gpt2-lm`) rebuilds it"
+                f"damaged ({problem}): {ahead} ({build_cost(config.name)})"
             ),
             ready=False,
         )
@@ -94,9 +105,7 @@ def _gpt2_fallback(build: str | None = None) -> ModelSource:
             kind="offline-fallback",
             note=(
                 f"offline, so ftlearn's own small GPT-2-architecture model ('{config.name}' build), not built yet: "
-                "the first GPT-2 lesson (notebook 09, or `ftlearn finetune gpt2-lm`) builds it there once for this "
-                f"machine ({'under a minute' if config.name == 'smoke' else 'a few minutes'} on 2 CPU cores); "
-                "not OpenAI's GPT-2"
+                f"{ahead}, once for this machine ({build_cost(config.name)}); not OpenAI's GPT-2"
             ),
             ready=False,
         )
@@ -108,8 +117,8 @@ def _gpt2_fallback(build: str | None = None) -> ModelSource:
         note=(
             f"offline, so using ftlearn's own small GPT-2-architecture model ({params:.1f}M parameters, "
             f"'{info.get('config', {}).get('name', '?')}' build), pretrained on this machine for "
-            f"{info.get('config', {}).get('steps', '?')} steps on Python and package documentation text: "
-            "not OpenAI's GPT-2"
+            f"{info.get('config', {}).get('steps', '?')} steps on Python and package documentation text "
+            f"(built in {info.get('seconds', '?')} s): not OpenAI's GPT-2"
         ),
     )
 
@@ -186,8 +195,10 @@ def count_parameters(model: Any, trainable_only: bool = False) -> int:
 
 
 def _announce(source: ModelSource, model: Any) -> None:
+    from ftlearn.files import display_path  # `<site-packages>/…`, `<cache>/…`: outputs show no machine's folders
+
     params = count_parameters(model)
-    print(f"Model: {source.location} ({params / 1e6:.1f}M parameters); {source.note}.")
+    print(f"Model: {display_path(source.location)} ({params / 1e6:.1f}M parameters); {source.note}.")
 
 
 def load_tokenizer(

@@ -193,13 +193,21 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
 
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:
     """Add a successful run's time to the timings file the welcome notebook's course map reads."""
+    record_seconds(result.path.name, profile, result.seconds, timings_path)
+
+
+def record_seconds(name: str, profile: str, seconds: float, timings_path: Path) -> None:
+    """Record `seconds` for `name` (a notebook, or the offline GPT-2 build) in `profile`, with hardware, date, load."""
     from ftlearn.runtime import hardware_summary
 
     data = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.exists() else {}
-    data.setdefault(result.path.name, {})[profile] = {
-        "seconds": round(result.seconds, 1),
+    data.setdefault(name, {})[profile] = {
+        "seconds": round(seconds, 1),
         "hardware": hardware_summary(),
         "date": dt.date.today().isoformat(),
+        # how busy the machine was: the load averages over the last 1, 5 and 15 minutes as the run ended (a time
+        # taken while other jobs shared the cores measures the machine as much as the lesson)
+        **({"load_avg": [round(x, 2) for x in os.getloadavg()]} if hasattr(os, "getloadavg") else {}),
     }
     from ftlearn.files import write_text_atomic
 

@@ -1,13 +1,17 @@
-"""The `ftlearn` command: doctor's verdicts, run's table, clear errors."""
+"""The `ftlearn` command: doctor's verdicts, run's table, clear errors, complete help."""
 
+import argparse
+import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
-from ftlearn.cli import main
+from ftlearn.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -33,7 +37,16 @@ def test_doctor_passes_offline_with_local_data_and_offline_bert():
 def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     result = ftlearn("doctor", env_extra={"FTLEARN_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "not built yet" in result.stdout and "notebook 09" in result.stdout
+    from ftlearn.course import first_lesson_needing
+    from ftlearn.offline_gpt2 import build_cost
+
+    first = first_lesson_needing("gpt2").file[:2]  # from the course map, not typed into the message
+    assert (
+        "not built yet" in result.stdout
+        and f"lesson {first}" in result.stdout
+        and "ftlearn build-gpt2" in result.stdout
+    )
+    assert build_cost("smoke") in result.stdout  # what building it cost, as measured (or that it was not)
     assert not (tmp_path / "offline-gpt2").exists()
 
 
@@ -136,7 +149,7 @@ def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch, capsy
     import ftlearn.cli as cli
 
     seen = {}
-    monkeypatch.setattr(cli.subprocess, "call", lambda command: seen.setdefault("command", command) and 0)
+    monkeypatch.setattr(cli.subprocess, "call", lambda command, env=None: seen.update(command=command) or 0)
     assert main(["lab", "--no-browser", "--port", "8890"]) == 0
     assert f"Serving the course checkout at {ROOT}" in capsys.readouterr().out
     command = seen["command"]
@@ -146,9 +159,91 @@ def test_lab_opens_the_welcome_notebook_and_passes_options_on(monkeypatch, capsy
     assert command[command.index("--no-browser") + 1 : command.index("--no-browser") + 3] == ["--port", "8890"]
 
 
-def test_unknown_options_are_refused_outside_lab(capsys):
-    import pytest
+def test_lab_starts_without_the_jupyter_news_prompt_or_update_check(monkeypatch, tmp_path):
+    """JupyterLab 4 opens on "Would you like to get notified about official Jupyter news?" while the setting
+    fetchNews of @jupyterlab/apputils-extension:notification is "none" (its default): `ftlearn lab` makes the
+    default "false", and checkForUpdates false, through a Jupyter config folder of the package (issue 27)."""
+    from jupyterlab.commands import get_app_dir
+    from jupyterlab_server.settings_utils import _get_overrides  # how the settings API reads default overrides
 
+    import ftlearn.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli.subprocess, "call", lambda command, env=None: seen.update(env=env) or 0)
+    theirs = str(tmp_path / "their-config")
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", theirs)
+    monkeypatch.setenv("FTLEARN_PROFILE", "smoke")
+    assert main(["lab", "--no-browser"]) == 0
+    env = seen["env"]
+    paths = env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
+    assert paths[0] == theirs and len(paths) == 2  # the user's own config folder keeps its priority
+    assert cli.lab_env(env) == env  # added once, however often
+    assert env["FTLEARN_PROFILE"] == "smoke"  # the rest of the environment goes on unchanged
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", env["JUPYTER_CONFIG_PATH"])
+    overrides, error = _get_overrides(str(tmp_path / "no-app-settings"))
+    assert not error
+    wanted = {"fetchNews": "false", "checkForUpdates": False}
+    assert wanted.items() <= overrides["@jupyterlab/apputils-extension:notification"].items()
+    schema = Path(get_app_dir()) / "schemas" / "@jupyterlab" / "apputils-extension" / "notification.json"
+    properties = json.loads(schema.read_text(encoding="utf-8"))["properties"]
+    if "fetchNews" in properties:  # JupyterLab 4.1 and later: the settings the announcements plugin reads
+        assert "false" in [choice["const"] for choice in properties["fetchNews"]["oneOf"]]
+        assert properties["checkForUpdates"]["type"] == "boolean"
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "ftlearn"):
+    """Every command line of `ftlearn` with its parser: the commands, and finetune's targets."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                yield from _commands(subparser, f"{name} {command}")
+
+
+def test_every_argument_of_every_command_has_help(capsys):
+    commands = dict(_commands(build_parser()))
+    assert {"ftlearn lab", "ftlearn run", "ftlearn finetune bert", "ftlearn finetune gpt2-lm"} <= commands.keys()
+    missing = []
+    for name, parser in commands.items():
+        if name != "ftlearn" and not (parser.description or "").strip():
+            missing.append(f"{name}: no description")
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not (action.help or "").strip():
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}: no help")
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{name} {c.dest}: no one-line help" for c in action._choices_actions if not c.help]
+    assert not missing, missing
+    for name in commands:
+        with pytest.raises(SystemExit) as exited:
+            main([*name.split()[1:], "--help"])
+        assert exited.value.code == 0, name
+        assert f"usage: {name} " in capsys.readouterr().out, name
+
+
+def test_help_names_what_each_command_really_accepts():
+    commands = dict(_commands(build_parser()))
+    lab = commands["ftlearn lab"].format_help()
+    assert "JUPYTER_LAB_OPTION" in lab and "goes on to `jupyter lab`" in lab and "news" in lab
+    for name in ("ftlearn predict", "ftlearn compare"):  # any classifier: BERT, GPT-2, a distilled student
+        text = commands[name].format_help()
+        assert "gpt2-cls" in text and "distill" in text and "BERT models" not in text, name
+    helps = {
+        target: {a.dest: a.help for a in commands[f"ftlearn finetune {target}"]._actions}
+        for target in ("bert", "gpt2-lm", "gpt2-cls")
+    }
+    assert "tokens per training row" in helps["gpt2-lm"]["max_length"]
+    assert "tokens per review" not in helps["gpt2-lm"]["max_length"]
+    for target in ("bert", "gpt2-cls"):  # each target's help describes that target only
+        assert "tokens per review" in helps[target]["max_length"]
+        assert "row" not in helps[target]["max_length"] and "gpt2" not in helps[target]["max_length"]
+    assert "head" not in helps["gpt2-lm"]["seed"] and "head init" in helps["bert"]["seed"]
+    assert "GPT-2" in helps["gpt2-cls"]["model"] and "BERT" in helps["bert"]["model"]
+
+
+def test_unknown_options_are_refused_outside_lab(capsys):
     with pytest.raises(SystemExit):
         main(["doctor", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err

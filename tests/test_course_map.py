@@ -28,7 +28,7 @@ def test_the_table_has_a_row_per_lesson_and_replaces_only_what_is_between_the_ma
 
 
 def test_welcome_map_shows_plain_text():
-    rows = course.course_map(ROOT)
+    rows = course.course_map()
     assert [row["notebook"] for row in rows] == [lesson.file for lesson in course.LESSONS]
     assert not any("`" in row["teaches"] for row in rows)  # backticks are README markdown, not table values
 

@@ -22,7 +22,7 @@ def test_the_generated_parts_are_current():
 
 
 def test_the_quoted_run_times_are_timings_json_s():
-    timings = json.loads((ROOT / "notebooks" / "timings.json").read_text(encoding="utf-8"))
+    timings = json.loads((ROOT / "ftlearn" / "timings.json").read_text(encoding="utf-8"))
     text = _guide()
     for lesson in LESSONS:
         row = next(line for line in text.splitlines() if line.startswith(f"| {lesson.file[:2]} · "))

@@ -125,13 +125,19 @@ def test_the_colab_link_is_text_that_reads_without_the_network():
 
 
 def test_course_map_leaves_untimed_profiles_blank(tmp_path):
-    (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / course.LESSONS[0].file).write_text("{}")
     timings = {course.LESSONS[0].file: {"cpu": {"seconds": 90.0, "hardware": "x", "date": "2026-01-01"}}}
-    (tmp_path / "notebooks" / course.TIMINGS_FILE).write_text(json.dumps(timings))
-    rows = course.course_map(tmp_path)
-    assert rows[0]["cpu (min)"] == 1.5 and rows[0]["gpu (min)"] == "" and rows[0]["available"]
+    (tmp_path / course.TIMINGS_FILE).write_text(json.dumps(timings))
+    rows = course.course_map(course.load_timings(tmp_path / course.TIMINGS_FILE))
+    assert rows[0]["cpu (min)"] == 1.5 and rows[0]["gpu (min)"] == ""
     assert not any(value is None for row in rows for value in row.values())
+
+
+def test_the_course_map_and_its_times_ship_inside_the_package():
+    # what an installed package (a wheel, Colab's pip install) reads: package data, not a checkout's notebooks/
+    assert course.timings_path().parent == Path(course.__file__).parent
+    assert course.load_timings() and all(row["cpu (min)"] != "" for row in course.course_map())
+    assert course.first_lesson_needing("gpt2").file.startswith("06")
+    assert course.first_lesson_needing("nothing") is None
 
 
 def test_repo_root_prefers_the_checkout_it_is_run_from(tmp_path, monkeypatch):

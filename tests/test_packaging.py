@@ -68,6 +68,32 @@ def test_ci_runs_the_readme_test_command():
     assert block.group(1).strip() in (ROOT / ".ci" / "run").read_text()
 
 
+def _readme_block(readme: str, marker: str) -> str:
+    block = re.search(rf"<!-- {marker} -->\s*```bash\n(.+?)\n\s*```", readme, re.S)
+    assert block, f"README.md must hold a ```bash block after <!-- {marker} -->"
+    return block.group(1).strip()
+
+
+def test_readme_first_screen_is_in_step_with_the_package():
+    from ftlearn.cli import build_parser
+    from ftlearn.data import DIR_ENV
+
+    readme = (ROOT / "README.md").read_text()
+    cpu, data, setup = (_readme_block(readme, m) for m in ("cpu-torch", "offline-data", "setup-command"))
+    # in the order a learner reads and runs them: the CPU build and the data folder come before the command
+    assert readme.index("<!-- cpu-torch -->") < readme.index("<!-- offline-data -->") < readme.index("<!-- setup-")
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in cpu
+    assert data.startswith(f"export {DIR_ENV}=")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in re.findall(r'-e "\.\[(\w+)\]"', setup):
+        assert extra in extras, f"README installs the extra [{extra}], which pyproject.toml does not declare"
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    for command in re.findall(r"ftlearn (\w[\w-]*)", setup):
+        assert command in commands, f"README runs `ftlearn {command}`, which the CLI does not have"
+    for command in re.findall(r"`ftlearn ([a-z][\w-]*)", readme):
+        assert command in commands, f"README mentions `ftlearn {command}`, which the CLI does not have"
+
+
 def test_dependencies_are_lower_bounds_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
