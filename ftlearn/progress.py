@@ -51,8 +51,12 @@ def _read_marker(nb) -> list[dict[str, str]] | None:
 
 
 def _cell_errors(nb) -> list[str]:
+    """Each cell that raised, as "cell N: Name", N counted as the learner's file has them (no injected cell)."""
+    from ftlearn.nbrun import INJECTED_TAG
+
     errors = []
-    for index, cell in enumerate(nb.cells[:-1]):
+    cells = [c for c in nb.cells[:-1] if INJECTED_TAG not in c.metadata.get("tags", [])]  # [:-1]: the epilogue
+    for index, cell in enumerate(cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 errors.append(f"cell {index}: {output.get('ename')}")

@@ -55,6 +55,72 @@ def test_known_mistakes_give_a_nudge_then_their_hint_then_the_way_to_the_answer(
         assert hint in second_try(check_mean_length, fn).message
 
 
+def test_the_welcome_exercises_first_nudges_fit_them(lenient):
+    """Issue 27: the welcome exercises have no equation, so no first nudge of theirs may send the learner to one."""
+    from ftlearn.checks import check_positive_fraction
+    from ftlearn.checks.core import known, reset_session
+
+    assert Mistake(square, "a hint").kind == "logic" and "equation" not in KINDS["logic"]  # the default fits anywhere
+    for check_fn in (check_mean_length, check_positive_fraction):
+        name = check_fn.__name__.removeprefix("check_")
+        for mistake in known(name)["mistakes"]:
+            reset_session()
+            first = check_fn(mistake.fn)
+            assert first.status == WRONG and first.message.startswith("Not yet. "), first
+            assert "equation" not in first.message and mistake.hint not in first.message, first
+
+
+def _exercise_statement(name: str) -> str:
+    """The markdown of the solutions/ section whose code runs `check_<name>(...)`, answers-only notes left out."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    from ftlearn.exercises import SOLUTIONS_NOTE
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "solutions").glob("*.ipynb")):
+        section: list[str] = []
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown" and SOLUTIONS_NOTE not in cell.source:
+                lines = cell.source.splitlines()
+                headings = [i for i, line in enumerate(lines) if line.startswith("#")]
+                section = ["\n".join(lines[headings[-1] :])] if headings else section + [cell.source]
+            elif cell.cell_type == "code" and re.search(rf"\bcheck_{name}\(", cell.source):
+                return "\n".join(section)
+    return ""
+
+
+# Exercises whose equation is in the lesson, not in their own text: the lesson and the heading of its section.
+EQUATION_IN_LESSON = {"warmup_linear": ("notebooks/04_adam.ipynb", "## 7 · Warmup, then linear decay")}
+
+
+def test_a_nudge_sends_the_learner_to_an_equation_only_where_the_exercise_has_one():
+    """Issue 27: a "formula" mistake's nudge says "re-read the lesson's equation"; elsewhere it must be another kind."""
+    from pathlib import Path
+
+    import nbformat
+
+    from ftlearn.checks.core import known, registered
+
+    root = Path(__file__).resolve().parents[1]
+    uses_formula = sorted(name for name in registered() if any(m.kind == "formula" for m in known(name)["mistakes"]))
+    assert len(uses_formula) >= 10  # never pass by finding nothing
+    without = []
+    for name in uses_formula:
+        if name in EQUATION_IN_LESSON:
+            lesson, heading = EQUATION_IN_LESSON[name]
+            cells = [c.source for c in nbformat.read(root / lesson, as_version=4).cells if heading in c.source]
+            has_equation = bool(cells) and "$$" in cells[0].split(heading, 1)[1]
+        else:
+            statement = _exercise_statement(name)
+            assert statement, f"no exercise in solutions/ runs check_{name}"
+            has_equation = "$" in statement or "equation" in statement.lower()
+        if not has_equation:
+            without.append(name)
+    assert not without, f"exercises without an equation whose mistakes say kind='formula' (use 'logic'): {without}"
+
+
 def test_learner_exceptions_become_one_line(monkeypatch):
     monkeypatch.setenv("FTLEARN_CHECKS_STRICT", "0")
     result = check("square", lambda x: x / 0, square, [(3,)])

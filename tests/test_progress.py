@@ -61,7 +61,7 @@ def test_a_notebook_that_fails_to_run_is_reported_and_the_others_still_run(tmp_p
         {"exercise": "positive_fraction", "status": "not attempted"},
         {"exercise": "quiz_04", "status": "correct"},
     ]
-    assert any("NameError" in e for e in mixed["cell_errors"])
+    assert mixed["cell_errors"] == ["cell 4: NameError"]  # numbered as in the file: the injected cell not counted
     assert not by_name["02_not_json.ipynb"]["ran"] and "not JSON" in by_name["02_not_json.ipynb"]["error"]
     assert not by_name["03_kernel_dies.ipynb"]["ran"] and by_name["03_kernel_dies.ipynb"]["error"]
     assert by_name["04_after.ipynb"]["exercises"] == [{"exercise": "mean_length", "status": "wrong"}]
@@ -89,12 +89,5 @@ def test_progress_on_the_solutions_is_correct_everywhere(capsys):
     assert report["summary"]["correct"] >= 48 and report["summary"]["wrong"] == 0
 
 
-@pytest.mark.slow
-def test_progress_on_the_generated_exercises_is_not_attempted_everywhere(capsys):
-    code, report = _report(capsys, str(ROOT / "exercises"))
-    assert code == 0, report
-    assert {nb["notebook"] for nb in report["notebooks"]} == _lessons_with_exercises()
-    for nb in report["notebooks"]:
-        assert nb["ran"] and nb["exercises"], nb
-        assert all(row["status"] == "not attempted" for row in nb["exercises"]), nb
-    assert report["summary"]["correct"] == report["summary"]["wrong"] == 0
+# Run All of every generated exercise notebook, stubs unanswered, is checked once, as a learner gets it: from a
+# wheel install with empty caches (tests/test_learner_path.py), through this same `ftlearn progress --json`.

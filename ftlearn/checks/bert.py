@@ -185,10 +185,12 @@ def check_padding_waste(fn: Callable) -> CheckResult:
             Mistake(
                 lambda L, b: 1 - sum(L) / (len(L) * max(L)),
                 "that pads every example to the longest of *all*: pad each batch to its own longest.",
+                kind="formula",
             ),
             Mistake(
                 lambda L, b: sum(L) / sum(len(L[i : i + b]) * max(L[i : i + b]) for i in range(0, len(L), b)),
                 "that is the fraction of real tokens; the waste is 1 minus it.",
+                kind="formula",
             ),
             Mistake(
                 lambda L, b: 1 - sum(L) / sum(b * max(L[i : i + b]) for i in range(0, len(L), b)),
@@ -269,10 +271,12 @@ def check_metrics_from_confusion(fn: Callable) -> CheckResult:
                 _mfc_transposed,
                 "precision and recall are swapped: precision = TP / (TP + FP) divides by the *predicted* positives "
                 "(column 1).",
+                kind="formula",
             ),
             Mistake(
                 _mfc_f1_arith,
                 "F1 is the *harmonic* mean 2PR / (P + R) (= 2TP / (2TP + FP + FN)), not the arithmetic mean.",
+                kind="formula",
             ),
         ],
         hint=(

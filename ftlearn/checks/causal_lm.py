@@ -130,6 +130,7 @@ def check_perplexity_from_batches(fn: Callable[[list[float], list[int]], float])
                 lambda ls, ns: math.exp(sum(ls) / len(ls)),
                 "each batch's mean loss must count as many times as it has tokens: weight by `batch_tokens` before "
                 "averaging.",
+                kind="formula",
             ),
             Mistake(
                 lambda ls, ns: sum(math.exp(x) for x in ls) / len(ls),

@@ -48,11 +48,14 @@ KINDS: dict[str, str] = {
     "sign": "A sign or a direction is flipped somewhere: check which way each term should go.",
     "scale": "Your numbers are off by a constant factor: check what you divide or multiply by (a mean or a sum? "
     "an N, a 2, a 100?).",
-    "missing": "A piece of the recipe is missing: a term, a step or an update that the lesson's version has.",
+    "missing": "A piece of the recipe is missing: a term, a step or an update that the exercise asks for.",
     "order": "The pieces are right but their order is not: check which step must come first.",
     "off_by_one": "Off by one: check where a count, an index or a range starts and stops.",
     "axis": "Right operation, wrong dimension: check which axis you reduce, slice or broadcast over.",
+    # "formula" only where the exercise (or the lesson section it builds on) gives an equation; else "logic"
     "formula": "One piece is computed differently from the lesson's equation: re-read it term by term.",
+    "logic": "One step does something other than what the exercise (and the lesson behind it) describes: re-read "
+    "it, then follow your code one step at a time.",
     "stability": "The math is right, but the computation is not numerically safe for large or small values.",
     "edge": "Typical inputs work, a boundary case does not (an empty part, a zero, an input that already fits).",
     "convention": "The idea is right, but a convention differs: a name, an ordering or the form of what you return.",
@@ -62,11 +65,15 @@ KINDS: dict[str, str] = {
 
 @dataclass
 class Mistake:
-    """A known wrong implementation, the kind of mistake it is (a key of KINDS) and the hint for it."""
+    """A known wrong implementation, the kind of mistake it is (a key of KINDS) and the hint for it.
+
+    The default kind, "logic", holds for any exercise; "formula" sends the learner back to an equation, so it is for
+    exercises that have one (tests/test_checks.py holds every check to that).
+    """
 
     fn: Callable[..., Any]
     hint: str
-    kind: str = "formula"
+    kind: str = "logic"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

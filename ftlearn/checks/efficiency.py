@@ -127,6 +127,7 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * a * s * b),
                 "the attention term has one score per (head, query, key) pair: a·s·s per example, so s², not s.",
+                kind="formula",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * s * s * b),
@@ -136,6 +137,7 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * h * s * s * b),
                 "the score matrices come one per *head* (a), not one per hidden unit (h).",
+                kind="formula",
             ),
             Mistake(
                 lambda b, s, h, a, v: 34 * s * b * h + 5 * a * s * s * b,
@@ -198,6 +200,7 @@ def check_accumulation_weights(fn: Callable) -> CheckResult:
                 lambda ls: [1 / len(ls)] * len(ls),
                 "1/k gives every micro-batch the same weight, so a token of a short micro-batch counts for more than "
                 "a token of a long one: the token-mean trap. Weight each by its share of the predicted tokens.",
+                kind="formula",
             ),
             Mistake(
                 lambda ls: counts(ls, lambda lb: (lb != -100).sum()),
@@ -213,6 +216,7 @@ def check_accumulation_weights(fn: Callable) -> CheckResult:
             Mistake(
                 lambda ls: counts(ls, lambda lb: lb.shape[0]),
                 "that counts reviews; a causal LM's loss is a mean over *tokens*, so count predicted tokens.",
+                kind="formula",
             ),
             Mistake(
                 lambda ls: [float((lb[:, 1:] != -100).sum()) for lb in ls],
@@ -289,6 +293,7 @@ def check_epoch_seconds(fn: Callable) -> CheckResult:
                 with_flops(lambda N, L, h, s: 3 * (2 * N + 4 * L * s * s * h)),
                 "attention costs 4·s·h FLOPs per token and layer (each token's query meets s keys of width h), not "
                 "4·s²·h: the s² appears once you multiply by the s tokens of a sequence.",
+                kind="formula",
             ),
         ],
         hint="Count the FLOPs of one training token (forward and backward; the weights' products and attention's), "

@@ -280,6 +280,7 @@ def check_paired_comparison(fn: Callable) -> CheckResult:
                 _paired_variant("unpaired"),
                 "that standard error treats A and B as two independent samples. They were tested on the *same* "
                 "reviews: take the per-review differences g = a - b and use the standard error of their mean.",
+                kind="formula",
             ),
             Mistake(
                 _paired_variant("ddof0"),

@@ -275,15 +275,18 @@ def check_temperature(fn: Callable[[Sequence[float], float], Sequence[float]]) -
             Mistake(
                 lambda p, t: _temp(p, 1 / t),
                 "inverted: divide the log-probabilities by T (p ** (1/T)); you multiplied them.",
+                kind="formula",
             ),
             Mistake(lambda p, t: [x ** (1 / t) for x in p], "renormalise so the result sums to 1.", kind="missing"),
             Mistake(
                 lambda p, t: _softmax([x / t for x in p]),
                 "apply the temperature to log-probabilities (or logits), not to the probabilities themselves.",
+                kind="formula",
             ),
             Mistake(
                 lambda p, t: [x / sum(p) for x in p],
                 "dividing probabilities by T and renormalising changes nothing: divide the *logs* by T.",
+                kind="formula",
             ),
         ],
     )

@@ -57,13 +57,13 @@ def check_lora_init(fn: Callable[..., tuple]) -> CheckResult:
                 _init_summary(lambda i, o, r, g: (_uniform(r, i, g, i), _uniform(o, r, g, r))),
                 "B is not zero-initialised. With B = 0 the update B A is 0, so the wrapped model's first forward "
                 "equals the pretrained model's; a random B adds noise to every layer before any training.",
-                kind="formula",
+                kind="logic",
             ),
             Mistake(
                 _init_summary(lambda i, o, r, g: (torch.zeros(r, i, dtype=_D), torch.zeros(o, r, dtype=_D))),
                 "A is zero too. The gradient of B is built from A x, and that of A from B: with both zero, both "
                 "gradients stay zero and nothing ever trains. Only B starts at zero; A is random.",
-                kind="formula",
+                kind="logic",
             ),
             Mistake(
                 _init_summary(lambda i, o, r, g: (torch.zeros(r, i, dtype=_D), _uniform(o, r, g, r))),

@@ -84,6 +84,7 @@ def check_log_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult
             Mistake(
                 lambda z: z - torch.log(torch.exp(z - z.amax(-1, keepdim=True)).sum(-1, keepdim=True)),
                 "you shifted by the maximum m inside the exp but forgot it outside: subtract m from z as well.",
+                kind="formula",
             ),
             Mistake(
                 lambda z: torch.softmax(z, dim=-1),
@@ -155,6 +156,7 @@ def check_cross_entropy(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
             Mistake(
                 lambda z, y: -torch.log_softmax(z, 1).mean(),
                 "you averaged -log p over every class; pick the log-probability of the target class in each row.",
+                kind="formula",
             ),
             Mistake(
                 lambda z, y: -_pick(torch.log_softmax(z, 0), y).mean(),
@@ -271,10 +273,12 @@ def check_label_smoothing(fn: Callable[[torch.Tensor, torch.Tensor, float], torc
                 off_classes,
                 "PyTorch spreads eps over *all* C classes (the correct one included): "
                 "target = (1 - eps) * one_hot + eps / C.",
+                kind="formula",
             ),
             Mistake(
                 lambda z, y, eps: (_ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].mean(1)).mean(),
                 "the true class keeps weight (1 - eps), not 1: multiply -log p(target) by (1 - eps).",
+                kind="formula",
             ),
             Mistake(
                 lambda z, y, eps: ((1 - eps) * _ls_terms(z, y)[0] + eps * _ls_terms(z, y)[1].sum(1)).mean(),

@@ -235,6 +235,7 @@ def check_central_difference(fn: Callable) -> CheckResult:
                 forward,
                 "that is the one-sided difference (f(x+h) - f(x)) / h; use (f(x+h) - f(x-h)) / (2h), whose error is "
                 "O(h^2), not O(h).",
+                kind="formula",
             ),
             Mistake(
                 lambda f, x, h: _central_difference(f, x, h) * 2,
@@ -342,11 +343,13 @@ def check_momentum_step(fn: Callable) -> CheckResult:
             Mistake(
                 ema,
                 "that is the averaging form b = mu*b + (1-mu)*g; torch (and this lesson) uses the sum b = mu*b + g.",
+                kind="formula",
             ),
             Mistake(stale, "update the buffer first, then step with the *new* buffer.", kind="order"),
             Mistake(
                 lambda t, g, b, lr, mu: (t - lr * g, mu * b + g),
                 "the step should use the buffer (the velocity), not the raw gradient.",
+                kind="formula",
             ),
             Mistake(
                 lambda t, g, b, lr, mu: (t + lr * (mu * b + g), mu * b + g),
@@ -380,14 +383,17 @@ def check_rmsprop_step(fn: Callable) -> CheckResult:
             Mistake(
                 lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e), a * v + (1 - a) * g**2),
                 "divide by the *square root* of v: v is a mean of squared gradients.",
+                kind="formula",
             ),
             Mistake(
                 lambda t, g, v, lr, a, e: (t - lr * g / (a * v + (1 - a) * g**2 + e).sqrt(), a * v + (1 - a) * g**2),
                 "eps goes outside the square root: sqrt(v) + eps.",
+                kind="formula",
             ),
             Mistake(
                 lambda t, g, v, lr, a, e: (t - lr * g / (((1 - a) * v + a * g**2).sqrt() + e), (1 - a) * v + a * g**2),
                 "alpha weights the old v (keep most of it); (1 - alpha) weights the new g^2.",
+                kind="formula",
             ),
             Mistake(
                 lambda t, g, v, lr, a, e: (t - lr * g / (v.sqrt() + e), a * v + (1 - a) * g**2),
@@ -461,13 +467,21 @@ def check_adam_step(fn: Callable) -> CheckResult:
                 "no bias correction: divide m by (1 - beta1**t) and v by (1 - beta2**t) before the update.",
                 kind="missing",
             ),
-            Mistake(_adam_variant(eps_inside=True), "eps goes outside the square root: sqrt(v_hat) + eps."),
+            Mistake(
+                _adam_variant(eps_inside=True),
+                "eps goes outside the square root: sqrt(v_hat) + eps.",
+                kind="formula",
+            ),
             Mistake(
                 _adam_variant(t_shift=1),
                 "t is the number of this step, starting at 1: use beta**t, not beta**(t+1).",
                 kind="off_by_one",
             ),
-            Mistake(_adam_variant(swap=True), "beta1 and beta2 weight the *old* averages: m = beta1*m + (1-beta1)*g."),
+            Mistake(
+                _adam_variant(swap=True),
+                "beta1 and beta2 weight the *old* averages: m = beta1*m + (1-beta1)*g.",
+                kind="formula",
+            ),
             Mistake(
                 _adam_variant(store_hat=True),
                 "return the raw m and v: the bias-corrected m_hat, v_hat are only used for this step's update.",
@@ -535,6 +549,7 @@ def check_adamw_step(fn: Callable) -> CheckResult:
                 l2,
                 "that is Adam with L2 (wd*theta added to the gradient, then divided by sqrt(v_hat)); AdamW shrinks "
                 "theta directly: theta * (1 - lr*wd).",
+                kind="formula",
             ),
             Mistake(
                 after,
@@ -574,6 +589,7 @@ def check_warmup_linear(fn: Callable) -> CheckResult:
             Mistake(
                 lambda s, w, n: s / w if s < w else max(0.0, 1 - s / n),
                 "the decay runs from 1 at warmup_steps to 0 at total_steps: divide by (total_steps - warmup_steps).",
+                kind="formula",
             ),
             Mistake(
                 lambda s, w, n: s / w if s < w else (n - s) / max(1, n - w),

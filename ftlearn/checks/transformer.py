@@ -91,6 +91,7 @@ def check_attention(fn: Callable[..., torch.Tensor]) -> CheckResult:
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, m, scale=1 / q.shape[-1]),
                 "you divided by d; the scale is 1/√d (math.sqrt(d)): a dot product of d terms spreads like √d.",
+                kind="formula",
             ),
             Mistake(
                 lambda q, k, v, m: _attention(q, k, v, m, mask_after=True),
@@ -155,6 +156,7 @@ def check_causal_mask(fn: Callable[[int], torch.Tensor]) -> CheckResult:
                 lambda t: _ones(t).triu(),
                 "upper triangle: row t (the query) would see columns s >= t, the future. It must see s <= t, the "
                 "past: torch.tril, not triu.",
+                kind="formula",
             ),
             Mistake(
                 lambda t: _ones(t),
@@ -306,10 +308,12 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
                 "unbiased variance: torch.var divides by n - 1 by default (Bessel's correction); LayerNorm divides "
                 "by n. Use x.var(dim=-1, keepdim=True, unbiased=False) or ((x - mean) ** 2).mean(dim=-1, "
                 "keepdim=True).",
+                kind="formula",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps, eps_outside=True),
                 "eps goes inside the square root: (x - mean) / sqrt(var + eps), not / (sqrt(var) + eps).",
+                kind="formula",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, 0.0),
@@ -320,15 +324,18 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
                 lambda x, w, b, eps: _ln(x, w, b, 0.0, unbiased=True),
                 "x.std() divides by n - 1 (Bessel's correction) and has no eps: LayerNorm uses sqrt(var + eps) with "
                 "the biased variance, ((x - mean) ** 2).mean(dim=-1, keepdim=True).",
+                kind="formula",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps, unbiased=True, eps_outside=True),
                 "x.std() divides by n - 1 (Bessel's correction), and eps goes inside the square root: "
                 "(x - mean) / sqrt(var + eps) with the biased variance.",
+                kind="formula",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps, sqrt=False),
                 "divide by the standard deviation, sqrt(var + eps), not by the variance.",
+                kind="formula",
             ),
             Mistake(
                 lambda x, w, b, eps: _ln(x, w, b, eps, affine=False),
