@@ -32,6 +32,23 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
+def checks_called(path: Path) -> set[str]:
+    """The exercises whose checks a notebook calls: check_mean_length(...) -> "mean_length", the quiz -> quiz_NN."""
+    import ast
+
+    import nbformat
+
+    names = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_"):
+                name = node.func.id.removeprefix("check_")
+                names.add(f"quiz_{path.name[:2]}" if name == "quiz" else name)
+    return names
+
+
 def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
@@ -117,4 +134,7 @@ def test_run_all_of_every_exercise_notebook_reaches_every_check(learner):
         assert nb["ran"] and nb["exercises"], nb
         assert not nb["cell_errors"], f"{nb['notebook']}: Run All stops at {nb['cell_errors'][0]}"
         assert all(row["status"] == "not attempted" for row in nb["exercises"]), nb
+        # every check cell of the notebook was reached: each one it calls reported
+        called = checks_called(exercises / nb["notebook"])
+        assert {row["exercise"] for row in nb["exercises"]} == called, (nb["notebook"], called)
     assert report["summary"]["correct"] == report["summary"]["wrong"] == 0
