@@ -116,7 +116,9 @@ def test_every_lesson_runs_in_order_from_an_empty_cache(learner):
     for lesson in LESSONS:
         shutil.copy(ROOT / "notebooks" / lesson.file, lessons / lesson.file)
     assert not (learner["home"] / "cache").exists(), "the cache starts empty"
+    # --timeout: a cell that hangs fails the run in minutes, naming its notebook, instead of holding CI for an hour
     command = [str(learner["ftlearn"]), "run", *(lesson.file for lesson in LESSONS), "--profile", "smoke"]
+    command += ["--timeout", "600"]
     result = subprocess.run(command, cwd=lessons, env=learner["env"], capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert result.stdout.count(" ok") >= len(LESSONS), result.stdout
