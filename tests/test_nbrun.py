@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from ftlearn import course, nbrun
 from ftlearn.runtime import PROFILE_ENV
@@ -29,6 +30,7 @@ def test_injection_goes_after_parameters_and_is_left_out_of_the_hash():
     assert nbrun.code_hash(nb) != before
 
 
+@pytest.mark.slow
 def test_execute_inplace_stamps_and_records(tmp_path):
     path = tmp_path / "t.ipynb"
     nbformat.write(tiny_notebook(), path)
@@ -44,6 +46,7 @@ def test_execute_inplace_stamps_and_records(tmp_path):
     assert json.loads((tmp_path / "timings.json").read_text())["t.ipynb"]["smoke"]["seconds"] >= 0
 
 
+@pytest.mark.slow
 def test_the_profile_is_resolved_as_a_value_not_read_from_the_outputs(tmp_path, monkeypatch):
     path = tmp_path / "t.ipynb"
     nb = tiny_notebook()
@@ -57,6 +60,7 @@ def test_the_profile_is_resolved_as_a_value_not_read_from_the_outputs(tmp_path, 
     assert not bad.ok and "Unknown profile 'huge'" in bad.error
 
 
+@pytest.mark.slow
 def test_failing_notebook_reports_the_cell_and_keeps_the_file(tmp_path):
     path = tmp_path / "bad.ipynb"
     nb = tiny_notebook()
@@ -85,6 +89,7 @@ def test_install_cell_is_valid_python_that_does_nothing_off_colab():
     exec(course.header_cells("notebooks/00_welcome.ipynb")[1].source, {})
 
 
+@pytest.mark.slow
 def test_figures_are_kept_even_when_the_shell_sets_a_headless_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # would make plt.show() a no-op in the kernel
     path = tmp_path / "plot.ipynb"

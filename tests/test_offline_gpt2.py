@@ -81,6 +81,8 @@ def test_locate_never_builds_and_says_the_build_is_missing(tmp_path, monkeypatch
     assert models.locate_model("bert", online=False).ready  # only the offline GPT-2 is ever "not ready"
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_resolve_builds_a_gpt2_that_reloads_and_is_reused(tmp_path, monkeypatch, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -133,6 +135,8 @@ def _tiny_build(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.parametrize(
     "damage, says",
     [
@@ -157,6 +161,8 @@ def test_a_damaged_build_is_reported_and_rebuilt_saying_so(tmp_path, monkeypatch
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # nothing left beside it
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_an_intact_build_from_before_manifests_is_kept_and_given_one(tmp_path, monkeypatch):
     folder = _tiny_build(tmp_path, monkeypatch)
     (folder / "ftlearn_manifest.json").unlink()
@@ -190,6 +196,8 @@ def test_temporaries_of_killed_builds_are_removed_and_live_ones_kept(tmp_path, m
     assert live.is_dir() and young.is_dir()
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_under_torchrun_only_local_rank_0_builds_and_the_others_wait_for_it(tmp_path, monkeypatch):
     """Rank 1 never builds: it waits for local rank 0's build to appear (here a thread plays rank 0), then uses it."""
     import threading

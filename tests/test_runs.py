@@ -102,6 +102,7 @@ def test_finetune_rejects_a_bad_profile_and_a_bad_number_on_stderr(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.floors
 @pytest.mark.parametrize("target", sorted(RECIPES))
 def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, capsys):
     out = tmp_path / target
@@ -214,8 +215,10 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypa
 
 def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, monkeypatch):
     """--resume continues a run only with the flags that wrote its checkpoints (they are recorded beside them)."""
+    from safetensors.torch import save_file
+
     import ftlearn.finetune as finetune
-    from ftlearn.checkpoints import INFO_FILE
+    from ftlearn.checkpoints import INFO_FILE, MODEL_FILE, STATE_FILE
 
     out, resumed_from = tmp_path / "run", []
 
@@ -223,6 +226,8 @@ def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, m
         resumed_from.append(resume.resume_from)
         step = resume.checkpoint_dir / "checkpoint-2"
         step.mkdir(parents=True, exist_ok=True)
+        save_file({"w": torch.zeros(1)}, str(step / MODEL_FILE))  # intact, as --resume checks before it resumes
+        torch.save({}, step / STATE_FILE)
         (step / INFO_FILE).write_text("{}")
         raise KeyboardInterrupt
 

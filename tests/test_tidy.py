@@ -3,6 +3,7 @@
 import copy
 
 import nbformat
+import pytest
 
 from ftlearn import nbrun
 from ftlearn.files import display_path
@@ -88,6 +89,7 @@ def test_raw_reprs_are_found_in_any_text_output():
     assert raw_widget_problems(plain) == []
 
 
+@pytest.mark.slow
 def test_a_real_run_saves_static_outputs(tmp_path):
     """Through nbclient, as `ftlearn run --inplace` does: the saved file holds no widget, only what it showed."""
     path = tmp_path / "w.ipynb"

@@ -88,6 +88,8 @@ def test_fit_trains_whatever_grad_mode_the_caller_left_and_hands_the_modes_back(
     assert not model.training and not model.bert.training and model.classifier.training, "each module's mode restored"
 
 
+@pytest.mark.slow
+@pytest.mark.floors
 def test_resume_continues_to_the_same_losses(tmp_path):
     train, val = toy_data(42, seed=0), toy_data(12, seed=1)
     # 42 examples / batch 4 = 11 micro-batches, accumulation 2 -> 6 steps per epoch (the last one short)
@@ -172,6 +174,7 @@ def test_evaluate_returns_outputs_in_dataset_order_from_a_length_grouped_loader(
     assert evaluate(model, shuffled, "cpu", return_outputs=True)["in_dataset_order"] is False
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_weights():
     # train on flipped labels, validate on the true ones: validation loss can only get worse
     train, val = toy_data(40, seed=0, flip=True), toy_data(40, seed=0)
