@@ -97,6 +97,49 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _state_problem(path: Path) -> str | None:
+    """Why a `torch.save` file (a zip archive) is incomplete or damaged, from its archive's CRCs; or None."""
+    import zipfile
+
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"{path.name} is not a complete torch.save file ({str(exc).splitlines()[0] if str(exc) else exc!r})"
+    return f"{path.name} is damaged ({bad} fails its checksum)" if bad else None
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint `path` cannot be resumed from, checked without loading it into a model; or None."""
+    from ftlearn.files import json_problem, safetensors_problem
+
+    path = Path(path)
+    checks = (
+        lambda: json_problem(path / INFO_FILE),
+        lambda: safetensors_problem(path / MODEL_FILE),
+        lambda: safetensors_problem(path / BEST_FILE) if (path / BEST_FILE).exists() else None,
+        lambda: _state_problem(path / STATE_FILE),
+    )
+    return next((problem for check in checks if (problem := check())), None)
+
+
+def intact_checkpoint(folder: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint in `folder` that `checkpoint_problem` passes, and the newer ones it refused, with why.
+
+    A run killed while a disk filled, or a copy cut short, can leave the newest checkpoint damaged: the resume
+    then continues from the one before, and says so (notebook 07).
+    """
+    skipped = []
+    for checkpoint in reversed(list_checkpoints(folder)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint, skipped
+        skipped.append((checkpoint, problem))
+    return None, skipped
+
+
 def prune_checkpoints(folder: Path, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints in `folder`."""
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
@@ -112,11 +155,15 @@ def load_checkpoint(
 
     path = Path(path)
     if not (path / INFO_FILE).exists():
-        newest = latest_checkpoint(path)
+        newest, skipped = intact_checkpoint(path)
         if newest is None:
+            why = f"; {skipped[0][0].name} is damaged ({skipped[0][1]})" if skipped else ""
             raise FileNotFoundError(
-                f"{path} is neither a checkpoint nor a folder holding one ({CHECKPOINT_PREFIX}N with {INFO_FILE})."
+                f"{path} is neither a checkpoint nor a folder holding an intact one "
+                f"({CHECKPOINT_PREFIX}N with {INFO_FILE}){why}."
             )
+        for damaged, problem in skipped:
+            print(f"{damaged.name} is damaged ({problem}); trying the checkpoint before it.")
         path = newest
     load_model(model, str(path / MODEL_FILE))
     # weights_only=True: only tensors and plain containers are unpickled, never arbitrary code.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -478,25 +479,24 @@ def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> 
     checkpoints whose recorded flags differ from this command's, since the continued run would silently mix two
     recipes. Checkpoints without the record (written before it existed) are resumed unchecked.
     """
-    from ftlearn.checkpoints import INFO_FILE, latest_checkpoint
+    from ftlearn.checkpoints import INFO_FILE, checkpoint_problem, intact_checkpoint, list_checkpoints
     from ftlearn.distributed import is_main_process
     from ftlearn.files import write_json_atomic
     from ftlearn.finetune import Resume, checkpoint_dir_for, read_json_object
 
-    if args.checkpoint_every is not None and args.checkpoint_every <= 0:
-        return f"--checkpoint-every must be positive, got {args.checkpoint_every}."
     folder = checkpoint_dir_for(out)
     flags = _run_flags(args, profile_name)
     resume_from = None
     if args.resume is not None:
         where = folder if args.resume is True else Path(args.resume).expanduser()
-        resume_from = where if (where / INFO_FILE).is_file() else latest_checkpoint(where)
-        if resume_from is None:
+        single = (where / INFO_FILE).is_file()  # one checkpoint, named: used as given, or refused
+        found = [where] if single else list_checkpoints(where)
+        if not found:
             return (
                 f"--resume: no complete checkpoint in {where} (checkpoint-N folders, written by --checkpoint-every N). "
                 "Run without --resume to start afresh."
             )
-        record = Path(resume_from).parent / RUN_FLAGS_FILE
+        record = found[-1].parent / RUN_FLAGS_FILE
         if record.is_file():
             recorded = read_json_object(record)  # {} if unreadable: nothing to compare, as for older checkpoints
             differ = [name for name in flags if recorded.get(name, flags[name]) != flags[name]]
@@ -504,13 +504,54 @@ def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> 
                 was = ", ".join(_flag_text(name, recorded.get(name)) for name in differ)
                 now = ", ".join(_flag_text(name, flags[name]) for name in differ)
                 return (
-                    f"--resume: the checkpoints in {Path(resume_from).parent} were written with {was}; this command "
+                    f"--resume: the checkpoints in {found[-1].parent} were written with {was}; this command "
                     f"has {now}. Resume with the same flags, or start afresh without --resume."
                 )
+        if single:
+            problem = checkpoint_problem(where)
+            if problem:
+                return (
+                    f"--resume: the checkpoint {where} is damaged ({problem}); give its folder, {where.parent}, to "
+                    "resume from the newest intact one, or run without --resume to start afresh."
+                )
+            resume_from = where
+        else:  # a folder of them: the newest intact one, saying which were passed over
+            resume_from, skipped = intact_checkpoint(where)
+            damaged = "; ".join(f"{path.name} is damaged ({problem})" for path, problem in skipped)
+            if resume_from is None:
+                return f"--resume: no intact checkpoint in {where}: {damaged}. Run without --resume to start afresh."
+            if damaged and is_main_process():
+                print(f"{damaged}: resuming from {resume_from.name}, the newest intact checkpoint.")
     if args.checkpoint_every and is_main_process():  # under torchrun, rank 0 writes for all
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / RUN_FLAGS_FILE, flags)
     return Resume(args.checkpoint_every, folder, resume_from)
+
+
+def _model_problem(
+    family: str, name: str | None, build: str, max_length: int | None, folder: Path | None = None
+) -> str | None:
+    """Why --model or --max-length cannot work, found from the model's config.json before anything loads; or None.
+
+    `folder` is a model folder that takes the place of --model (gpt2-cls's --init DIR, distill's teacher). A --model
+    that names nothing here is refused (never replaced by the offline model); without --model, a missing default is
+    left to the run, which says what to install.
+    """
+    from ftlearn.files import display_path
+    from ftlearn.models import ModelSource, ModelUnavailableError, locate_model, model_positions
+    from ftlearn.recipes import max_length_problem
+
+    if folder is not None:
+        source = ModelSource(str(folder), str(folder), "local", "")
+    else:
+        try:
+            source = locate_model(family, name, build=build)  # looks only: never builds or loads
+        except ModelUnavailableError as exc:
+            return str(exc) if name is not None else None  # it names the model
+    if max_length is None:
+        return None
+    shown = source.requested if source.kind in ("hub", "cache") else display_path(source.location)
+    return max_length_problem(max_length, model_positions(source), shown)
 
 
 def _drop_checkpoints(folder: Path) -> None:
@@ -548,11 +589,11 @@ def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
-    from ftlearn.data import IMDBDataError
     from ftlearn.distributed import is_main_process
-    from ftlearn.files import OutputPathError
-    from ftlearn.finetune import RUNS, InitError, check_init, check_out
-    from ftlearn.models import ModelUnavailableError
+    from ftlearn.files import OutputPathError, writer_lock
+    from ftlearn.finetune import InitError, check_init, check_out
+    from ftlearn.offline_gpt2 import build_for_profile
+    from ftlearn.recipes import SettingError, check_settings
     from ftlearn.runtime import get_profile, pick_device
 
     try:
@@ -569,21 +610,46 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             return 2
     if args.target == "gpt2-lm":
         overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
-    for name, value in overrides.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-            print(f"ftlearn finetune: --{name.replace('_', '-')} must be positive, got {value}.", file=sys.stderr)
-            return 2
+    try:  # every number in its range (ftlearn.recipes.SETTINGS): NaN, inf, 0, -1 and 100000 never reach a run
+        check_settings({**overrides, "seed": args.seed, "checkpoint_every": args.checkpoint_every})
+    except SettingError as exc:
+        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out).expanduser() if args.out else Path("runs") / f"{args.target}-{profile.name}"
     # Everything that can be checked is checked before minutes of loading and training: the output folder,
-    # the device, the checkpoints to resume from.
+    # the device, the model and whether --max-length fits it (from its config.json), the checkpoints to resume from.
     try:
         check_out(out)
         pick_device()
         init = getattr(args, "init", None) or "pretrained"
-        check_init(args.target, init)
+        lm_folder = check_init(args.target, init)
     except (OutputPathError, RuntimeError, InitError) as exc:
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
+    family = "bert" if args.target == "bert" else "gpt2"
+    problem = _model_problem(family, args.model, build_for_profile(profile.name), args.max_length, lm_folder)
+    if problem:
+        print(f"ftlearn finetune: {problem}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as held:
+        if is_main_process():  # the only writer of OUT until the run ends: a second run to it is refused now
+            try:
+                held.enter_context(writer_lock(out))
+            except OutputPathError as exc:
+                print(f"ftlearn finetune: {exc}", file=sys.stderr)
+                return 2
+        return _finetune_run(args, profile, out, init, overrides)
+
+
+def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, overrides: dict) -> int:
+    """`cmd_finetune` once its flags are checked and OUT is this process's: resume settings, the run, the report."""
+    from ftlearn.data import IMDBDataError
+    from ftlearn.distributed import is_main_process
+    from ftlearn.files import DiskFullError, OutputPathError
+    from ftlearn.finetune import RUNS
+    from ftlearn.models import ModelUnavailableError
+    from ftlearn.recipes import SettingError
+
     extra = {"init": init} if args.target in ("bert", "gpt2-cls") else {}
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
@@ -598,10 +664,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         result = RUNS[args.target](
             profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume, **extra
         )
-    except (IMDBDataError, ModelUnavailableError) as exc:
-        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+    except (IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
+        kept = ""
+        if isinstance(exc, DiskFullError) and resume.checkpoint_every:
+            kept = f" The checkpoints in {resume.checkpoint_dir} are kept: add --resume to continue from them."
+        print(f"ftlearn finetune: {exc}{kept}", file=sys.stderr)
         return 1
-    except OutputPathError as exc:  # the folder changed while the run trained
+    except (OutputPathError, SettingError) as exc:  # the folder changed while the run trained; a model too short
         print(f"ftlearn finetune: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -619,10 +688,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_distill(args: argparse.Namespace) -> int:
     """Train a smaller BERT student from a fine-tuned teacher's soft targets (lesson 12); save it as a run folder."""
     from ftlearn.data import IMDBDataError
-    from ftlearn.files import OutputPathError
+    from ftlearn.files import DiskFullError, OutputPathError, writer_lock
     from ftlearn.finetune import check_out, distill_bert
     from ftlearn.models import ModelUnavailableError
+    from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.predict import FinetunedModelError, check_finetuned, load_teacher
+    from ftlearn.recipes import SettingError, check_settings
     from ftlearn.runtime import get_profile, pick_device
 
     try:
@@ -638,16 +709,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "soft_weight": args.soft_weight,
     }
-    for name, value in overrides.items():
-        flag = "--" + {"student_layers": "layers"}.get(name, name).replace("_", "-")
-        if value is not None and (value < 0 if name == "soft_weight" else value <= 0):
-            print(f"ftlearn distill: {flag} must be {'>= 0' if name == 'soft_weight' else 'positive'}, got {value}.",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-    if args.soft_weight is not None and args.soft_weight > 1:
-        print(
-            f"ftlearn distill: --soft-weight is a share of the loss, 0 to 1, got {args.soft_weight}.", file=sys.stderr
-        )
+    try:  # the same validators as finetune's (ftlearn.recipes.SETTINGS)
+        check_settings({**overrides, "seed": args.seed})
+    except SettingError as exc:
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out).expanduser() if args.out else Path("runs") / f"distill-{profile.name}"
     try:
@@ -657,13 +722,24 @@ def cmd_distill(args: argparse.Namespace) -> int:
         print(f"ftlearn distill: {exc}", file=sys.stderr)
         return 2
     try:
-        check_finetuned(args.teacher)  # before any data or model is loaded
-        print(f"Distilling {args.teacher} into a student, profile {profile.name}, seed {args.seed}, into {out}")
-        teacher, info = load_teacher(args.teacher)
-        result = distill_bert(
-            teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, teacher_info=info
-        )
-    except (FinetunedModelError, IMDBDataError, ModelUnavailableError) as exc:
+        teacher_folder, _ = check_finetuned(args.teacher)  # before any data or model is loaded
+    except FinetunedModelError as exc:
+        print(f"ftlearn distill: {exc}", file=sys.stderr)
+        return 1
+    # the student is cut from --model, else from the teacher's checkpoint: the teacher's positions are the student's
+    folder = None if args.model else teacher_folder
+    problem = _model_problem("bert", args.model, build_for_profile(profile.name), args.max_length, folder)
+    if problem:
+        print(f"ftlearn distill: {problem}", file=sys.stderr)
+        return 2
+    try:
+        with writer_lock(out):  # the only writer of OUT until the student is saved
+            print(f"Distilling {args.teacher} into a student, profile {profile.name}, seed {args.seed}, into {out}")
+            teacher, info = load_teacher(args.teacher)
+            result = distill_bert(
+                teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, teacher_info=info
+            )
+    except (FinetunedModelError, IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
         print(f"ftlearn distill: {exc}", file=sys.stderr)
         return 1
     except (OutputPathError, ValueError) as exc:  # e.g. more student layers than the checkpoint has
@@ -707,6 +783,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from_stdin = args.text == "-"
+    if from_stdin:  # the review from standard input: `cat review.txt | ftlearn predict DIR -`
+        if sys.stdin.isatty():
+            print("reading the review from standard input; end it with Ctrl-D", file=sys.stderr, flush=True)
+        args.text = sys.stdin.read()
     if args.stride is not None and args.stride < 1:
         print(f"ftlearn predict: --stride must be a positive number of tokens, got {args.stride}.", file=sys.stderr)
         return 2
@@ -733,7 +814,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"wrote {n} predictions to {args.out}")
             return 0
         if empty_text_problem([args.text], "the review"):
-            print("ftlearn predict: the review text is empty; give the review in quotes.", file=sys.stderr)
+            where = "standard input (-) was empty" if from_stdin else "give the review in quotes"
+            print(f"ftlearn predict: the review text is empty; {where}.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
         preds, p_pos = predict_texts(model, tokenizer, [args.text], settings, **reading)
@@ -772,6 +854,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"only with B: {out['b_only_right']}; {out['verdict']}"
     )
     return 0
+
+
+class OptionsAnywhere(argparse.ArgumentParser):
+    """A command whose options may come before, between or after its positionals.
+
+    argparse fills an optional positional (`predict`'s review, nargs="?") when it meets the first option, so in
+    `ftlearn predict DIR --windows off "A review"` the review was left over as "unrecognized arguments".
+    `parse_known_intermixed_args` reads the options first, then the positionals, wherever they stand.
+    """
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if getattr(self, "_intermixing", False):  # called back by parse_known_intermixed_args itself
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -991,7 +1093,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="label reviews with a classifier saved by `ftlearn finetune bert|gpt2-cls` or `ftlearn distill`",
     )
     predict.add_argument("model_dir", metavar="FOLDER", help=f"a saved classifier: {CLASSIFIER_FOLDERS}")
-    predict.add_argument("text", nargs="?", default=None, help="one review, in quotes")
+    predict.__class__ = OptionsAnywhere  # `ftlearn predict DIR --windows off "review"`, as README writes it
+    predict.add_argument("text", nargs="?", default=None, help="one review, in quotes; - reads it from standard input")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
     predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
     measured = ", ".join(f"{mode} for {task}" for task, mode in PREDICT_WINDOWS.items())

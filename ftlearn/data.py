@@ -191,6 +191,33 @@ def load_hub(name: str = HUB_NAME) -> datasets.DatasetDict:
     return datasets.DatasetDict({split: loaded[split] for split in SPLITS})
 
 
+MIN_PER_LABEL = 2  # a classifier's training data: at least this many reviews of each label (one goes to validation)
+
+
+def check_training_labels(ds: datasets.Dataset, where: str) -> None:
+    """Raise IMDBDataError unless `ds` holds at least `MIN_PER_LABEL` reviews of each label, 0 and 1 (notebook 07).
+
+    Reviews of one label only would train a classifier that answers that label whatever it reads, with exit 0 and
+    a plausible loss; too few rows cannot be split into training and validation sets.
+    """
+    import numpy as np
+
+    labels = np.asarray(ds["label"])
+    counts = [int((labels == label).sum()) for label in (0, 1)]
+    if min(counts) >= MIN_PER_LABEL:
+        return
+    if len(labels) >= 2 * MIN_PER_LABEL and (counts[0] == 0 or counts[1] == 0):
+        only = 0 if counts[0] else 1
+        raise IMDBDataError(
+            f"{where}: all {len(labels):,} training reviews are labelled {only} ({LABEL_NAMES[only]}); a classifier "
+            f"needs reviews of both labels, 0 and 1, at least {MIN_PER_LABEL} of each, to learn to tell them apart."
+        )
+    raise IMDBDataError(
+        f"{where}: {len(labels):,} training review(s), {counts[0]} labelled 0 and {counts[1]} labelled 1; a run "
+        f"needs at least {MIN_PER_LABEL} of each label (some are held out for validation)."
+    )
+
+
 def stratified_split(ds: datasets.Dataset, n: int, seed: int = 0) -> tuple[datasets.Dataset, datasets.Dataset]:
     """`n` seeded rows with the same label proportions as `ds`, and the other rows; each part shuffled.
 

@@ -31,6 +31,10 @@ class OutputPathError(ValueError):
     """An output path that cannot be written (a folder where a file should go, no permission...); says why."""
 
 
+class DiskFullError(OutputPathError):
+    """The disk has no room for what is being saved; says where and how much is needed. Nothing was replaced."""
+
+
 # ---------------------------------------------------------------- writing whole
 
 
@@ -95,6 +99,109 @@ def replace_folder(new: Path, folder: Path) -> None:
     new.rename(folder)
     _fsync_dir(folder.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def temporary_sibling(path: Path) -> Path:
+    """`.NAME.PID.tmp` beside `path`: this process's own, so that two writers never share a temporary."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporaries of `path` that killed writers left (`.NAME.tmp`, `.NAME.PID.tmp`); call with its lock held."""
+    prefix = f".{path.name}."
+    for leftover in path.parent.iterdir() if path.parent.is_dir() else ():
+        rest = leftover.name[len(prefix) :] if leftover.name.startswith(prefix) else None
+        if rest is not None and (rest == "tmp" or (rest.endswith(".tmp") and rest[: -len(".tmp")].isdigit())):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+_HELD_LOCKS: dict[Path, int] = {}  # lock file -> how many nested `writer_lock` blocks of this process hold it
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path, flag: str = "--out") -> Iterator[None]:
+    """Be the only process writing `path` for the block, or raise OutputPathError naming the one that is.
+
+    The lock is an flock on `.NAME.lock` beside `path`, which the kernel releases when its process ends, however
+    it ends (a killed run never leaves a stale lock). Nested blocks in one process share it: `ftlearn finetune`
+    holds it from the start of the run, so a second run to the same --out is refused before it trains, and
+    `save_finetuned` takes it again for the save. Where flock does not exist (Windows), the block runs unlocked.
+    """
+    path = Path(path).expanduser().resolve()  # one key per folder, however it is spelled (relative, a symlink)
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    if lock in _HELD_LOCKS or fcntl is None:
+        _HELD_LOCKS[lock] = _HELD_LOCKS.get(lock, 0) + 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[lock] -= 1
+            if not _HELD_LOCKS[lock]:
+                del _HELD_LOCKS[lock]
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputPathError(
+                f"{flag} {path} is being written by another ftlearn run (process {holder}); wait for it to finish "
+                "or choose another folder. Nothing was changed."
+            ) from None
+        except OSError:  # a filesystem without flock (some network mounts): go on unlocked
+            os.close(fd)
+            fd = None
+            break
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not the file of a holder that unlinked it as we opened it: ours
+            break
+        os.close(fd)
+    if fd is not None:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    _HELD_LOCKS[lock] = 1
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[lock]
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # still held: a process that opened it meanwhile sees another inode, retries
+            os.close(fd)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "No space left on device", as an OSError (errno ENOSPC) or as safetensors' SafetensorError."""
+    import errno
+
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    text = str(exc)
+    return "No space left on device" in text or "StorageFull" in text
+
+
+def megabytes(n: int) -> str:
+    """A byte count as "91 MB" (or "1.4 GB")."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{max(1, round(n / 1e6))} MB"
+
+
+def check_free_space(path: str | Path, needed: int, what: str = "the model") -> None:
+    """Raise DiskFullError when the disk that `path` goes on has less than `needed` bytes free."""
+    path = Path(path).expanduser()
+    free = shutil.disk_usage(_nearest_existing(path.parent)).free
+    if free < needed:
+        raise DiskFullError(
+            f"no room to save {what} to {path}: it needs about {megabytes(needed)} and the disk has {megabytes(free)} "
+            "free. Free some space or choose another --out; nothing was changed."
+        )
 
 
 # ---------------------------------------------------------------- manifests
@@ -225,11 +332,15 @@ def check_output_file(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def check_output_folder(path: str | Path, is_ours: bool, flag: str = "--out") -> Path:
+def check_output_folder(
+    path: str | Path, is_ours: bool, flag: str = "--out", foreign: list[str] | tuple[str, ...] = ()
+) -> Path:
     """Raise OutputPathError unless `path` can receive a run folder.
 
     `is_ours` says whether an existing folder there is one ftlearn wrote (it will be replaced); any other
-    non-empty folder is refused, so that a mistyped --out never deletes someone's files.
+    non-empty folder is refused, so that a mistyped --out never deletes someone's files. `foreign` names what a
+    folder of ours holds that ftlearn did not write (a user's notes): refused too, naming them, since the folder
+    is replaced whole.
     """
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
@@ -238,6 +349,12 @@ def check_output_folder(path: str | Path, is_ours: bool, flag: str = "--out") ->
         raise OutputPathError(
             f"{flag} {path} is a folder that ftlearn did not write; it would be replaced, so choose another "
             "name or empty it first."
+        )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputPathError(
+            f"{flag} {path} holds files ftlearn did not write ({shown}); a new run replaces the whole folder, so "
+            "move them out first or choose another --out. Nothing was changed."
         )
     _probe_writable(_nearest_existing(path.parent), f"{flag} {path}")
     return path

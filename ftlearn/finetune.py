@@ -105,12 +105,51 @@ def is_run_folder(folder: str | Path) -> bool:
     return any((folder / name).is_file() for name in (MANIFEST_FILE, METRICS_FILE, PREPROCESS_FILE, "config.json"))
 
 
+# What `save_finetuned` writes, for a folder saved before manifests listed it: save_pretrained's files for BERT and
+# GPT-2 (weights, config, tokenizer) and ftlearn's own.
+SAVED_NAMES = frozenset(
+    {"config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+     "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+     "chat_template.jinja", PREPROCESS_FILE, METRICS_FILE}
+)  # fmt: skip
+
+
+def foreign_files(folder: str | Path) -> list[str]:
+    """What a run folder holds that ftlearn did not write: anything its manifest does not list ("name/" for a folder).
+
+    A folder saved before manifests: anything that is not one of `SAVED_NAMES`. ftlearn never writes subfolders.
+    """
+    from ftlearn.files import MANIFEST_FILE, read_manifest
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return []
+    try:
+        manifest = read_manifest(folder)
+    except ValueError:  # a damaged manifest: judge by name
+        manifest = None
+    ours = {*manifest["files"], MANIFEST_FILE} if manifest else SAVED_NAMES | {MANIFEST_FILE}
+    return sorted(f"{p.name}/" if p.is_dir() else p.name for p in folder.iterdir() if p.is_dir() or p.name not in ours)
+
+
 def check_out(out: str | Path | None) -> None:
-    """Fail now, before any data or model is loaded, if `out` cannot receive a run folder (`OutputPathError`)."""
+    """Fail now, before any data or model is loaded, if `out` cannot receive a run folder (`OutputPathError`).
+
+    A folder of a previous run is replaced whole, by a rename (a run killed while saving leaves the previous folder
+    or the new one, never a mix); so if it holds files ftlearn did not write, the run is refused, naming them,
+    rather than moving them across the rename, where a kill at the wrong moment would strand them in a temporary.
+    """
     from ftlearn.files import check_output_folder
 
     if out is not None:
-        check_output_folder(out, is_ours=is_run_folder(Path(out).expanduser()))
+        folder = Path(out).expanduser()
+        ours = is_run_folder(folder)
+        check_output_folder(folder, is_ours=ours, foreign=foreign_files(folder) if ours else ())
+
+
+def saved_bytes(model: Any) -> int:
+    """About how many bytes `save_finetuned` writes for `model`: its weights as stored, plus 20 MB for the rest."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 20_000_000
 
 
 def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
@@ -120,27 +159,48 @@ def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recip
     `ftlearn.files`), written last; only then does the folder take the place of a previous one.
     `ftlearn.predict.load_finetuned` checks the manifest before it loads anything.
     """
-    from ftlearn.files import replace_folder, write_json_atomic, write_manifest
+    from ftlearn.files import (
+        DiskFullError,
+        check_free_space,
+        is_disk_full,
+        megabytes,
+        remove_stale_temporaries,
+        replace_folder,
+        temporary_sibling,
+        write_json_atomic,
+        write_manifest,
+        writer_lock,
+    )
 
     folder = Path(folder).expanduser()
-    check_out(folder)  # never replace a folder ftlearn did not write
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        model.save_pretrained(tmp)  # config.json + model.safetensors
-        tokenizer.save_pretrained(tmp)
-        if isinstance(recipe, ClassifierRecipe):
-            write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
-        if metrics is not None:
-            write_json_atomic(tmp / METRICS_FILE, metrics)
-        recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
-        write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
-        replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
-    except BaseException:  # a failure or Ctrl-C while saving: no half folder left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    check_out(folder)  # never replace a folder ftlearn did not write, nor one holding a user's files
+    with writer_lock(folder):  # one writer at a time: another process saving here is refused, not mixed with
+        check_out(folder)  # again, now that no other process can change it before the rename
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # a killed save's; no other writer can be using them while we hold the lock
+        needed = saved_bytes(model)
+        check_free_space(folder, needed)
+        tmp = temporary_sibling(folder)  # this process's own name
+        tmp.mkdir()
+        try:
+            model.save_pretrained(tmp)  # config.json + model.safetensors
+            tokenizer.save_pretrained(tmp)
+            if isinstance(recipe, ClassifierRecipe):
+                write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
+            if metrics is not None:
+                write_json_atomic(tmp / METRICS_FILE, metrics)
+            recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
+            write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
+            replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
+        except BaseException as exc:  # a failure or Ctrl-C while saving: no half folder left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, Exception) and is_disk_full(exc):
+                kept = "its previous contents are untouched" if folder.exists() else "nothing was written"
+                raise DiskFullError(
+                    f"the disk filled up while saving to {folder}: the model needs about {megabytes(needed)} free "
+                    f"there; {kept}. Free some space or choose another --out."
+                ) from None
+            raise
     return folder
 
 
@@ -214,6 +274,34 @@ def _core_metrics(
         "hardware": hardware_summary(),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def model_positions_of(model: Any) -> int | None:
+    """How many token positions a loaded model reads: GPT-2's n_positions, BERT's max_position_embeddings."""
+    config = getattr(model, "config", None)
+    positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    return positions if isinstance(positions, int) else None
+
+
+def check_fits(recipe: Recipe, model: Any, source: Any) -> None:
+    """Raise SettingError when the recipe's max_length is longer than the loaded model reads (before training).
+
+    The command checks this from config.json before anything loads; a run started from Python is checked here.
+    """
+    from ftlearn.recipes import SettingError, max_length_problem
+
+    problem = max_length_problem(recipe.max_length, model_positions_of(model), source.location, label="max_length")
+    if problem:
+        raise SettingError(problem)
+
+
+def _check_room(out: str | Path | None, model: Any) -> None:
+    """Before training: DiskFullError when `out`'s disk cannot hold the saved model (minutes of training lost)."""
+    from ftlearn import distributed
+    from ftlearn.files import check_free_space
+
+    if out is not None and distributed.is_main_process():
+        check_free_space(out, saved_bytes(model))
 
 
 def _device() -> Any:
@@ -366,7 +454,7 @@ def _finetune_classifier(
     `ftlearn finetune gpt2-lm` run (its review-adapted weights: the ULMFiT chain).
     """
     from ftlearn import distributed
-    from ftlearn.data import load_imdb
+    from ftlearn.data import check_training_labels, imdb_source, load_imdb
     from ftlearn.gpt2_finetune import load_gpt2_classifier
     from ftlearn.models import load_classifier
     from ftlearn.runtime import seed_everything
@@ -379,6 +467,7 @@ def _finetune_classifier(
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
         dsd = load_imdb(profile=profile, seed=seed)
+        check_training_labels(dsd["train"], f"the training data in {imdb_source()}")
         seed_everything(seed)  # the new head's random init depends on this
         if kind == "bert":  # BERT's recipe says which pooling the head reads, so it comes first
             recipe = recipe or BertRecipe.for_profile(profile, **(overrides or {}))
@@ -390,6 +479,7 @@ def _finetune_classifier(
             start_from = "pretrained" if lm_folder else init  # an adapted LM folder is a pretrained checkpoint
             model, tokenizer, source = load_gpt2_classifier(profile, name=name, init=start_from)
             recipe = recipe or GPT2ClsRecipe.for_profile(profile, model.config, **(overrides or {}))
+        check_fits(recipe, model, source)
         data = prepare_classifier_data(dsd, tokenizer, recipe, seed, device)
     method = getattr(recipe, "method", "full")
     if method != "full":  # notebook 12: LoRA's adapters and the head, or the head alone, are trained
@@ -427,6 +517,7 @@ def _train_and_save(
     from ftlearn.train import fit
 
     device = _device()
+    _check_room(out, model)
     seed_everything(seed)  # dropout masks from here on
     resume = resume or Resume()
     cadence = recipe.eval_every_steps(len(data.train_loader))  # the profile's evaluations per epoch
@@ -493,7 +584,7 @@ def finetune_gpt2_lm(
     """Notebook 09 in one call (`ftlearn finetune gpt2-lm`): held-out perplexity, fine-tune on review text, again."""
     from ftlearn import distributed
     from ftlearn.causal_lm import causal_lm_loss, mean_lm_loss, perplexity
-    from ftlearn.data import load_imdb
+    from ftlearn.data import IMDBDataError, imdb_source, load_imdb
     from ftlearn.gpt2_finetune import lm_blocks, lm_loader, load_causal_lm
     from ftlearn.runtime import seed_everything
     from ftlearn.train import fit
@@ -507,8 +598,16 @@ def finetune_gpt2_lm(
         dsd = load_imdb(profile=profile, seed=seed)
         model, tokenizer, source = load_causal_lm(profile, name=model_name)
     recipe = recipe or GPT2LMRecipe.for_profile(profile, model.config, **(overrides or {}))
+    check_fits(recipe, model, source)
+    _check_room(out, model)
     train = lm_blocks(dsd["train"], tokenizer, recipe.max_length, recipe.max_train_rows, recipe.sentiment_prefix)
     test = lm_blocks(dsd["test"], tokenizer, recipe.max_length, recipe.max_eval_rows, recipe.sentiment_prefix)
+    for split, rows in (("training", train), ("test", test)):
+        if len(rows) == 0:  # too little text for one row: refused here rather than by fit's empty loader
+            raise IMDBDataError(
+                f"the {split} data in {imdb_source()} ({len(dsd['train' if split == 'training' else 'test']):,} "
+                f"review(s)) is too short for one row of {recipe.max_length} tokens; add reviews or lower --max-length."
+            )
     device = _device()
     model.to(device)
     before = mean_lm_loss(model, test, recipe.batch_size, device)
@@ -573,7 +672,7 @@ def distill_bert(
     from functools import partial
 
     from ftlearn import distributed
-    from ftlearn.data import load_imdb
+    from ftlearn.data import check_training_labels, imdb_source, load_imdb
     from ftlearn.distill import distillation_loss, make_student, with_teacher_logits
     from ftlearn.models import count_parameters
     from ftlearn.runtime import seed_everything
@@ -587,9 +686,11 @@ def distill_bert(
     with distributed.quiet_other_ranks():
         seed_everything(seed)
         dsd = load_imdb(profile=profile, seed=seed)
+        check_training_labels(dsd["train"], f"the training data in {imdb_source()}")
         seed_everything(seed)  # the student's new head
         name = model_name or info.get("checkpoint") or profile.bert_model
         model, tokenizer, source = make_student(name, recipe.student_layers, recipe.pooling)
+        check_fits(recipe, model, source)
         if teacher.config.vocab_size != model.config.vocab_size:
             raise ValueError(
                 f"the teacher's vocabulary ({teacher.config.vocab_size:,} tokens) is not the student's "

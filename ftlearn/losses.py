@@ -82,6 +82,8 @@ def cross_entropy(
         out = _reduce(loss, reduction)
         return out.squeeze(0) if unbatched and reduction == "none" else out
 
+    if target.dim() != 1 or target.shape[0] != logits.shape[0]:  # as torch raises, in a learner's words
+        raise ValueError(_class_id_shape_problem(logits, target, unbatched))
     keep = target != ignore_index  # (N,) bool
     if bool(((target[keep] < 0) | (target[keep] >= n_classes)).any()):
         raise IndexError(f"target ids must be in [0, {n_classes}) or equal ignore_index={ignore_index}")
@@ -97,10 +99,30 @@ def cross_entropy(
     return out.squeeze(0) if unbatched and reduction == "none" else out
 
 
+def _class_id_shape_problem(logits: torch.Tensor, target: torch.Tensor, unbatched: bool) -> str:
+    """Why class-id targets do not fit the logits, and the fix (torch: "Expected input batch_size ... to match")."""
+    n, got = logits.shape[0], tuple(target.shape[1:] if unbatched else target.shape)  # as the caller gave it
+    if unbatched:
+        return f"logits of shape ({logits.shape[1]},) are one example: its target is one class id, shape (), got {got}"
+    if target.dim() == 2 and target.shape == (n, 1):
+        return f"targets have shape {got}, logits ({n}, C): class ids must be ({n},); use target.squeeze(1)"
+    if target.dim() != 1:
+        return f"targets have shape {got}; class ids must be one per row of logits, shape ({n},)"
+    return f"targets have {target.shape[0]} rows, logits {n}: cross_entropy needs one class id per row of logits"
+
+
 def binary_cross_entropy_with_logits(
     logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean"
 ) -> torch.Tensor:
     """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], stably: max(z, 0) - z y + log(1 + exp(-|z|)) (notebook 02)."""
+    if logits.shape != target.shape:  # broadcasting (N, 1) against (N,) would compare every logit with every target
+        z_shape, y_shape = tuple(logits.shape), tuple(target.shape)
+        fix = ""
+        if logits.dim() == target.dim() + 1 and logits.shape[-1] == 1 and logits.shape[:-1] == target.shape:
+            fix = f"; it would broadcast to {z_shape[:-1] + y_shape}: use logits.squeeze(-1)"
+        elif target.dim() == logits.dim() + 1 and target.shape[-1] == 1 and target.shape[:-1] == logits.shape:
+            fix = f"; it would broadcast to {y_shape[:-1] + z_shape}: use target.squeeze(-1)"
+        raise ValueError(f"logits have shape {z_shape} and targets {y_shape}: they must be the same{fix}")
     z, y = logits, target
     # Two smooth branches instead of max(z, 0) and |z|, whose kinks at z = 0 would give autograd a
     # wrong gradient there. Each branch only ever exponentiates a number <= 0, so nothing overflows

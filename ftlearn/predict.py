@@ -104,13 +104,40 @@ def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
             "labelling it. Predict with a classifier: `ftlearn finetune bert --out DIR` or "
             "`ftlearn finetune gpt2-cls --out DIR`."
         )
-    architectures = read_json_object(folder / "config.json").get("architectures") or []
+    config = read_json_object(folder / "config.json")
+    architectures = config.get("architectures") or []
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise FinetunedModelError(
             f"{folder} holds a {architectures[0]}, not a classifier. Predict with a folder written by "
             "`ftlearn finetune bert --out DIR` or `ftlearn finetune gpt2-cls --out DIR`."
         )
+    problem = preprocess_problem(read_json_object(folder / PREPROCESS_FILE), config)
+    if problem:
+        raise FinetunedModelError(f"{folder}: {problem}. Rebuild it: `{rebuild_command(folder, manifest)}`.")
     return folder, manifest
+
+
+def preprocess_problem(settings: dict, config: dict) -> str | None:
+    """Why a folder's tokenization settings (ftlearn_preprocess.json) cannot be used with its model, or None.
+
+    The recipes' own validators (`ftlearn.recipes.SETTINGS`): max_length in range and within the model's positions
+    (from config.json), a known truncation, head_fraction from 0 to 1. No settings file: the defaults, always valid.
+    """
+    from ftlearn.recipes import max_length_problem, setting_problem
+    from ftlearn.tokenization import TRUNCATIONS
+
+    where = f"its {PREPROCESS_FILE}'s"
+    for name in ("max_length", "head_fraction"):
+        problem = setting_problem(name, settings[name], f"{where} {name}") if name in settings else None
+        if problem:
+            return problem.rstrip(".")
+    if settings.get("truncation", "head") not in TRUNCATIONS:
+        return f"{where} truncation is {settings['truncation']!r}, none of {', '.join(TRUNCATIONS)}"
+    positions = config.get("n_positions") or config.get("max_position_embeddings")
+    if "max_length" in settings and isinstance(positions, int):
+        problem = max_length_problem(settings["max_length"], positions, "its config.json", f"{where} max_length")
+        return problem.rstrip(".") if problem else None
+    return None
 
 
 def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:

@@ -17,6 +17,111 @@ if TYPE_CHECKING:  # pragma: no cover
     from ftlearn.train import TrainConfig
 
 
+# ---------------------------------------------------------------- every setting's range, checked before anything loads
+
+MIN_TOKENS = 8  # the fewest tokens per review or row: room for the special tokens and a few words of text
+
+
+class SettingError(ValueError):
+    """A setting outside its range (NaN, infinite, too small, too large); the message names it and the range."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a setting may take: low to high (low itself refused when `low_open`), whole numbers or finite."""
+
+    low: float
+    high: float = math.inf  # inf: no upper bound worth naming
+    low_open: bool = False
+    whole: bool = False
+    unit: str = ""  # "tokens": said after the range
+    what: str = ""  # "a share of the loss": "--soft-weight is a share of the loss: ..."
+    optional: bool = False  # None is allowed (patience: no early stopping)
+
+    def describe(self) -> str:
+        """The range in words: "positive", "0 or more, at most 4,294,967,295", "from 0 to 1"."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.whole:
+            low = "positive" if self.low == 1 else "0 or more" if self.low == 0 else f"at least {self.low:,}{unit}"
+        elif self.low_open and self.low == 0:
+            low = "positive and finite"
+        else:
+            return f"from {self.low:g} to {self.high:g}"
+        return low if self.high == math.inf else f"{low}, at most {self.high:,}"
+
+    def allows(self, value: Any) -> bool:
+        """True when `value` is in range: `math.isfinite(value) and low <= value <= high`, as the conventions say."""
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.whole and not float(value).is_integer():
+            return False
+        above_low = self.low < value if self.low_open else self.low <= value
+        return math.isfinite(value) and above_low and value <= self.high
+
+
+# One validator per setting, shared by every command and by the recipes themselves (`Recipe.__post_init__`).
+# seed and checkpoint_every are not recipe fields, but every run's flags, checked the same way.
+SETTINGS: dict[str, Bounds] = {
+    "lr": Bounds(0, 1, low_open=True),
+    "epochs": Bounds(1, 1000, whole=True),
+    "batch_size": Bounds(1, 65536, whole=True),
+    "max_length": Bounds(MIN_TOKENS, whole=True, unit="tokens"),  # and at most the model's: max_length_problem
+    "warmup_ratio": Bounds(0, 1),
+    "weight_decay": Bounds(0, 1),
+    "grad_accum_steps": Bounds(1, 65536, whole=True),
+    "patience": Bounds(1, 1000, whole=True, optional=True),
+    "head_fraction": Bounds(0, 1),
+    "val_fraction": Bounds(0, 0.9, low_open=True),
+    "evals_per_epoch": Bounds(1, 1000, whole=True),
+    "num_workers": Bounds(0, 256, whole=True),
+    "lora_rank": Bounds(1, 4096, whole=True),
+    "lora_alpha": Bounds(0, 10_000, low_open=True),
+    "student_layers": Bounds(1, 1000, whole=True),
+    "temperature": Bounds(0, 100, low_open=True),
+    "soft_weight": Bounds(0, 1, what="a share of the loss"),
+    "max_train_rows": Bounds(1, whole=True, optional=True),
+    "max_eval_rows": Bounds(1, whole=True, optional=True),
+    "seed": Bounds(0, 2**32 - 1, whole=True),  # numpy's seeds are 32-bit
+    "checkpoint_every": Bounds(1, whole=True),
+}
+FLAGS = {"student_layers": "layers"}  # a setting whose command-line flag has another name
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a setting: "max_length" -> "--max-length", "student_layers" -> "--layers"."""
+    return "--" + FLAGS.get(name, name).replace("_", "-")
+
+
+def setting_problem(name: str, value: Any, label: str | None = None) -> str | None:
+    """Why `value` is not a valid `name` (one sentence, naming `label`, by default the flag), or None."""
+    bounds = SETTINGS[name]
+    if bounds.allows(value):
+        return None
+    label = label or flag_name(name)
+    if bounds.what:
+        return f"{label} is {bounds.what}, {bounds.describe()}; got {value}."
+    return f"{label} must be {bounds.describe()}; got {value}."
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Raise SettingError for the first setting out of its range; None values (not given) are skipped."""
+    for name, value in settings.items():
+        problem = setting_problem(name, value) if value is not None and name in SETTINGS else None
+        if problem:
+            raise SettingError(problem)
+
+
+def max_length_problem(value: int, positions: int | None, model: str, label: str = "--max-length") -> str | None:
+    """Why `value` tokens do not fit a model with `positions` positions (read from its config.json), or None."""
+    if positions is None or value <= positions:
+        return None
+    return (
+        f"{label} {value} is longer than the model reads: {model} has {positions} positions; give at most {positions}."
+    )
+
+
 @dataclass(frozen=True)
 class Recipe:
     """What every run kind shares: optimizer, schedule and batch settings (notebook 07)."""
@@ -53,6 +158,13 @@ class Recipe:
         values.update(cls.profile_choices(profile, model_config))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        """Every numeric setting in its range (`SETTINGS`), whoever made the recipe: a command, a lesson, a test."""
+        for f in fields(self):
+            problem = setting_problem(f.name, getattr(self, f.name), f.name) if f.name in SETTINGS else None
+            if problem:
+                raise SettingError(f"{type(self).__name__}: {problem}")
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as plain data with its kind, as metrics.json records it."""
@@ -164,12 +276,9 @@ class BertRecipe(ClassifierRecipe):
         return recipe
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # lora_rank and lora_alpha in range (SETTINGS)
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
-        if self.lora_rank < 1 or self.lora_alpha <= 0:
-            raise ValueError(
-                f"LoRA needs lora_rank >= 1 and lora_alpha > 0, got {self.lora_rank} and {self.lora_alpha}."
-            )
 
 
 @dataclass(frozen=True)
@@ -186,14 +295,6 @@ class DistillRecipe(BertRecipe):
     student_layers: int = 2
     temperature: float = 2.0
     soft_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.student_layers < 1 or self.temperature <= 0 or not 0 <= self.soft_weight <= 1:
-            raise ValueError(
-                "distillation needs student_layers >= 1, temperature > 0 and 0 <= soft_weight <= 1; got "
-                f"{self.student_layers}, {self.temperature} and {self.soft_weight}."
-            )
 
 
 def _is_small_gpt2(model_config: Any) -> bool:

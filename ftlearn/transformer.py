@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # for the annotations only: importing transformers is slow
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """softmax(q kᵀ / √d) v for every head at once; returns (output, weights) (lesson 06)."""
     # q (B, H, T, d); k, v (B, H, S, d); mask: bool, broadcastable to (B, H, T, S), True = query t may see key s
+    for name, value in (("q", q), ("k", k), ("v", v), ("mask", mask)):
+        if not isinstance(value, Tensor) and not (name == "mask" and value is None):
+            raise TypeError(f"scaled_dot_product_attention: {name} must be a tensor, got {type(value).__name__}")
     d = q.shape[-1]
     # q·k sums d products, so its spread grows like √d: dividing by √d keeps the softmax from saturating
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, S)
@@ -179,15 +182,19 @@ def bert_encoder(
     return x  # (B, T, C); BertModel's pooler (dense + tanh on [CLS]) is not part of it
 
 
-def gpt2_forward(input_ids: Tensor, weights: Mapping[str, Tensor], config: GPT2Config) -> Tensor:
+def gpt2_forward(
+    input_ids: Tensor, weights: Mapping[str, Tensor], config: GPT2Config, attention_mask: Tensor | None = None
+) -> Tensor:
     """GPT-2 from a GPT2Model state dict: token + position embeddings, the blocks, ln_f; (B, T, C) (lesson 06)."""
-    # input_ids (B, T); config: a GPT2Config. No attention_mask: with right padding the causal mask already
-    # keeps every real token from seeing the padding that comes after it.
+    # input_ids (B, T); config: a GPT2Config; attention_mask: the tokenizer's (B, T) 0/1, optional. With right
+    # padding it changes no real token (the causal mask already hides the padding after them); with left
+    # padding it is what keeps the real tokens from reading the padding before them.
     w = _under(weights, "transformer.") or weights  # GPT2LMHeadModel keeps the body under "transformer."
     T = input_ids.shape[1]
     x = w["wte.weight"][input_ids] + w["wpe.weight"][torch.arange(T, device=input_ids.device)]  # (B, T, C)
+    mask = None if attention_mask is None else padding_mask(attention_mask)  # (B, 1, 1, T)
     for i in range(config.n_layer):
-        x = gpt2_block(x, _under(w, f"h.{i}."), config.n_head, config.layer_norm_epsilon)
+        x = gpt2_block(x, _under(w, f"h.{i}."), config.n_head, config.layer_norm_epsilon, mask)
     # pre-LN leaves the residual stream unnormalised, so GPT-2 adds one last LayerNorm (GPT2Model's output)
     return layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], config.layer_norm_epsilon)  # (B, T, C)
 

