@@ -268,39 +268,100 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
     ),
     "06": (
         _mc(
-            "Why are attention scores divided by √d (d the size of a head)?",
+            "Lesson 06 measured, on random queries and keys, that without the 1/√d scale the gradient reaching q (and "
+            "so W_Q) is larger than with it, at every head size. What does the scale buy, then?",
             (
-                "to make the scores sum to 1",
-                "to save memory",
-                "a dot product of d roughly unit-variance terms has variance about d; unscaled, large scores saturate "
-                "the softmax and its gradients vanish",
-                "because the keys are normalised to length √d",
+                "a larger gradient for W_Q, so that training is faster",
+                "fewer FLOPs in the product of the weights with the values",
+                "a softmax out of saturation: weights spread over many keys, nearly every key's score receiving "
+                "gradient, and q's gradient about the same size whatever the head size d",
+                "attention weights that sum to 1",
             ),
             "c",
-            "q·k sums d products; if each has variance about 1, the sum has variance about d and standard deviation "
-            "√d. Dividing by √d brings the scores back to unit scale, where the softmax is not a near one-hot and its "
-            "gradient is not nearly zero.",
-            "How does the spread of a sum of d random terms grow with d?",
-            "The standard deviation of the dot product grows like √d.",
+            "Unscaled, q·k has standard deviation √d, and the softmax of such scores is nearly one-hot: a query reads "
+            "one or two keys, and since the derivative of a weight p_j is proportional to p_j, the keys it ignores get "
+            "almost no gradient. The gradient reaching q is Σ_j (∂ℓ/∂s_j) k_j/√d: without the scale the 1/√d is "
+            "missing while each k_j has length about √d, so it grows with d. Divided by √d, the scores have standard "
+            "deviation 1 at every width: the weights stay spread and q's gradient keeps one size. The weights sum to 1 "
+            "either way; the FLOPs do not change.",
+            "Two of the lesson's measured columns stay flat across head sizes with the scale and not without it.",
+            "Look at 'keys read' and at the gradient reaching q, with and without the scale.",
         ),
         _mc(
-            "In a causal (GPT-2) mask, the query at position t may attend to the keys at positions:",
-            ("t only", "s ≤ t (itself and the past)", "s ≥ t (itself and the future)", "all positions"),
+            "A batch of reviews for GPT-2 is padded on the right, and the attention mask is left out. Do the real "
+            "tokens' hidden states change?",
+            (
+                "yes: every real token also attends to the padding",
+                "no: the padding comes after the real tokens, and the causal mask already hides every later position; "
+                "padded on the left, they would change",
+                "only the last real token's",
+                "no: a padding token's embedding is zero, so it adds nothing",
+            ),
             "b",
-            "A language model predicts token t+1 from tokens 1..t, so position t must not see the future. The causal "
-            "mask is the lower triangle including the diagonal: each token sees itself and everything before it.",
-            "A language model must not peek at what it is asked to predict.",
-            "Keep the diagonal and everything below it.",
+            "Token t may read positions up to t. With right padding every pad position is later than every real "
+            "token of its row, so the causal mask hides it already: the lesson's padded batch gave the same real "
+            "positions with and without the mask. With left padding the pads come first, every real token may read "
+            "them, and only the attention mask hides them. A pad token's embedding is not zero (GPT-2 pads with eos).",
+            "Which positions may a real token read under the causal mask, and where is the padding?",
+            "On the right, the padding is in every real token's future.",
         ),
         _num(
-            "A model has hidden size 768 and 12 attention heads. What is the size d of each head?",
-            64,
+            "bert-base has hidden size C = 768, F = 3072 and 12 heads of size 64. You rebuild a layer with 24 heads of "
+            "size 32. By what factor does the layer's number of parameters change?",
+            1,
             0,
-            "Multi-head attention splits the hidden vector into H equal pieces, d = 768 / 12 = 64, attends in each "
-            "piece separately and concatenates the results, so the cost matches one big head while each head can "
-            "learn its own pattern.",
-            "The heads share the hidden vector between them.",
-            "Divide the hidden size by the number of heads.",
+            "Heads are slices of the same projections: W_Q, W_K, W_V and W_O stay C × C however the C features are cut "
+            "into heads, so the count 4C² + 4C + 2CF + F + C + 4C has no H in it. What changes is the work's shape: "
+            "more, narrower attention patterns, the same FLOPs.",
+            "Which weight matrices does splitting into heads create?",
+            "Splitting reshapes the output of one C × C projection; it adds no weights.",
+        ),
+        _mc(
+            "Stacking its layers, the lesson saw GPT-2's hidden vectors grow block after block, while BERT's stayed "
+            "near one size. Why?",
+            (
+                "GPT-2 is causal, so each block sees fewer tokens",
+                "GPT-2 uses the tanh approximation of GELU",
+                "GPT-2 has fewer layers",
+                "GPT-2 is pre-LN: a LayerNorm normalises only each sub-layer's input, so the residual stream is a "
+                "running sum that nothing normalises inside the stack; BERT (post-LN) hands on a LayerNorm's output "
+                "after every layer",
+            ),
+            "d",
+            "In pre-LN, h = x + Attn(LN(x)): x itself passes through untouched and every block adds to it, so its "
+            "size can grow with depth; GPT-2 normalises once, after the last block (ln_f). In post-LN, "
+            "out = LN(h + FFN(h)): whatever came in, what goes out is a LayerNorm's output, at the scale its learned "
+            "weights give it.",
+            "Follow the residual stream through one block of each kind: is it ever normalised?",
+            "Compare LN(x + Attn(x)) with x + Attn(LN(x)): which one returns a LayerNorm's output?",
+        ),
+        _num(
+            "Per token, a layer spends 2(4C² + 2CF) FLOPs on its weights and 4TC on attention's two products over T "
+            "tokens. For bert-base (C = 768, F = 4C), at what length T are the two equal?",
+            4608,
+            0,
+            "With F = 4C the weights cost 24C² per token; attention costs 4TC. They are equal when T = 6C = 4608, "
+            "well beyond BERT's 512 positions: at 512 tokens attention's share is T / (T + 6C), about 10%. For a "
+            "narrower model (smaller C) attention's share is larger at the same length.",
+            "Write both terms with F = 4C and solve for T.",
+            "24C² = 4TC gives T = 6C.",
+        ),
+        _mc(
+            "With grouped-query attention (H query heads, H_kv < H key/value heads, each shared by H/H_kv query "
+            "heads), what gets smaller?",
+            (
+                "the attention products' FLOPs (4TC per token) and the key/value projections both",
+                "nothing: the same weights are only arranged differently",
+                "only the query projection W_Q",
+                "the key and value projections (C × H_kv·d instead of C × C) and the keys and values to keep, but not "
+                "the attention products: every query head still scores T keys and mixes T values",
+            ),
+            "d",
+            "Each K/V head serves several query heads, so W_K and W_V shrink to C × H_kv·d (and so does the cache of "
+            "keys and values kept during generation). The work of attention is per query head: each of the H heads "
+            "compares its query with T keys and mixes T values, 4·T·H·d = 4TC FLOPs per token, as without grouping.",
+            "Count per query head: how many keys does it compare with, however the keys are shared?",
+            "Sharing K and V saves storage and projection weights, not the per-head products.",
         ),
     ),
     "07": (

@@ -8,7 +8,16 @@ import torch
 
 from ftlearn import checks
 from ftlearn.checks.core import CORRECT, NOT_ATTEMPTED, STRICT_ENV, WRONG
-from ftlearn.transformer import causal_mask, layer_norm, merge_heads, scaled_dot_product_attention, split_heads
+from ftlearn.checks.transformer import _LLAMA_FLOP_CASES, _LLAMA_PARAM_CASES, _llama_flops_answer, _llama_params_answer
+from ftlearn.transformer import (
+    causal_mask,
+    layer_flops_per_token,
+    layer_norm,
+    layer_parameters,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
 
 pytestmark = pytest.mark.usefixtures("lenient")  # wrong answers are looked at, not raised
 
@@ -42,6 +51,30 @@ def norm(x, w, b, eps, dim=-1, correction=0, eps_outside=False, affine=True):
 def split(x, n_heads):
     B, T, C = x.shape
     return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
+
+
+def gpt2_block(x, attn, mlp, ln_1, ln_2):
+    h = x + attn(ln_1(x))
+    return h + mlp(ln_2(h))
+
+
+def bert_layer(x, attn, ffn, ln_1, ln_2):
+    h = ln_1(x + attn(x))
+    return ln_2(h + ffn(h))
+
+
+def llama_params(C, F, H, H_kv, bias=False, mlp_matrices=3, norm=1, kv_width=None):
+    d = C // H
+    kv = H_kv * d if kv_width is None else kv_width
+    n = 2 * C * C + 2 * C * kv + mlp_matrices * C * F + 2 * norm * C
+    return n + (2 * C + 2 * kv + 2 * F + C if bias else 0)
+
+
+def llama_flops(C, F, H, H_kv, T, mult=2, attention=4, kv_heads=None, per_sequence=False):
+    d = C // H
+    matrices = 2 * C * C + 2 * C * H_kv * d + 3 * C * F
+    per_token = mult * matrices + attention * T * (H if kv_heads is None else kv_heads) * d
+    return per_token * T if per_sequence else per_token
 
 
 CASES = {
@@ -134,6 +167,75 @@ CASES = {
             (lambda x, w, b, eps: norm(x, w, b, eps) - b, "bias is missing"),
         ],
     ),
+    "gpt2_block_from_parts": (
+        checks.check_gpt2_block_from_parts,
+        [
+            gpt2_block,
+            lambda x, attn, mlp, ln_1, ln_2: (lambda h: h + mlp(ln_2(h)))(x + attn(ln_1(x))),
+            lambda x, attn, mlp, ln_1, ln_2: torch.stack([gpt2_block(xi[None], attn, mlp, ln_1, ln_2)[0] for xi in x]),
+        ],
+        [
+            (bert_layer, "that is BERT's arrangement, post-LN"),
+            (
+                lambda x, attn, mlp, ln_1, ln_2: gpt2_block(ln_1(x), attn, mlp, lambda t: t, ln_2),
+                "residual stream itself",
+            ),
+            (lambda x, attn, mlp, ln_1, ln_2: x + attn(ln_1(x)) + mlp(ln_2(x)), "'parallel' block"),
+            (lambda x, attn, mlp, ln_1, ln_2: gpt2_block(x, mlp, attn, ln_2, ln_1), "the MLP came first"),
+            (lambda x, attn, mlp, ln_1, ln_2: gpt2_block(x, attn, mlp, ln_2, ln_1), "LayerNorms are swapped"),
+            (lambda x, attn, mlp, ln_1, ln_2: attn(ln_1(x)) + mlp(ln_2(attn(ln_1(x)))), "first residual"),
+            (lambda x, attn, mlp, ln_1, ln_2: mlp(ln_2(x + attn(ln_1(x)))), "second residual"),
+            (lambda x, attn, mlp, ln_1, ln_2: ln_2(gpt2_block(x, attn, mlp, ln_1, ln_2)), "ln_f"),
+        ],
+    ),
+    "bert_layer_from_parts": (
+        checks.check_bert_layer_from_parts,
+        [
+            bert_layer,
+            lambda x, attn, ffn, ln_1, ln_2: ln_2(ln_1(x + attn(x)) + ffn(ln_1(x + attn(x)))),
+        ],
+        [
+            (gpt2_block, "that is GPT-2's arrangement, pre-LN"),
+            (lambda x, attn, ffn, ln_1, ln_2: (lambda h: h + ln_2(ffn(h)))(x + ln_1(attn(x))), "normalises the sum"),
+            (lambda x, attn, ffn, ln_1, ln_2: (lambda h: h + ffn(h))(ln_1(x + attn(x))), "has its LayerNorm too"),
+            (lambda x, attn, ffn, ln_1, ln_2: x + attn(ln_1(x)) + ffn(ln_2(x)), "both sub-layers read x"),
+            (lambda x, attn, ffn, ln_1, ln_2: bert_layer(x, attn, ffn, ln_2, ln_1), "LayerNorms are swapped"),
+            (lambda x, attn, ffn, ln_1, ln_2: (lambda h: ln_2(h + ffn(h)))(ln_1(attn(x))), "first residual"),
+            (lambda x, attn, ffn, ln_1, ln_2: ln_2(ffn(ln_1(x + attn(x)))), "second residual"),
+            (lambda x, attn, ffn, ln_1, ln_2: ln_2(x + ffn(ln_1(x + attn(x)))), "the second addition adds x"),
+        ],
+    ),
+    "llama_layer_params": (
+        checks.check_llama_layer_params,
+        [
+            llama_params,
+            lambda C, F, H, H_kv: float(llama_params(C, F, H, H_kv)),  # a float is fine
+            lambda C, F, H, H_kv: 2 * C * C + 2 * C * C * H_kv // H + 3 * C * F + 2 * C,  # H_kv·d written as C·H_kv/H
+        ],
+        [
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, kv_width=C), "not C × C"),
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, kv_width=H_kv * C), "is d = C/H wide"),
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, mlp_matrices=2), "three C × F matrices"),
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, norm=2), "RMSNorm has a scale and no shift"),
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, norm=0), "two RMSNorms are missing"),
+            (lambda C, F, H, H_kv: llama_params(C, F, H, H_kv, bias=True), "no biases"),
+            (lambda C, F, H, H_kv: layer_parameters(C, F), "count of a GPT-2 block"),
+        ],
+    ),
+    "llama_layer_flops": (
+        checks.check_llama_layer_flops,
+        [llama_flops, lambda C, F, H, H_kv, T: 2 * llama_params(C, F, H, H_kv, norm=0) + 4 * T * C],
+        [
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T, mult=1, attention=2), "a multiply-add is 2 FLOPs"),
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T, attention=0), "products without weights"),
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T, attention=2), "only one of attention's two"),
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T, kv_heads=H_kv), "not the work"),
+            (lambda C, F, H, H_kv, T: 2 * (4 * C * C + 3 * C * F) + 4 * T * C, "not C × C"),
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T) - 2 * C * F, "three C × F matrices"),
+            (lambda C, F, H, H_kv, T: llama_flops(C, F, H, H_kv, T, per_sequence=True), "that is the whole sequence"),
+            (lambda C, F, H, H_kv, T: 3 * llama_flops(C, F, H, H_kv, T), "forward pass only"),
+        ],
+    ),
 }
 
 
@@ -183,3 +285,41 @@ def test_strict_mode_raises_on_a_wrong_answer(monkeypatch):
     monkeypatch.setenv(STRICT_ENV, "1")
     with pytest.raises(checks.CheckFailed):
         checks.check_causal_mask(lambda t: torch.ones(t, t, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- the worked-out exercises, against the real models
+
+
+def test_the_llama_formulas_equal_transformers_counts_and_flop_counter():
+    # the checks' references are measured (LlamaDecoderLayer's parameters, FlopCounterMode on LlamaModel); the answers
+    # that `reveal` shows are formulas: they must agree on every case
+    from ftlearn.checks.transformer import _llama_flops_counted, _llama_layer_counted
+
+    for case in _LLAMA_PARAM_CASES:
+        assert _llama_params_answer(*case) == _llama_layer_counted(*case), case
+    for case in _LLAMA_FLOP_CASES:
+        assert _llama_flops_answer(*case) == _llama_flops_counted(*case), case
+    assert _llama_layer_counted(4096, 11008, 32, 32) == 202_383_360  # Llama-2-7B's layer: 32 of them, 6.5B in all
+
+
+def test_with_one_kv_head_per_query_head_and_a_plain_mlp_the_llama_count_is_gpt2s_less_its_biases():
+    # the two formulas are one idea: set H_kv = H, two MLP matrices, LayerNorm (scale and shift) and biases
+    C, F, H = 64, 256, 4
+    biases = 4 * C + F + C
+    assert llama_params(C, F, H, H, mlp_matrices=2, norm=2) + biases == layer_parameters(C, F)
+    assert llama_flops(C, F, H, H, 10) - 2 * C * F == layer_flops_per_token(C, F, 10)
+
+
+@pytest.mark.parametrize("check_fn", [checks.check_gpt2_block_from_parts, checks.check_bert_layer_from_parts])
+def test_a_block_that_changes_its_input_in_place_is_told_so(check_fn):
+    def in_place(x, attn, mlp, ln_1, ln_2):
+        x += attn(ln_1(x))
+        return x + mlp(ln_2(x))
+
+    result = check_fn(in_place)
+    assert result.status == WRONG and "in place" in result.message
+
+
+def test_the_block_checks_name_the_parts_not_their_addresses(second_try):
+    result = second_try(checks.check_gpt2_block_from_parts, lambda x, attn, mlp, ln_1, ln_2: x * 2)
+    assert result.status == WRONG and "attn, mlp, ln_1, ln_2" in result.message and "0x" not in result.message

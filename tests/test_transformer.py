@@ -302,6 +302,21 @@ def test_gpt2_forward_equals_gpt2_model():
     assert_close(mine, model(input_ids=ids).last_hidden_state, 1e-11)  # no mask: every position
 
 
+def test_gpt2_forward_with_the_attention_mask_matches_gpt2_model_padded_on_either_side():
+    # lesson 06 checks both: on the right the mask changes no real token, on the left it is needed
+    model = scrambled(GPT2Model(gpt2_config()))
+    weights = model.state_dict(keep_vars=True)
+    for mask, ids in ((ATTENTION_MASK, _ids()), (ATTENTION_MASK.flip(-1), _ids().flip(-1))):
+        real = mask.bool()
+        want = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        mine = gpt2_forward(ids, weights, model.config, attention_mask=mask)
+        assert_close(mine[real], want[real], 1e-11)
+        params = list(model.parameters())
+        assert_grads_close(grads(mine[real], params), grads(want[real], params))
+    left_without_mask = gpt2_forward(ids, weights, model.config)  # left padding, the mask left out
+    assert (left_without_mask[real] - want[real]).abs().max() > 0.1  # the real tokens read the padding before them
+
+
 def test_gpt2_forward_reads_an_lm_head_state_dict():
     lm = scrambled(GPT2LMHeadModel(gpt2_config()))
     weights = lm.state_dict()

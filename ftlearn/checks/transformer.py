@@ -1,18 +1,22 @@
 """Checks for the exercises of lesson 06, the transformer by hand.
 
-Attention with its mask, the causal mask, splitting and merging heads, LayerNorm. Every reference is
-PyTorch's own function or a one-line tensor expression, in float64.
+Recall: attention with its mask, the causal mask, splitting and merging heads, LayerNorm; every reference is
+PyTorch's own function or a one-line tensor expression, in float64. Worked out: GPT-2's block and BERT's layer
+assembled from their parts, checked against the hidden states of small GPT2Model / BertModel instances; the
+parameters and forward FLOPs of a LLaMA-style layer, checked against transformers' LlamaDecoderLayer and
+FlopCounterMode. transformers is imported only when one of those checks runs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ftlearn.checks.core import CheckResult, Mistake, check, exercise
+from ftlearn.checks.core import CheckResult, Mistake, check, close, exercise
 
 _D = torch.float64
 
@@ -353,4 +357,458 @@ def check_layer_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
             "Per token: subtract the mean of its features, divide by their standard deviation (biased variance, eps "
             "inside the square root), then scale by weight and shift by bias."
         ),
+    )
+
+
+# ---------------------------------------------------------------- a block from its parts
+# The parts come from small models with random weights (float64, redrawn at a scale where every mistake shows), and
+# the reference is the model's own hidden state after its first layer: the learner's arrangement is checked against
+# transformers' GPT2Model and BertModel, not against a formula of ours.
+_C, _H, _FFN = 12, 3, 24  # hidden size, heads, feed-forward size of the small models
+
+
+def _redraw(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The model in float64 eval mode, every parameter redrawn: LayerNorm scales around 1, the rest around 0."""
+    gen = torch.Generator().manual_seed(seed)
+    model = model.double().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_scale = "LayerNorm.weight" in name or name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
+            p.copy_((1.0 if is_scale else 0.0) + 0.3 * torch.randn(p.shape, generator=gen, dtype=_D))
+    return model
+
+
+class _Part:
+    """One part handed to the learner's block: a function (B, T, C) -> (B, T, C) that a hint names by its name."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
+        self.fn, self.name = fn, name
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return self.fn(t)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __deepcopy__(self, memo: dict) -> _Part:
+        return self  # stateless: the check's copies of a case share it
+
+
+def _gpt2_parts(w: dict, eps: float) -> tuple:
+    """attn, mlp, ln_1, ln_2 of one GPT-2 block, from its state dict (Conv1D weights are (in, out))."""
+    from ftlearn.transformer import (
+        causal_mask,
+        gelu,
+        layer_norm,
+        merge_heads,
+        scaled_dot_product_attention,
+        split_heads,
+    )
+
+    def linear(t, name):
+        return t @ w[f"{name}.weight"] + w[f"{name}.bias"]
+
+    def attn(t):  # causal self-attention with its output projection: (B, T, C) -> (B, T, C)
+        q, k, v = (split_heads(u, _H) for u in linear(t, "attn.c_attn").split(t.shape[-1], dim=-1))
+        return linear(merge_heads(scaled_dot_product_attention(q, k, v, causal_mask(t.shape[1]))[0]), "attn.c_proj")
+
+    def mlp(t):
+        return linear(gelu(linear(t, "mlp.c_fc"), "tanh"), "mlp.c_proj")
+
+    def ln_1(t):
+        return layer_norm(t, w["ln_1.weight"], w["ln_1.bias"], eps)
+
+    def ln_2(t):
+        return layer_norm(t, w["ln_2.weight"], w["ln_2.bias"], eps)
+
+    return _Part(attn, "attn"), _Part(mlp, "mlp"), _Part(ln_1, "ln_1"), _Part(ln_2, "ln_2")
+
+
+def _bert_parts(w: dict, eps: float) -> tuple:
+    """attn, ffn, ln_1, ln_2 of one BERT layer, from its state dict (nn.Linear weights are (out, in))."""
+    from ftlearn.transformer import gelu, layer_norm, merge_heads, scaled_dot_product_attention, split_heads
+
+    def linear(t, name):
+        return t @ w[f"{name}.weight"].T + w[f"{name}.bias"]
+
+    def attn(t):  # self-attention over every position, with its output projection: (B, T, C) -> (B, T, C)
+        q, k, v = (split_heads(linear(t, f"attention.self.{n}"), _H) for n in ("query", "key", "value"))
+        return linear(merge_heads(scaled_dot_product_attention(q, k, v)[0]), "attention.output.dense")
+
+    def ffn(t):
+        return linear(gelu(linear(t, "intermediate.dense")), "output.dense")
+
+    def ln_1(t):
+        return layer_norm(t, w["attention.output.LayerNorm.weight"], w["attention.output.LayerNorm.bias"], eps)
+
+    def ln_2(t):
+        return layer_norm(t, w["output.LayerNorm.weight"], w["output.LayerNorm.bias"], eps)
+
+    return _Part(attn, "attn"), _Part(ffn, "ffn"), _Part(ln_1, "ln_1"), _Part(ln_2, "ln_2")
+
+
+@functools.cache
+def _block_cases(kind: str) -> tuple:
+    """((x, attn, sublayer, ln_1, ln_2), the model's output) of two small random models of `kind`, "gpt2" or "bert"."""
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+
+    cases = []
+    for seed, (batch, seq) in enumerate(((2, 5), (1, 7))):
+        ids = torch.randint(0, 50, (batch, seq), generator=torch.Generator().manual_seed(40 + seed))
+        if kind == "gpt2":  # two blocks, so that hidden_states[1] is block 0's output (the last one has ln_f)
+            config = GPT2Config(
+                n_embd=_C,
+                n_head=_H,
+                n_inner=_FFN,
+                n_layer=2,
+                vocab_size=50,
+                n_positions=16,
+                bos_token_id=0,
+                eos_token_id=0,
+                attn_implementation="eager",
+            )
+            model = _redraw(GPT2Model(config), seed=50 + seed)
+            layer, eps, parts = model.h[0], config.layer_norm_epsilon, _gpt2_parts
+        else:
+            config = BertConfig(
+                hidden_size=_C,
+                num_attention_heads=_H,
+                intermediate_size=_FFN,
+                num_hidden_layers=1,
+                vocab_size=50,
+                max_position_embeddings=16,
+                attn_implementation="eager",
+            )
+            model = _redraw(BertModel(config), seed=60 + seed)
+            layer, eps, parts = model.encoder.layer[0], config.layer_norm_eps, _bert_parts
+        with torch.no_grad():
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+        cases.append(((hidden[0], *parts(layer.state_dict(), eps)), hidden[1]))
+    return tuple(cases)
+
+
+def _pre_ln(x, attn, mlp, ln_1, ln_2):
+    """GPT-2's block, pre-LN: each sub-layer reads a normalised copy; the residual stream is never normalised."""
+    h = x + attn(ln_1(x))  # (B, T, C)
+    return h + mlp(ln_2(h))
+
+
+def _post_ln(x, attn, ffn, ln_1, ln_2):
+    """BERT's layer, post-LN: add the sub-layer's output to its input, then normalise the sum."""
+    h = ln_1(x + attn(x))  # (B, T, C)
+    return ln_2(h + ffn(h))
+
+
+class _ModelOutput:
+    """The reference of a block check: the model's own output for the case whose input is x."""
+
+    def __init__(self, cases: tuple) -> None:
+        self.cases = cases
+
+    def __call__(self, x, *parts):
+        return next(want for args, want in self.cases if torch.equal(args[0], x))
+
+
+def _block_check(name: str, fn: Callable, kind: str, mistakes: list[Mistake], hint: str) -> CheckResult:
+    cases = _block_cases(kind)
+    inputs = [args for args, _ in cases]
+    return check(name, _tensor_answer(fn), _ModelOutput(cases), inputs, mistakes=mistakes, hint=hint)
+
+
+_PRE_LN_HINT = (
+    "that is BERT's arrangement, post-LN: a LayerNorm after each addition. GPT-2 is pre-LN: each sub-layer reads a "
+    "normalised copy of the stream, x + attn(ln_1(x)), and the sum itself is never normalised."
+)
+_POST_LN_HINT = (
+    "that is GPT-2's arrangement, pre-LN: each sub-layer reading a normalised copy. BERT is post-LN: add the "
+    "sub-layer's output to its input, then normalise the sum, ln_1(x + attn(x))."
+)
+
+
+@exercise(answer=_pre_ln)
+def check_gpt2_block_from_parts(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """Check `fn(x, attn, mlp, ln_1, ln_2)` -> GPT-2's block, pre-LN, against a small GPT2Model's output (lesson 06)."""
+    return _block_check(
+        "gpt2_block_from_parts",
+        fn,
+        "gpt2",
+        mistakes=[
+            Mistake(_post_ln, _PRE_LN_HINT, kind="order"),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: _pre_ln(ln_1(x), attn, mlp, lambda t: t, ln_2),
+                "you normalised the residual stream itself (x = ln_1(x), then x + attn(x)): the addition must carry "
+                "the un-normalised x, and only the sub-layer's input is normalised: x + attn(ln_1(x)).",
+                kind="logic",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: x + attn(ln_1(x)) + mlp(ln_2(x)),
+                "both sub-layers read x: that is the 'parallel' block of GPT-J and PaLM. In GPT-2 the MLP reads the "
+                "stream after the attention's addition, h = x + attn(ln_1(x)).",
+                kind="order",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: _pre_ln(x, mlp, attn, ln_2, ln_1),
+                "the MLP came first: in a GPT-2 block attention comes first (tokens exchange information), then the "
+                "MLP works on each token alone.",
+                kind="order",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: _pre_ln(x, attn, mlp, ln_2, ln_1),
+                "the LayerNorms are swapped: ln_1 belongs to the attention sub-layer, ln_2 to the MLP.",
+                kind="logic",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: attn(ln_1(x)) + mlp(ln_2(attn(ln_1(x)))),
+                "the first residual connection is missing: h = x + attn(ln_1(x)), so that x itself goes on.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: mlp(ln_2(x + attn(ln_1(x)))),
+                "the second residual connection is missing: the block returns h + mlp(ln_2(h)), not mlp(ln_2(h)).",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, attn, mlp, ln_1, ln_2: ln_2(_pre_ln(x, attn, mlp, ln_1, ln_2)),
+                "a LayerNorm on the block's output: pre-LN leaves the stream unnormalised inside the stack (GPT-2 "
+                "normalises once, after the last block, with ln_f, which is not part of a block).",
+                kind="logic",
+            ),
+        ],
+        hint="Two sub-layers in turn, attention then MLP; each adds its output to the stream it read. Decide which "
+        "tensor each LayerNorm is applied to: the sub-layer's input, or the sum.",
+    )
+
+
+@exercise(answer=_post_ln)
+def check_bert_layer_from_parts(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """Check `fn(x, attn, ffn, ln_1, ln_2)` -> BERT's layer, post-LN, against a small BertModel's output (lesson 06)."""
+    return _block_check(
+        "bert_layer_from_parts",
+        fn,
+        "bert",
+        mistakes=[
+            Mistake(_pre_ln, _POST_LN_HINT, kind="order"),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: (lambda h: h + ln_2(ffn(h)))(x + ln_1(attn(x))),
+                "you normalised the sub-layer's output and then added x; BERT normalises the sum: ln_1(x + attn(x)).",
+                kind="order",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: ln_1(x + attn(x)) + ffn(ln_1(x + attn(x))),
+                "the feed-forward sub-layer has its LayerNorm too: out = ln_2(h + ffn(h)).",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: x + attn(ln_1(x)) + ffn(ln_2(x)),
+                "both sub-layers read x, and the LayerNorms went before them. In BERT the feed-forward network reads "
+                "h = ln_1(x + attn(x)), and each LayerNorm normalises a sum.",
+                kind="order",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: _post_ln(x, attn, ffn, ln_2, ln_1),
+                "the LayerNorms are swapped: ln_1 belongs to the attention sub-layer, ln_2 to the feed-forward one.",
+                kind="logic",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: ln_2(ln_1(attn(x)) + ffn(ln_1(attn(x)))),
+                "the first residual connection is missing: h = ln_1(x + attn(x)), with x added before normalising.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: ln_2(ffn(ln_1(x + attn(x)))),
+                "the second residual connection is missing: out = ln_2(h + ffn(h)).",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, attn, ffn, ln_1, ln_2: ln_2(x + ffn(ln_1(x + attn(x)))),
+                "the second addition adds x, the layer's input; it adds h = ln_1(x + attn(x)), the input of the "
+                "feed-forward sub-layer.",
+                kind="logic",
+            ),
+        ],
+        hint="Two sub-layers in turn, attention then feed-forward; each adds its output to its own input. Decide "
+        "which tensor each LayerNorm is applied to: the sub-layer's input, or the sum.",
+    )
+
+
+# ---------------------------------------------------------------- a LLaMA-style layer: parameters and FLOPs
+# (C, F, H, H_kv): small layers, then the layers of Llama-2-7B (no grouping) and Llama-3-8B (8 key/value heads)
+_LLAMA_PARAM_CASES = [(64, 172, 4, 2), (96, 256, 6, 6), (48, 128, 8, 1), (4096, 11008, 32, 32), (4096, 14336, 32, 8)]
+# (C, F, H, H_kv, T): small enough to run; the first with H/H_kv = 8, so that no two mistakes give the same number;
+# the last with T > C, where the attention term is large
+_LLAMA_FLOP_CASES = [(48, 128, 8, 1, 5), (64, 172, 4, 2, 10), (96, 256, 6, 6, 7), (32, 64, 4, 1, 40)]
+
+
+def _llama_config(C: int, F: int, H: int, H_kv: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        hidden_size=C,
+        intermediate_size=F,
+        num_attention_heads=H,
+        num_key_value_heads=H_kv,
+        num_hidden_layers=1,
+        vocab_size=64,
+        attn_implementation="eager",
+    )
+
+
+@functools.cache
+def _llama_layer_counted(C: int, F: int, H: int, H_kv: int) -> int:
+    """The parameters of transformers' LlamaDecoderLayer, built on the meta device (shapes only, no memory)."""
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+    with torch.device("meta"):
+        layer = LlamaDecoderLayer(_llama_config(C, F, H, H_kv), layer_idx=0)
+    return sum(p.numel() for p in layer.parameters())
+
+
+@functools.cache
+def _llama_flops_counted(C: int, F: int, H: int, H_kv: int, T: int) -> float:
+    """Forward FLOPs per token of a one-layer LlamaModel on T tokens, as FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import LlamaModel
+
+    torch.manual_seed(0)  # the weights' values do not change the count; seeded all the same
+    model = LlamaModel(_llama_config(C, F, H, H_kv)).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(input_ids=torch.zeros(1, T, dtype=torch.long))
+    return counter.get_total_flops() / T
+
+
+def _llama_params_answer(C: int, F: int, H: int, H_kv: int) -> int:
+    """A LLaMA-style layer: no biases, two RMSNorms (a scale each), SwiGLU (3 matrices), H_kv key/value heads."""
+    d = C // H  # head size
+    attention = C * C + 2 * C * (H_kv * d) + C * C  # W_Q (C -> C), W_K and W_V (C -> H_kv d), W_O (C -> C)
+    feed_forward = 3 * C * F  # gate and up (C -> F), down (F -> C)
+    norms = 2 * C  # two RMSNorms, a scale per feature, no shift
+    return attention + feed_forward + norms
+
+
+def _llama_flops_answer(C: int, F: int, H: int, H_kv: int, T: int) -> int:
+    """Forward FLOPs per token: 2 per weight of the matrix products, plus attention's two products over T keys."""
+    d = C // H
+    weights = 2 * (2 * C * C + 2 * C * H_kv * d + 3 * C * F)  # a multiply-add per weight per token
+    attention = 2 * (2 * T * H * d)  # every one of the H query heads scores T keys, then mixes T values
+    return weights + attention
+
+
+@exercise(answer=_llama_params_answer)
+def check_llama_layer_params(fn: Callable[..., int]) -> CheckResult:
+    """Check `fn(C, F, H, H_kv)` -> parameters of a LLaMA-style layer, against transformers' LlamaDecoderLayer."""
+
+    def wrong(extra: Callable[..., int]) -> Callable[..., int]:
+        return lambda C, F, H, K: _llama_params_answer(C, F, H, K) + extra(C, F, H, K)
+
+    return check(
+        "llama_layer_params",
+        fn,
+        _llama_layer_counted,
+        _LLAMA_PARAM_CASES,
+        mistakes=[
+            Mistake(
+                wrong(lambda C, F, H, K: 2 * C * C - 2 * C * K * (C // H)),
+                "W_K and W_V map C to H_kv heads of size d = C/H: each is C × (H_kv·d), not C × C.",
+                kind="formula",
+            ),
+            Mistake(
+                wrong(lambda C, F, H, K: 2 * C * K * C - 2 * C * K * (C // H)),
+                "a key/value head is d = C/H wide, not C: W_K and W_V are C × (H_kv·d).",
+                kind="formula",
+            ),
+            Mistake(
+                wrong(lambda C, F, H, K: -C * F),
+                "the gated MLP has three C × F matrices: W_gate and W_up (C -> F), then W_down (F -> C).",
+                kind="formula",
+            ),
+            Mistake(
+                wrong(lambda C, F, H, K: 2 * C),
+                "RMSNorm has a scale and no shift: C parameters per norm, 2C for the layer's two.",
+                kind="formula",
+            ),
+            Mistake(
+                wrong(lambda C, F, H, K: -2 * C),
+                "the two RMSNorms are missing: each has a scale of C parameters.",
+                kind="missing",
+            ),
+            Mistake(
+                wrong(lambda C, F, H, K: 2 * C + 2 * K * (C // H) + 2 * F + C),
+                "LLaMA's linear layers have no biases: count the weight matrices only.",
+                kind="logic",
+            ),
+            Mistake(
+                lambda C, F, H, K: 4 * C * C + 4 * C + 2 * C * F + F + C + 4 * C,
+                "that is the count of a GPT-2 block, the lesson's formula. Change each of its terms for the four "
+                "differences: no biases, RMSNorm, three MLP matrices, H_kv key/value heads.",
+                kind="formula",
+            ),
+        ],
+        hint="Go through the layer's weight matrices one by one and write each one's shape (input size × output size) "
+        "from the description, then add the norms' scales.",
+    )
+
+
+@exercise(answer=_llama_flops_answer)
+def check_llama_layer_flops(fn: Callable[..., float]) -> CheckResult:
+    """Check `fn(C, F, H, H_kv, T)` -> forward FLOPs per token of a LLaMA-style layer, against FlopCounterMode."""
+
+    def weights(C, F, H, K):
+        return 2 * C * C + 2 * C * K * (C // H) + 3 * C * F
+
+    return check(
+        "llama_layer_flops",
+        fn,
+        _llama_flops_counted,
+        _LLAMA_FLOP_CASES,
+        compare=lambda got, want: close(got, want, rtol=1e-9),
+        mistakes=[
+            Mistake(
+                lambda C, F, H, K, T: weights(C, F, H, K) + 2 * T * C,
+                "a multiply-add is 2 FLOPs: every weight costs 2 FLOPs per token, and each of attention's two "
+                "products 2TC.",
+                kind="scale",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 2 * weights(C, F, H, K),
+                "attention's two products without weights are missing: q·k against T keys, then the weights times T "
+                "values, 2TC FLOPs each per token.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 2 * weights(C, F, H, K) + 2 * T * C,
+                "only one of attention's two products: q·k against T keys is 2TC, the weights times T values another "
+                "2TC.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 2 * weights(C, F, H, K) + 4 * T * K * (C // H),
+                "grouped-query attention shares the keys and values between query heads, not the work: each of the H "
+                "query heads still scores T keys and mixes T values, 4·T·H·d = 4TC per token.",
+                kind="formula",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 2 * (4 * C * C + 3 * C * F) + 4 * T * C,
+                "W_K and W_V are C × (H_kv·d), not C × C: grouped-query attention makes them smaller.",
+                kind="formula",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 2 * (weights(C, F, H, K) - C * F) + 4 * T * C,
+                "the gated MLP has three C × F matrices (gate, up, down): 2·3CF FLOPs per token.",
+                kind="formula",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: T * (2 * weights(C, F, H, K) + 4 * T * C),
+                "that is the whole sequence; the exercise asks per token: divide by the T tokens.",
+                kind="scale",
+            ),
+            Mistake(
+                lambda C, F, H, K, T: 3 * (2 * weights(C, F, H, K) + 4 * T * C),
+                "that is a training step (forward and backward, about 3x the forward); the exercise asks for the "
+                "forward pass only.",
+                kind="scale",
+            ),
+        ],
+        hint="Two parts: 2 FLOPs per weight of every matrix product (the weights of exercise 8, norms left out), and "
+        "attention's two products that have no weights. For the second, count per query head how many keys and "
+        "values it works with.",
     )

@@ -1,0 +1,229 @@
+"""The one run folder: what every fine-tuning run saves, and reading a saved folder back, verified.
+
+Introduced in notebook 07, where a fine-tuned model is saved and reloaded; every run (`ftlearn.finetune`) saves
+through `save_finetuned`, and `ftlearn.predict` reads through `folder_problem` before it loads anything. A folder:
+    config.json, model.safetensors   the weights (`save_pretrained`, safetensors)
+    tokenizer files                  the tokenizer, with a pad token when the model needs one
+    ftlearn_preprocess.json          classifiers: how `ftlearn predict` must tokenize new reviews
+    metrics.json                     task, model, profile, seed, recipe, train_seconds, history, and the task's metrics
+    ftlearn_manifest.json            written last: the task, and every file's size and sha256
+The folder is written next to its destination and renamed into place, so a run killed while saving
+leaves the previous folder (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ftlearn.recipes import Recipe
+
+PREPROCESS_FILE = "ftlearn_preprocess.json"  # how texts must be tokenized for this model
+METRICS_FILE = "metrics.json"
+
+
+# ---------------------------------------------------------------- writing
+
+
+def is_run_folder(folder: str | Path) -> bool:
+    """True when `folder` looks like one `save_finetuned` wrote (now or before manifests): it may be replaced."""
+    from ftlearn.files import MANIFEST_FILE
+
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in (MANIFEST_FILE, METRICS_FILE, PREPROCESS_FILE, "config.json"))
+
+
+# What `save_finetuned` writes, for a folder saved before manifests listed it: save_pretrained's files for BERT and
+# GPT-2 (weights, config, tokenizer) and ftlearn's own.
+SAVED_NAMES = frozenset(
+    {"config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+     "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+     "chat_template.jinja", PREPROCESS_FILE, METRICS_FILE}
+)  # fmt: skip
+
+
+def foreign_files(folder: str | Path) -> list[str]:
+    """What a run folder holds that ftlearn did not write: anything its manifest does not list ("name/" for a folder).
+
+    A folder saved before manifests: anything that is not one of `SAVED_NAMES`. ftlearn never writes subfolders.
+    """
+    from ftlearn.files import MANIFEST_FILE, read_manifest
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return []
+    try:
+        manifest = read_manifest(folder)
+    except ValueError:  # a damaged manifest: judge by name
+        manifest = None
+    ours = {*manifest["files"], MANIFEST_FILE} if manifest else SAVED_NAMES | {MANIFEST_FILE}
+    return sorted(f"{p.name}/" if p.is_dir() else p.name for p in folder.iterdir() if p.is_dir() or p.name not in ours)
+
+
+def check_out(out: str | Path | None) -> None:
+    """Fail now, before any data or model is loaded, if `out` cannot receive a run folder (`OutputPathError`).
+
+    A folder of a previous run is replaced whole, by a rename (a run killed while saving leaves the previous folder
+    or the new one, never a mix); so if it holds files ftlearn did not write, the run is refused, naming them,
+    rather than moving them across the rename, where a kill at the wrong moment would strand them in a temporary.
+    """
+    from ftlearn.files import check_output_folder
+
+    if out is not None:
+        folder = Path(out).expanduser()
+        ours = is_run_folder(folder)
+        check_output_folder(folder, is_ours=ours, foreign=foreign_files(folder) if ours else ())
+
+
+def saved_bytes(model: Any) -> int:
+    """About how many bytes `save_finetuned` writes for `model`: its weights as stored, plus 20 MB for the rest."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 20_000_000
+
+
+def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
+    """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07).
+
+    Everything goes into a temporary sibling, then a manifest (every file's size and sha256, see
+    `ftlearn.files`), written last; only then does the folder take the place of a previous one.
+    `ftlearn.predict.load_finetuned` checks the manifest before it loads anything.
+    """
+    from ftlearn.files import (
+        DiskFullError,
+        check_free_space,
+        is_disk_full,
+        megabytes,
+        remove_stale_temporaries,
+        replace_folder,
+        temporary_sibling,
+        write_json_atomic,
+        write_manifest,
+        writer_lock,
+    )
+
+    folder = Path(folder).expanduser()
+    check_out(folder)  # never replace a folder ftlearn did not write, nor one holding a user's files
+    with writer_lock(folder):  # one writer at a time: another process saving here is refused, not mixed with
+        check_out(folder)  # again, now that no other process can change it before the rename
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # a killed save's; no other writer can be using them while we hold the lock
+        needed = saved_bytes(model)
+        check_free_space(folder, needed)
+        tmp = temporary_sibling(folder)  # this process's own name
+        tmp.mkdir()
+        try:
+            model.save_pretrained(tmp)  # config.json + model.safetensors
+            tokenizer.save_pretrained(tmp)
+            if hasattr(recipe, "preprocess"):  # a classifier's recipe: how `ftlearn predict` must tokenize
+                write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
+            if metrics is not None:
+                write_json_atomic(tmp / METRICS_FILE, metrics)
+            recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
+            write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
+            replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
+        except BaseException as exc:  # a failure or Ctrl-C while saving: no half folder left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, Exception) and is_disk_full(exc):
+                kept = "its previous contents are untouched" if folder.exists() else "nothing was written"
+                raise DiskFullError(
+                    f"the disk filled up while saving to {folder}: the model needs about {megabytes(needed)} free "
+                    f"there; {kept}. Free some space or choose another --out."
+                ) from None
+            raise
+    return folder
+
+
+# ---------------------------------------------------------------- reading back, verified
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object from `path`, or {} when it is missing or unreadable (callers check files separately)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def saved_task(folder: Path, manifest: dict | None = None) -> str | None:
+    """The task the folder was trained for: from its manifest, its metrics.json, or guessed from config.json."""
+    task = (manifest or {}).get("task") or read_json_object(folder / METRICS_FILE).get("task")
+    if task:
+        return task
+    architectures = read_json_object(folder / "config.json").get("architectures") or []
+    return "gpt2-lm" if any(a.endswith("LMHeadModel") or a.endswith("ForCausalLM") for a in architectures) else None
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """Why the folder's tokenizer files cannot be used, or None (checked without loading them)."""
+    from ftlearn.files import json_problem
+
+    if not (folder / "tokenizer_config.json").exists():
+        return "it has no tokenizer files (tokenizer_config.json is missing)"
+    problem = json_problem(folder / "tokenizer_config.json")
+    if problem is None and (folder / "tokenizer.json").exists():
+        problem = json_problem(folder / "tokenizer.json")
+    if problem is None and not any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        problem = "it has no vocabulary (tokenizer.json, vocab.txt or vocab.json)"
+    return problem
+
+
+def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
+    """What is wrong with a saved model folder, checked before anything is loaded, and its manifest.
+
+    A folder saved by this version carries a manifest (`ftlearn.files`): every file is checked for its size and
+    sha256. A folder saved before manifests existed is accepted when it is complete: readable config.json and
+    tokenizer files, and weights whose length matches their header.
+    """
+    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
+
+    try:
+        manifest = read_manifest(folder)
+    except ValueError as exc:
+        return f"{exc}", None
+    if manifest is not None:
+        return manifest_problem(folder, manifest), manifest
+    for problem in (
+        json_problem(folder / "config.json"),
+        safetensors_problem(folder / "model.safetensors"),
+        _tokenizer_problem(folder),
+        json_problem(folder / PREPROCESS_FILE) if (folder / PREPROCESS_FILE).exists() else None,
+    ):
+        if problem:
+            return f"{problem}, as after an interrupted save or a partial copy", None
+    return None, None
+
+
+# ---------------------------------------------------------------- a run started from a saved folder (--init)
+
+
+def check_init(kind: str, init: str) -> Path | None:
+    """Validate a classifier run's `init` before anything loads; the gpt2-lm run folder it names, if any."""
+    from ftlearn.models import INITS
+
+    if init in INITS:
+        return None
+    if kind != "gpt2-cls":
+        raise InitError(f"--init {init!r}: choose one of {', '.join(INITS)}.")
+    folder = Path(init).expanduser()
+    if not folder.is_dir():
+        raise InitError(
+            f"--init {init}: choose pretrained, random, or the folder of a language-model run "
+            f"(`ftlearn finetune gpt2-lm --out {init}` writes one)."
+        )
+    problem, manifest = folder_problem(folder)
+    if problem:
+        raise InitError(f"--init {folder}: {problem}. Run `ftlearn finetune gpt2-lm --out {folder}` again.")
+    task = saved_task(folder, manifest)
+    if task != "gpt2-lm":
+        raise InitError(
+            f"--init {folder}: that folder holds a {task or 'non-ftlearn'} run, not a GPT-2 language model; "
+            f"give the folder of `ftlearn finetune gpt2-lm`."
+        )
+    return folder
+
+
+class InitError(ValueError):
+    """A classifier run's --init names no usable starting point."""
