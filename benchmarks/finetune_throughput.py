@@ -242,11 +242,12 @@ def run_ftlearn(
 
     `test=False` only trains (a repeat timing): accuracy and F1 are then NaN.
     """
+    from ftlearn.bert import eval_loader, tokenize_splits, train_loader
     from ftlearn.evaluation import evaluate
     from ftlearn.losses import cross_entropy
     from ftlearn.recipes import BertRecipe
     from ftlearn.runtime import seed_everything
-    from ftlearn.tokenization import make_collator, make_loader, padding_cost, tokenize_dataset
+    from ftlearn.tokenization import make_collator, padding_cost
     from ftlearn.train import fit
 
     # The same batch size as the other two arms (the seeds' and the Trainer's 8): all three take the same
@@ -254,12 +255,11 @@ def run_ftlearn(
     # from one arm getting half the updates. (The cpu profile's own recipe uses batches of 16.)
     recipe = BertRecipe.for_profile(profile, epochs=epochs, batch_size=batch_size)
     model, tokenizer, _ = fresh_model(model_name, seed)
-    encode = {"tokenizer": tokenizer, **recipe.preprocess()}
-    train, testset = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    # the library's data preparation (ftlearn.bert), as every run uses it, without the validation split: the
+    # arms train on the same reviews
+    train, testset = tokenize_splits(tokenizer, recipe, dsd["train"], dsd["test"])
     collator = make_collator(tokenizer)
-    loader = make_loader(
-        train, collator, recipe.batch_size, shuffle=True, group_by_length=recipe.group_by_length, seed=seed
-    )
+    loader = train_loader(train, collator, recipe, seed, device)
     lengths = [len(ids) for ids in train["input_ids"]]
     slots = 0  # token slots computed, padding included: the batches fit will see, epoch by epoch
     for epoch in range(epochs):
@@ -269,7 +269,7 @@ def run_ftlearn(
     history = fit(model, loader, None, recipe.train_config(progress=False), device=device, loss_fn=cross_entropy)
     report = {"accuracy": math.nan, "f1": math.nan}
     if test:
-        report = evaluate(model, make_loader(testset, collator, 2 * recipe.batch_size, group_by_length=True), device)
+        report = evaluate(model, eval_loader(testset, collator, recipe, device), device)
     how = f"{recipe.truncation} {recipe.max_length}, batch {recipe.batch_size}, grouped by length, {history.precision}"
     return ArmResult(
         "ftlearn",
@@ -303,15 +303,15 @@ def run_trainer_recipe(
     """
     from transformers import Trainer, TrainingArguments
 
+    from ftlearn.bert import tokenize_splits
     from ftlearn.precision import choose_precision
     from ftlearn.recipes import BertRecipe
-    from ftlearn.tokenization import make_collator, tokenize_dataset
+    from ftlearn.tokenization import make_collator
 
     recipe = BertRecipe.for_profile(profile, epochs=epochs, batch_size=batch_size)
     config = recipe.train_config()
     model, tokenizer, _ = fresh_model(model_name, seed)
-    encode = {"tokenizer": tokenizer, **recipe.preprocess()}  # (c)'s head+tail tokens, exactly
-    train, testset = tokenize_dataset(dsd["train"], **encode), tokenize_dataset(dsd["test"], **encode)
+    train, testset = tokenize_splits(tokenizer, recipe, dsd["train"], dsd["test"])  # (c)'s head+tail tokens, exactly
     precision = choose_precision(device, config.mixed_precision)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(

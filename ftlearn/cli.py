@@ -1,4 +1,5 @@
-"""The `ftlearn` command: doctor, lab, run, exercises, progress, headers, tidy, finetune, distill, predict, compare."""
+"""The `ftlearn` command: doctor, lab, run, exercises, progress, headers, tidy, site, finetune, distill, predict,
+compare."""
 
 from __future__ import annotations
 
@@ -150,8 +151,8 @@ def cmd_build_gpt2(args: argparse.Namespace) -> int:
     folder = ensure_built(config.name, force=args.force)
     seconds = time.perf_counter() - start
     if args.record:
+        from ftlearn.authoring.nbrun import record_seconds
         from ftlearn.course import TIMINGS_FILE
-        from ftlearn.nbrun import record_seconds
 
         path = _root_or_exit() / "ftlearn" / TIMINGS_FILE
         record_seconds(BUILD_TIMING_KEY, config.name, seconds, path)
@@ -212,8 +213,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute notebooks headless and print a table of time and status per notebook."""
+    from ftlearn.authoring.nbrun import execute, notebook_problem, record_timing
     from ftlearn.course import TIMINGS_FILE
-    from ftlearn.nbrun import execute, notebook_problem, record_timing
 
     paths = [Path(p) for p in args.notebooks]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -252,7 +253,7 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     """Regenerate exercises/ from solutions/ (or, with --check, fail when it is stale)."""
     import nbformat
 
-    from ftlearn.exercises import ExerciseFormatError, count_stubs, sync
+    from ftlearn.authoring.exercises import ExerciseFormatError, count_stubs, sync
 
     root = _root_or_exit()
     try:
@@ -301,15 +302,12 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
 def cmd_headers(args: argparse.Namespace) -> int:
     """Write the Colab link and install cell into every notebook, README's course map from LESSONS, and the
-    generated parts of docs/instructors.md (ftlearn.guide).
+    generated parts of docs/instructors.md (ftlearn.authoring.headers, .guide).
 
     With --check, only list what is stale; with --repo-url, write that repository's address instead of REPO_URL.
     """
-    import nbformat
-
-    from ftlearn.course import NOTEBOOK_DIRS, REPO_URL, apply_header, header_is_current, with_course_map
-    from ftlearn.files import write_text_atomic
-    from ftlearn.nbrun import write_notebook
+    from ftlearn.authoring.headers import refresh_headers
+    from ftlearn.course import REPO_URL
 
     repo_url = args.repo_url or REPO_URL
     if not repo_url.startswith("https://github.com/"):
@@ -320,41 +318,11 @@ def cmd_headers(args: argparse.Namespace) -> int:
         )
         return 2
     root = _root_or_exit()
-    stale = []
-    for folder in NOTEBOOK_DIRS:
-        for path in sorted((root / folder).glob("*.ipynb")):
-            rel = path.relative_to(root).as_posix()
-            nb = nbformat.read(path, as_version=4)
-            if header_is_current(nb, rel, repo_url):
-                continue
-            stale.append(rel)
-            if not args.check:
-                apply_header(nb, rel, repo_url)
-                write_notebook(nb, path)
-    readme = root / "README.md"
-    text = readme.read_text(encoding="utf-8")
     try:
-        wanted = with_course_map(text)
+        stale = refresh_headers(root, repo_url, check=args.check)
     except ValueError as exc:
         print(f"ftlearn headers: {exc}", file=sys.stderr)
         return 2
-    if wanted != text:
-        stale.append("README.md (course map)")
-        if not args.check:
-            write_text_atomic(readme, wanted)  # a rename: README is never seen half-written
-    from ftlearn.guide import GUIDE, with_generated_sections
-
-    guide = root / GUIDE
-    text = guide.read_text(encoding="utf-8") if guide.exists() else ""  # a checkout may come without the guide
-    try:
-        wanted = with_generated_sections(text, root) if text else text
-    except ValueError as exc:
-        print(f"ftlearn headers: {exc}", file=sys.stderr)
-        return 2
-    if wanted != text:
-        stale.append(f"{GUIDE.as_posix()} (times, plans, goals, known mistakes)")
-        if not args.check:
-            write_text_atomic(guide, wanted)
     if args.check and stale:
         print(f"stale headers or course map: {', '.join(stale)}. Run `ftlearn headers`.")
         return 1
@@ -363,12 +331,12 @@ def cmd_headers(args: argparse.Namespace) -> int:
 
 
 def cmd_tidy(args: argparse.Namespace) -> int:
-    """Make every committed notebook render without a kernel (ftlearn.tidy); with --check, only list the untidy."""
+    """Make every committed notebook render without a kernel (ftlearn.authoring.tidy); --check only lists the untidy."""
     import nbformat
 
+    from ftlearn.authoring.nbrun import update_old_stamp, write_notebook
+    from ftlearn.authoring.tidy import tidy
     from ftlearn.course import NOTEBOOK_DIRS
-    from ftlearn.nbrun import update_old_stamp, write_notebook
-    from ftlearn.tidy import tidy
 
     root = _root_or_exit()
     untidy = []
@@ -389,6 +357,29 @@ def cmd_tidy(args: argparse.Namespace) -> int:
         print(f"{len(untidy)} notebook(s) need tidying. Run `ftlearn tidy`.")
         return 1
     print("every notebook is tidy." if not untidy else f"tidied {len(untidy)} notebook(s).")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Build the course as a static website (ftlearn.authoring.site) from the committed notebooks, offline."""
+    from ftlearn.authoring.site import SiteError, build_site
+    from ftlearn.files import OutputPathError
+
+    if args.repo_url is not None and not args.repo_url.startswith("https://github.com/"):
+        print(f"ftlearn site: --repo-url must be https://github.com/OWNER/NAME, not {args.repo_url!r}", file=sys.stderr)
+        return 2
+    try:
+        report = build_site(args.out, root=_root_or_exit(), repo_url=args.repo_url, site_url=args.site_url)
+    except OutputPathError as exc:
+        print(f"ftlearn site: {exc}", file=sys.stderr)
+        return 2
+    except SiteError as exc:
+        print(f"ftlearn site: {exc}", file=sys.stderr)
+        return 1
+    for warning in report.warnings:
+        print(f"ftlearn site: mkdocs warned: {warning}", file=sys.stderr)
+    print(f"built {report.pages} pages in {report.seconds:.1f} s into {args.out} (launch links: {report.repo_url})")
+    print(f"preview: python -m http.server -d {args.out}   then open http://127.0.0.1:8000")
     return 0
 
 
@@ -439,6 +430,8 @@ RUN_FLAGS = (
     "lora_rank",
     "lora_alpha",
     "sentiment_prefix",
+    "val_rows",
+    "patience",
 )
 RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
 
@@ -610,6 +603,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             return 2
     if args.target == "gpt2-lm":
         overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
+        overrides.update(val_rows=args.val_rows, patience=args.patience)  # None: no validation, as lesson 09
+        if args.patience is not None and args.val_rows is None:
+            print("ftlearn finetune: --patience needs validation rows: add --val-rows N.", file=sys.stderr)
+            return 2
     try:  # every number in its range (ftlearn.recipes.SETTINGS): NaN, inf, 0, -1 and 100000 never reach a run
         check_settings({**overrides, "seed": args.seed, "checkpoint_every": args.checkpoint_every})
     except SettingError as exc:
@@ -650,7 +647,7 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     from ftlearn.models import ModelUnavailableError
     from ftlearn.recipes import SettingError
 
-    extra = {"init": init} if args.target in ("bert", "gpt2-cls") else {}
+    extra = {"init": init}  # every target takes --init
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
@@ -979,6 +976,35 @@ def build_parser() -> argparse.ArgumentParser:
     tidy.add_argument("--check", action="store_true", help="only list the notebooks that need it")
     tidy.set_defaults(func=cmd_tidy)
 
+    site = sub.add_parser(
+        "site",
+        help="build the course as a static website from the executed notebooks (needs the [site] extra)",
+        description="Build the course as a static website into --out, offline: a home page with the course map and "
+        "its measured run times, every lesson with the outputs of its committed run (nothing is executed), every "
+        "exercise notebook as the learner gets it, the instructors' guide and the notation, full-text search, and "
+        "Colab and `ftlearn lab` links on every lesson and exercise page. MkDocs with Material and mkdocs-jupyter "
+        '(pip install -e ".[site]"). Preview it with `python -m http.server -d DIR`.',
+    )
+    site.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the folder to write: created, or replaced if a site was built there; any other non-empty one is refused",
+    )
+    site.add_argument(
+        "--repo-url",
+        default=None,
+        help="the GitHub repository the launch links open (default: the one the notebooks' headers carry, which "
+        "`ftlearn headers --repo-url` writes)",
+    )
+    site.add_argument(
+        "--site-url",
+        default=None,
+        help="the address the site is published at (default: the repository's GitHub Pages address, "
+        "https://OWNER.github.io/NAME/); the 404 page and sitemap.xml use it",
+    )
+    site.set_defaults(func=cmd_site)
+
     finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
     targets = finetune.add_subparsers(
         dest="target",
@@ -1026,15 +1052,14 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
         )
-        if target in ("bert", "gpt2-cls"):
-            cmd.add_argument(
-                "--init",
-                default=None,
-                metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
-                help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
-                "(what pretraining buys)"
-                + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
-            )
+        cmd.add_argument(
+            "--init",
+            default=None,
+            metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
+            help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
+            "(what pretraining buys)"
+            + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
+        )
         if target == "gpt2-lm":
             cmd.add_argument(
                 "--sentiment-prefix",
@@ -1042,6 +1067,21 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="start each training review with its label, 'Review (positive):' (default); "
                 "--no-sentiment-prefix trains on the text alone, as ULMFiT's adaptation step does (lesson 10)",
+            )
+            cmd.add_argument(
+                "--val-rows",
+                type=int,
+                default=None,
+                metavar="N",
+                help="hold out N rows of training text, just after the training rows (which stay the same), for "
+                "validation: the best weights are kept (default: none, as lesson 09)",
+            )
+            cmd.add_argument(
+                "--patience",
+                type=int,
+                default=None,
+                metavar="N",
+                help="with --val-rows: stop after N evaluations without a better validation loss",
             )
         if target == "bert":
             cmd.add_argument(

@@ -1,8 +1,8 @@
 """Files written whole and checked before use: atomic writes, folder manifests, cheap structural checks;
 and paths as printed (`display_path`: `<cache>/…`, `<course>/…`, never this machine's folders).
 
-Introduced in notebook 07, where a fine-tuned model is saved and reloaded; `ftlearn.finetune`,
-`ftlearn.predict`, `ftlearn.offline_gpt2` and `ftlearn.nbrun` write through here. Two habits, borrowed from Git:
+Introduced in notebook 07, where a fine-tuned model is saved and reloaded; `ftlearn.finetune`, `ftlearn.predict`,
+`ftlearn.offline_gpt2` and `ftlearn.authoring.nbrun` write through here. Two habits, borrowed from Git:
 - a file or folder is written next to its destination under a temporary name, then renamed into place
   (`os.replace`), so a run killed half-way leaves the previous version or nothing, never half of one;
 - a folder gets a manifest, written last: every file's name, size and sha256. Before a saved model is used,

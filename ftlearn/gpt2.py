@@ -1,8 +1,8 @@
 """GPT-2 for the course: loading it (hub, cache or the offline build) and turning IMDB into its training rows.
 
-Introduced in notebooks 09 (GPT-2 as a language model) and 10 (GPT-2 as a classifier). The runs
-themselves are `ftlearn.finetune.finetune_gpt2_lm` / `finetune_gpt2_cls`; they train through the
-course's one loop, `ftlearn.train.fit`, like BERT.
+Introduced in notebooks 09 (GPT-2 as a language model) and 10 (GPT-2 as a classifier); BERT's counterpart is
+`ftlearn.bert`. The runs themselves are `ftlearn.finetune.run`'s gpt2-lm and gpt2-cls tasks; they train through
+the course's one loop, `ftlearn.train.fit`, like BERT. (`ftlearn.gpt2_finetune`, its old name, re-exports it.)
 """
 
 from __future__ import annotations
@@ -16,16 +16,28 @@ if TYPE_CHECKING:  # pragma: no cover
 # ---------------------------------------------------------------- loading
 
 
-def load_causal_lm(profile: Profile, name: str | None = None, verbose: bool = True) -> tuple[Any, Any, Any]:
-    """GPT-2 with its LM head (hub, cache, or the profile's offline build), tokenizer, source (notebook 09)."""
-    from transformers import AutoModelForCausalLM
+def load_causal_lm(
+    profile: Profile, name: str | None = None, verbose: bool = True, init: str = "pretrained"
+) -> tuple[Any, Any, Any]:
+    """GPT-2 with its LM head (hub, cache, or the profile's offline build), tokenizer, source (notebook 09).
 
+    `init="random"`: the checkpoint's shape with fresh weights (what pretraining buys, as for the classifiers).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ftlearn.models import INITS
+
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}.")
     from ftlearn.models import count_parameters, load_tokenizer, resolve_model
     from ftlearn.offline_gpt2 import build_for_profile
 
     source = resolve_model("gpt2", name or profile.gpt2_model, build=build_for_profile(profile.name))
     tokenizer = load_tokenizer("gpt2", source=source)
-    model = AutoModelForCausalLM.from_pretrained(source.location)
+    if init == "random":
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source.location))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source.location)
     if verbose:
         from ftlearn.files import display_path  # `<cache>/offline-gpt2/…`: outputs name no machine's folders
 

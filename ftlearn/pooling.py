@@ -6,19 +6,20 @@ had that pretraining (a sentence-embedding model's own training leaves it untouc
 embedding checkpoints such as all-MiniLM-L6-v2 (the course's offline BERT) were trained instead to
 make the *average* of the token vectors meaningful, and say so in `1_Pooling/config.json`;
 `checkpoint_pooling` reads that file, and `BertMeanPoolForSequenceClassification` is BERT with a head
-on the masked mean. Importing this module imports torch and transformers: `ftlearn.models` and
-`ftlearn.finetune` import it only when a model is loaded.
+on the masked mean. Importing this module loads neither torch nor transformers: the class is built the
+first time it is asked for (`_mean_pool_class`), when a model is loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-from transformers import BertConfig, BertModel, BertPreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 POOLINGS = ("cls", "mean")
 POOLING_FILE = "1_Pooling/config.json"  # written by sentence-transformers next to the weights
@@ -83,56 +84,78 @@ def resolve_pooling(pooling: str, location: str) -> str:
     return pooling
 
 
-class BertMeanPoolForSequenceClassification(BertPreTrainedModel):
-    """BERT with a classification head on the masked mean of the final token vectors (no [CLS] pooler)."""
+@functools.cache
+def _mean_pool_class() -> type:
+    """`BertMeanPoolForSequenceClassification`, built once on first use so that importing this module stays light."""
+    import torch  # noqa: F401  (the annotations below name it)
+    from torch import nn
+    from transformers import BertConfig, BertModel, BertPreTrainedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
 
-    def __init__(self, config: BertConfig):
-        super().__init__(config)
-        if config.num_labels < 2:
-            raise ValueError(f"{type(self).__name__} classifies into num_labels >= 2 classes, got {config.num_labels}.")
-        self.num_labels = config.num_labels
-        self.bert = BertModel(
-            config, add_pooling_layer=False
-        )  # an unused pooler would have no gradient (and upset DDP)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    class BertMeanPoolForSequenceClassification(BertPreTrainedModel):
+        """BERT with a classification head on the masked mean of the final token vectors (no [CLS] pooler)."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput:
-        """Logits from the mean of the real tokens' vectors; cross-entropy loss when `labels` are given."""
-        outputs = self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
+        def __init__(self, config: BertConfig):
+            super().__init__(config)
+            if config.num_labels < 2:
+                raise ValueError(
+                    f"{type(self).__name__} classifies into num_labels >= 2 classes, got {config.num_labels}."
+                )
+            self.num_labels = config.num_labels
+            self.bert = BertModel(
+                config, add_pooling_layer=False
+            )  # an unused pooler would have no gradient (and upset DDP)
+            dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+            self.dropout = nn.Dropout(dropout)
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+            self.post_init()
+
+        def forward(
+            self,
+            input_ids: torch.Tensor | None = None,
+            attention_mask: torch.Tensor | None = None,
+            token_type_ids: torch.Tensor | None = None,
+            position_ids: torch.Tensor | None = None,
+            inputs_embeds: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None,
             **kwargs,
-        )
-        pooled = mean_pool(outputs.last_hidden_state, attention_mask)
-        logits = self.classifier(self.dropout(pooled))
-        loss = (
-            None if labels is None else nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        )
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        ) -> SequenceClassifierOutput:
+            """Logits from the mean of the real tokens' vectors; cross-entropy loss when `labels` are given."""
+            outputs = self.bert(
+                input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                inputs_embeds=inputs_embeds,
+                return_dict=True,
+                **kwargs,
+            )
+            pooled = mean_pool(outputs.last_hidden_state, attention_mask)
+            logits = self.classifier(self.dropout(pooled))
+            loss = (
+                None
+                if labels is None
+                else nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+            )
+            return SequenceClassifierOutput(
+                loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            )
+
+    BertMeanPoolForSequenceClassification.__qualname__ = "BertMeanPoolForSequenceClassification"
+    return BertMeanPoolForSequenceClassification
+
+
+def __getattr__(name: str):
+    """`from ftlearn.pooling import BertMeanPoolForSequenceClassification` builds the class (PEP 562)."""
+    if name == "BertMeanPoolForSequenceClassification":
+        return _mean_pool_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def classifier_class(pooling: str) -> type:
     """The model class for a resolved pooling: transformers' own for "cls", ours for "mean"."""
     if pooling == "mean":
-        return BertMeanPoolForSequenceClassification
+        return _mean_pool_class()
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification
@@ -143,12 +166,12 @@ def saved_class(folder: str | Path) -> type:
     from transformers import AutoModelForSequenceClassification
 
     config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    if BertMeanPoolForSequenceClassification.__name__ in (config.get("architectures") or []):
-        return BertMeanPoolForSequenceClassification
+    if "BertMeanPoolForSequenceClassification" in (config.get("architectures") or []):
+        return _mean_pool_class()
     return AutoModelForSequenceClassification
 
 
 def model_pooling(model: nn.Module) -> str:
     """ "mean" for a `BertMeanPoolForSequenceClassification` (also inside a DDP wrapper), else "cls"."""
     model = getattr(model, "module", model)
-    return "mean" if isinstance(model, BertMeanPoolForSequenceClassification) else "cls"
+    return "mean" if isinstance(model, _mean_pool_class()) else "cls"

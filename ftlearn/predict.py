@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ftlearn.evaluation import encoded_logits, probabilities
-from ftlearn.finetune import METRICS_FILE, PREPROCESS_FILE, folder_problem, read_json_object, saved_task
+from ftlearn.runfolder import METRICS_FILE, PREPROCESS_FILE, folder_problem, read_json_object, saved_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from ftlearn.runtime import Profile

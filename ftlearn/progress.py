@@ -52,7 +52,7 @@ def _read_marker(nb) -> list[dict[str, str]] | None:
 
 def _cell_errors(nb) -> list[str]:
     """Each cell that raised, as "cell N: Name", N counted as the learner's file has them (no injected cell)."""
-    from ftlearn.nbrun import INJECTED_TAG
+    from ftlearn.authoring.nbrun import INJECTED_TAG
 
     errors = []
     cells = [c for c in nb.cells[:-1] if INJECTED_TAG not in c.metadata.get("tags", [])]  # [:-1]: the epilogue
@@ -67,7 +67,7 @@ def notebook_progress(path: Path, profile: str = "smoke", timeout: int = 600) ->
     """Run one exercise notebook (errors allowed) and collect the verdict of every check it ran."""
     import nbformat
 
-    from ftlearn.nbrun import inject_parameters, notebook_problem, run_cells
+    from ftlearn.authoring.nbrun import inject_parameters, notebook_problem, run_cells
 
     path = Path(path)
     start = time.perf_counter()

@@ -74,6 +74,7 @@ SETTINGS: dict[str, Bounds] = {
     "patience": Bounds(1, 1000, whole=True, optional=True),
     "head_fraction": Bounds(0, 1),
     "val_fraction": Bounds(0, 0.9, low_open=True),
+    "val_rows": Bounds(1, 1_000_000, whole=True, optional=True),
     "evals_per_epoch": Bounds(1, 1000, whole=True),
     "num_workers": Bounds(0, 256, whole=True),
     "lora_rank": Bounds(1, 4096, whole=True),
@@ -134,7 +135,7 @@ class Recipe:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_accum_steps: int = 1
-    patience: int | None = None  # early stopping on `best_metric` (classifiers only)
+    patience: int | None = None  # early stopping on `best_metric`, when the run has validation data
     best_metric: str = "loss"  # the evaluation kept (and watched by patience): lowest "loss" or highest "accuracy"
     mixed_precision: str = "auto"  # see `ftlearn.precision.choose_precision`: bf16 or fp16 on a GPU, fp32 on a CPU
 
@@ -316,6 +317,9 @@ class GPT2LMRecipe(Recipe):
     max_train_rows: int | None = None  # cap on training rows of max_length tokens (None: all of them)
     max_eval_rows: int | None = None  # cap on held-out rows
     sentiment_prefix: bool = True  # each review starts with "Review (positive):" or "(negative):"
+    # validation rows, taken from the training text just after the training rows (so those stay the same): the
+    # best weights are kept and `patience` may stop early. None (default): no validation, as lesson 09 runs.
+    val_rows: int | None = None
 
     @classmethod
     def profile_choices(cls, profile: Profile, model_config: Any = None) -> dict[str, Any]:

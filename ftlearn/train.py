@@ -225,6 +225,7 @@ def fit(
     callbacks: Sequence[Callable[[History, str], None]] = (),
     resume_from: str | Path | None = None,
     ddp: bool | None = None,
+    eval_fn: Callable[..., dict] | None = None,
 ) -> History:
     """Train `model` on `train_loader`, evaluating on `val_loader`; returns the History (notebook 07).
 
@@ -243,6 +244,8 @@ def fit(
     (notebook 11): each rank takes every N-th batch, gradients are averaged across ranks, every rank
     sees the same History and validation metrics, and only rank 0 prints and writes checkpoints.
     `ddp=False` keeps this call to this process alone even then (the offline GPT-2's build does).
+    `eval_fn(model, val_loader, device, shard=)` replaces `evaluate` for validation batches that are not a
+    classifier's: a dict with at least "loss" (the GPT-2 language-model run's mean per-token loss, notebook 09).
     Gradients are on during the call whatever the caller set, and the model's train/eval mode is handed back.
     """
     # Training must not depend on the caller's state: a notebook that ran torch.set_grad_enabled(False), or a
@@ -250,8 +253,9 @@ def fit(
     # on and the model to train mode for the run, and hands both back as it found them (notebook 06 found this).
     with training_state(model):
         return _fit(
-            model, train_loader, val_loader, config, device, optimizer_cls, loss_fn, callbacks, resume_from, ddp
-        )
+            model, train_loader, val_loader, config, device, optimizer_cls, loss_fn, callbacks, resume_from, ddp,
+            eval_fn,
+        )  # fmt: skip
 
 
 @contextmanager
@@ -279,6 +283,7 @@ def _fit(
     callbacks: Sequence[Callable[[History, str], None]],
     resume_from: str | Path | None,
     ddp: bool | None,
+    eval_fn: Callable[..., dict] | None = None,
 ) -> History:
     """The body of `fit`, run inside `training_state`."""
     import numpy as np
@@ -372,7 +377,7 @@ def _fit(
     def run_eval() -> bool:
         """Evaluate, keep the best weights; True when early stopping says stop."""
         nonlocal best_state
-        report = evaluate(model, val_loader, device, shard=ddp)
+        report = (eval_fn or evaluate)(model, val_loader, device, shard=ddp)
         row = {"step": run.step, "epoch": round(run.step / per_epoch, 3)}
         row.update({key: value for key, value in report.items() if key != "confusion_matrix"})
         history.evals.append(row)
@@ -387,10 +392,8 @@ def _fit(
         for cb in callbacks:
             cb(history, "eval")
         if bar is not None:
-            bar.write(
-                f"step {run.step} (epoch {row['epoch']:.2f}): val loss {report['loss']:.4f}, "
-                f"accuracy {report['accuracy']:.3f}, f1 {report['f1']:.3f}"
-            )
+            scores = "".join(f", {key} {report[key]:.3f}" for key in ("accuracy", "f1") if key in report)
+            bar.write(f"step {run.step} (epoch {row['epoch']:.2f}): val loss {report['loss']:.4f}{scores}")
         return config.patience is not None and run.bad_evals >= config.patience
 
     start = time.perf_counter()

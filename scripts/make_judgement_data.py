@@ -105,8 +105,8 @@ def classifier_epochs(profile, dsd, device) -> dict:
     import numpy as np
     from datasets import DatasetDict
 
+    from ftlearn.bert import prepare_classifier_data
     from ftlearn.evaluation import evaluate
-    from ftlearn.finetune import prepare_classifier_data
     from ftlearn.losses import cross_entropy
     from ftlearn.models import load_classifier
     from ftlearn.recipes import BertRecipe
@@ -162,7 +162,7 @@ def classifier_epochs(profile, dsd, device) -> dict:
 def _lm_setup(profile, dsd, device):
     from transformers import AutoModelForCausalLM
 
-    from ftlearn.gpt2_finetune import lm_blocks
+    from ftlearn.gpt2 import lm_blocks
     from ftlearn.models import load_tokenizer, resolve_model
     from ftlearn.recipes import GPT2LMRecipe
 
@@ -176,7 +176,7 @@ def _lm_setup(profile, dsd, device):
 def lr_sweep(profile, dsd, device) -> dict:
     """Lesson 11's section 11 with the cpu profile's sizes: same model, same batches, only the lr changes."""
     from ftlearn.causal_lm import mean_lm_loss, perplexity
-    from ftlearn.gpt2_finetune import lm_loader
+    from ftlearn.gpt2 import lm_loader
     from ftlearn.runtime import seed_everything
     from ftlearn.train import TrainConfig, TrainingDiverged, fit
 
@@ -218,7 +218,7 @@ def lr_sweep(profile, dsd, device) -> dict:
 
 def diverged_run(profile, dsd, device) -> dict:
     """A language-model run whose peak lr is far too high; fit stops it when the loss is no longer finite."""
-    from ftlearn.gpt2_finetune import lm_loader
+    from ftlearn.gpt2 import lm_loader
     from ftlearn.runtime import seed_everything
     from ftlearn.train import TrainConfig, TrainingDiverged, fit
 

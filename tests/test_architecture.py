@@ -1,8 +1,12 @@
-"""Guards on the library's shape, read from the source with `ast`: no import cycles, no environment writes."""
+"""Guards on the library's shape, read from the source with `ast`: no import cycles, no environment writes, the
+authoring tools out of what lessons import, nothing heavy at import time."""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,10 +35,42 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def imported_modules(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
-    """The modules of the package that `name` (the module in `path`) imports, at module level or in functions."""
+def _inside_functions(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside function bodies: imports there run when the function is called, not at import."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            skipped.update(id(n) for child in ast.iter_child_nodes(node) for n in ast.walk(child))
+    return skipped
+
+
+def imported_names(source: str, package: str = "", module_level: bool = False) -> set[str]:
+    """Every dotted name `source` imports (`from a.b import c` gives a.b.c), at every level or `module_level` only.
+
+    `package` anchors relative imports. Imports under `if TYPE_CHECKING:` never run and are left out.
+    """
+    tree = ast.parse(source)
+    skipped = _type_checking_only(tree) | (_inside_functions(tree) if module_level else set())
+    wanted: set[str] = set()
+    for node in ast.walk(tree):  # every level: module, class, function bodies
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            wanted.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x, from ..y import z
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            wanted.update(f"{base}.{alias.name}" for alias in node.names)
+    return wanted
+
+
+def imported_modules(path: Path, name: str, modules: dict[str, Path], module_level: bool = False) -> set[str]:
+    """The modules of the package that `name` (the module in `path`) imports, at module level or in functions
+    (only at module level, what importing it runs, with `module_level`)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_only(tree)
+    skipped = _type_checking_only(tree) | (_inside_functions(tree) if module_level else set())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     wanted: set[str] = set()
     for node in ast.walk(tree):  # every level: module, class, function bodies
@@ -58,10 +94,24 @@ def imported_modules(path: Path, name: str, modules: dict[str, Path]) -> set[str
     return found
 
 
-def import_graph(package: Path) -> dict[str, set[str]]:
-    """Module -> the package's modules it imports."""
+def import_graph(package: Path, module_level: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (with `module_level`, those that importing it imports)."""
     modules = module_names(package)
-    return {name: imported_modules(path, name, modules) for name, path in modules.items()}
+    return {name: imported_modules(path, name, modules, module_level) for name, path in modules.items()}
+
+
+def import_closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    """`start` and every module importing it imports in turn, parent packages included (`import a.b` runs a)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in graph:
+            continue
+        seen.add(name)
+        todo.extend(graph[name])
+        todo.extend(".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1))
+    return seen
 
 
 def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -143,6 +193,106 @@ def test_the_cycle_finder_finds_a_planted_cycle(tmp_path):
 def test_no_import_cycles():
     cycles = import_cycles(import_graph(PACKAGE))
     assert not cycles, "import cycles in ftlearn/:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_module_level_graph_leaves_lazy_imports_out(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("import pkg.b\ndef f():\n    import pkg.c\nclass K:\n    import pkg.d\n")
+    for name in "bcd":
+        (pkg / f"{name}.py").write_text("")
+    assert import_graph(pkg, module_level=True)["pkg.a"] == {"pkg.b", "pkg.d"}  # a class body runs at import
+    assert import_closure(import_graph(pkg, module_level=True), "pkg.a") == {"pkg", "pkg.a", "pkg.b", "pkg.d"}
+
+
+# ---------------------------------------------------------------- what lessons import
+
+NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
+
+
+def cell_code(source: str) -> str:
+    """A code cell's Python: IPython's magics and shell lines (`%…`, `!…`) blanked."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def lesson_imports() -> dict[str, set[str]]:
+    """Each `ftlearn` module a notebook's code cells import -> the notebooks that import it."""
+    modules = module_names(PACKAGE)
+    found: dict[str, set[str]] = {}
+    for folder in NOTEBOOK_FOLDERS:
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            for cell in nb["cells"]:
+                if cell["cell_type"] != "code":
+                    continue
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                for name in imported_names(cell_code(source)):
+                    while name and name not in modules:  # ftlearn.checks.check_x -> ftlearn.checks
+                        name = name.rpartition(".")[0]
+                    if name.startswith("ftlearn"):
+                        found.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_lessons_import_the_library():
+    found = lesson_imports()
+    assert {"ftlearn.checks", "ftlearn.runtime", "ftlearn.finetune"} <= set(found)
+    assert "ftlearn.course" in found and "ftlearn.cli" in found  # lesson 00 shows the course map and the command
+
+
+def test_nothing_a_lesson_imports_imports_the_authoring_tools():
+    """`ftlearn/authoring/` (notebook runs, tidying, the exercise generator, headers, the guide, the prose
+    checker) builds the course; importing what a lesson imports must not import any of it (the CLI's authoring
+    commands import it inside their functions)."""
+    graph = import_graph(PACKAGE, module_level=True)
+    assert any(name.startswith("ftlearn.authoring.") for name in graph), "the authoring package moved"
+    leaks = {
+        module: sorted(m for m in import_closure(graph, module) if m.startswith("ftlearn.authoring"))
+        for module in lesson_imports()
+    }
+    leaks = {module: found for module, found in leaks.items() if found}
+    assert not leaks, f"lesson-imported modules that import the authoring tools: {leaks}"
+
+
+# ---------------------------------------------------------------- import weight
+
+HEAVY = ("torch", "transformers", "datasets")
+# imported first by the lesson that needs no model: its checks and the course map must stay light
+LIGHT = ("ftlearn", "ftlearn.checks", "ftlearn.pooling", "ftlearn.course", "ftlearn.runtime", "ftlearn.cli")
+
+
+def heavy_imports_at_import_time(module: str, graph: dict[str, set[str]], modules: dict[str, Path]) -> list[str]:
+    """'module: torch' for each module in `module`'s import closure whose module-level code imports a heavy one."""
+    found = []
+    for name in sorted(import_closure(graph, module)):
+        package = name if modules[name].name == "__init__.py" else name.rpartition(".")[0]
+        names = imported_names(modules[name].read_text(encoding="utf-8"), package, module_level=True)
+        found += [f"{name}: {top}" for top in HEAVY if any(n == top or n.startswith(f"{top}.") for n in names)]
+    return found
+
+
+@pytest.mark.parametrize("module", LIGHT)
+def test_light_modules_import_nothing_heavy(module):
+    """docs/architecture.md: nothing heavy runs at import time; torch and friends load inside the functions (or,
+    for `ftlearn.checks`, the lesson module) that need them."""
+    modules = module_names(PACKAGE)
+    heavy = heavy_imports_at_import_time(module, import_graph(PACKAGE, module_level=True), modules)
+    assert not heavy, f"importing {module} imports, at module level: {heavy}"
+
+
+@pytest.mark.slow  # a subprocess
+def test_importing_the_checks_loads_no_torch_until_a_check_needs_it():
+    code = (
+        "import sys, ftlearn.checks, ftlearn.pooling, ftlearn.course, ftlearn.cli\n"
+        "before = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)\n"
+        "from ftlearn.checks import check_mean_length\n"
+        "light = 'torch' not in sys.modules\n"
+        "from ftlearn.checks import check_cross_entropy\n"
+        "print(before, light, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["[]", "True", "True"], out.stdout + out.stderr
 
 
 # ---------------------------------------------------------------- environment writes
@@ -241,3 +391,117 @@ def test_the_allowlist_is_still_needed():
         for _, function, variable in environment_writes(path.read_text(encoding="utf-8"))
     }
     assert ALLOWED_WRITES <= seen, f"no longer written, drop from ALLOWED_WRITES: {ALLOWED_WRITES - seen}"
+
+
+# ---------------------------------------------------------------- docs/architecture.md, as the code has it
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def documented_layers(text: str, modules: dict[str, Path]) -> dict[str, int]:
+    """Module -> its layer number, from the layer table of docs/architecture.md (`checks/` is the whole package)."""
+    import re
+
+    layers: dict[str, int] = {}
+    for number, cell in re.findall(r"^\| (\d+)\. [^|]+\| ([^|]+) \|", text, flags=re.MULTILINE):
+        for entry in re.findall(r"`([^`]+)`", cell):
+            if entry.endswith("/"):
+                prefix = "ftlearn." + entry.strip("/").replace("/", ".")
+                names = [name for name in modules if name == prefix or name.startswith(prefix + ".")]
+            else:
+                names = ["ftlearn." + entry.removesuffix(".py").replace("/", ".")]
+            for name in names:
+                assert name not in layers, f"{name} is in two layers of {ARCHITECTURE.name}"
+                layers[name] = int(number)
+    return layers
+
+
+def test_the_layer_table_places_every_module_once():
+    modules = module_names(PACKAGE)
+    layers = documented_layers(ARCHITECTURE.read_text(encoding="utf-8"), modules)
+    unknown = sorted(set(layers) - set(modules))
+    missing = sorted(set(modules) - set(layers) - {"ftlearn"})
+    assert not unknown, f"{ARCHITECTURE.name} names modules that do not exist: {unknown}"
+    assert not missing, f"add these modules to a layer of {ARCHITECTURE.name}: {missing}"
+
+
+def test_each_layer_builds_only_on_the_layers_above_it():
+    """docs/architecture.md: each layer imports only from itself and the layers above (lazy imports included)."""
+    modules = module_names(PACKAGE)
+    layers = documented_layers(ARCHITECTURE.read_text(encoding="utf-8"), modules)
+    upward = [
+        f"{name} (layer {layers[name]}) imports {target} (layer {layers[target]})"
+        for name, targets in import_graph(PACKAGE).items()
+        for target in sorted(targets)
+        if name in layers and target in layers and layers[target] > layers[name]
+    ]
+    assert not upward, "imports against the layer order of docs/architecture.md:\n" + "\n".join(upward)
+
+
+def test_the_layer_checker_sees_an_upward_import():
+    modules = {"ftlearn.a": Path("a.py"), "ftlearn.b": Path("b.py"), "ftlearn.checks": Path("checks/__init__.py")}
+    table = "| 1. low | `a.py`, `checks/` | x |\n| 2. high | `b.py` | y |\n"
+    assert documented_layers(table, modules) == {"ftlearn.a": 1, "ftlearn.checks": 1, "ftlearn.b": 2}
+
+
+def test_the_library_modules_name_the_lesson_that_introduces_them():
+    """docs/architecture.md: layers 2 to 5 (the library the lessons use) name their lesson in the docstring."""
+    import re
+
+    modules = module_names(PACKAGE)
+    layers = documented_layers(ARCHITECTURE.read_text(encoding="utf-8"), modules)
+    silent = [
+        name
+        for name, layer in sorted(layers.items())
+        if 2 <= layer <= 5
+        and not re.search(
+            r"(?i)(notebook|lesson)s?\s+\d\d", ast.get_docstring(ast.parse(modules[name].read_text())) or ""
+        )
+    ]
+    assert not silent, f"say which lesson (notebook NN) introduces: {silent}"
+
+
+# the modules that are about torch tensors: the only ones that may import torch, transformers or datasets at module
+# level (docs/architecture.md names them in its opening paragraph)
+TENSOR_MODULES = {
+    "ftlearn.losses",
+    "ftlearn.optim",
+    "ftlearn.transformer",
+    "ftlearn.lora",
+    "ftlearn.checks.losses",
+    "ftlearn.checks.optim",
+    "ftlearn.checks.transformer",
+    "ftlearn.checks.lora",
+}
+
+
+def test_only_the_tensor_modules_import_something_heavy_at_module_level():
+    modules = module_names(PACKAGE)
+    graph = {name: set() for name in modules}  # each module on its own: what its own module-level code imports
+    heavy = {line.split(":")[0] for name in modules for line in heavy_imports_at_import_time(name, graph, modules)}
+    assert heavy == TENSOR_MODULES, (
+        f"heavy at import, not listed: {sorted(heavy - TENSOR_MODULES)}; listed, no longer heavy: "
+        f"{sorted(TENSOR_MODULES - heavy)} (update TENSOR_MODULES and docs/architecture.md)"
+    )
+    text = " ".join(ARCHITECTURE.read_text(encoding="utf-8").split())
+    for name in TENSOR_MODULES:
+        assert f"`{name.removeprefix('ftlearn.').replace('.', '/')}.py`" in text, name
+
+
+def test_the_documented_run_tasks_are_the_runs():
+    from ftlearn import finetune
+
+    assert set(finetune.TASKS) == {"bert", "gpt2-cls", "gpt2-lm", "distill"}
+    assert set(finetune.RUNS) == set(finetune.TASKS) - {"distill"}  # `ftlearn distill` has its own command
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    assert all(f"`{task}`" in text for task in finetune.TASKS)
+    assert "finetune.run(task, profile, out, seed, recipe, resume, init, method)" in text
+    assert list(inspect_parameters(finetune.run))[:8] == [
+        "task", "profile", "out", "seed", "recipe", "resume", "init", "method",
+    ]  # fmt: skip
+
+
+def inspect_parameters(function) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(function).parameters)

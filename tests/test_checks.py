@@ -77,7 +77,7 @@ def _exercise_statement(name: str) -> str:
 
     import nbformat
 
-    from ftlearn.exercises import SOLUTIONS_NOTE
+    from ftlearn.authoring.exercises import SOLUTIONS_NOTE
 
     for path in sorted((Path(__file__).resolve().parents[1] / "solutions").glob("*.ipynb")):
         section: list[str] = []

@@ -95,7 +95,7 @@ def test_run_prints_a_table_and_fails_on_errors(tmp_path, capsys):
 
 
 def test_exercises_and_headers_are_current(capsys):
-    from ftlearn.exercises import STUB
+    from ftlearn.authoring.exercises import STUB
 
     assert main(["exercises", "--check"]) == 0
     stubs = sum(path.read_text(encoding="utf-8").count(STUB.replace('"', '\\"')) for path in EXERCISES)
@@ -106,8 +106,8 @@ def test_exercises_and_headers_are_current(capsys):
 
 def a_checkout(tmp_path):
     """A folder `repo_root` takes for a course checkout: notebooks/ with one untidy lesson, README's map markers."""
+    from ftlearn.authoring.tidy import WIDGET_VIEW
     from ftlearn.course import README_MAP_END, README_MAP_START
-    from ftlearn.tidy import WIDGET_VIEW
 
     for folder in ("notebooks", "solutions", "exercises", "ftlearn"):
         (tmp_path / folder).mkdir()
@@ -123,7 +123,7 @@ def a_checkout(tmp_path):
 
 
 def test_tidy_lists_then_fixes_untidy_notebooks(tmp_path, monkeypatch, capsys):
-    from ftlearn.tidy import raw_widget_problems
+    from ftlearn.authoring.tidy import raw_widget_problems
 
     monkeypatch.chdir(a_checkout(tmp_path))
     path = tmp_path / "notebooks" / "01_x.ipynb"

@@ -1,10 +1,18 @@
-"""ftlearn.exercises: solution blocks become stubs; stale exercise folders are detected."""
+"""ftlearn.authoring.exercises: solution blocks become stubs; stale exercise folders are detected."""
 
 import nbformat
 import pytest
 
+from ftlearn.authoring.exercises import (
+    SOLUTIONS_NOTE,
+    STUB,
+    ExerciseFormatError,
+    count_stubs,
+    make_exercise,
+    stub_source,
+    sync,
+)
 from ftlearn.course import header_is_current
-from ftlearn.exercises import SOLUTIONS_NOTE, STUB, ExerciseFormatError, count_stubs, make_exercise, stub_source, sync
 
 SOLUTION_CELL = """def f(x):
     \"\"\"Double x.\"\"\"

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
+from ftlearn.authoring.guide import GUIDE, PLANS, checks_by_notebook, sections, with_generated_sections
 from ftlearn.course import LESSONS, repo_root
-from ftlearn.guide import GUIDE, PLANS, checks_by_notebook, sections, with_generated_sections
 
 ROOT = repo_root(Path(__file__).parent)
 

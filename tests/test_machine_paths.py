@@ -2,7 +2,7 @@
 
 The notebooks are read on GitHub and in every learner's clone; `/root/.cache/...`, `/home/ada/ftlearn/.venv/...`
 would show the author's machine and suggest the learner's must look the same. `ftlearn tidy` rewrites them
-(`ftlearn.tidy.redact_outputs`); this test fails, naming notebook, cell and path, on any it missed.
+(`ftlearn.authoring.tidy.redact_outputs`); this test fails, naming notebook, cell and path, on any it missed.
 """
 
 import json

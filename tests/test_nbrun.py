@@ -1,4 +1,4 @@
-"""ftlearn.nbrun and ftlearn.course: parameter injection, code hash and stamps, headers, course map, a real run."""
+"""ftlearn.authoring.nbrun and ftlearn.course: parameter injection, code hash and stamps, headers, map, a real run."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ftlearn import course, nbrun
+from ftlearn import course
+from ftlearn.authoring import nbrun
 from ftlearn.runtime import PROFILE_ENV
 
 

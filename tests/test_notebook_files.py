@@ -7,10 +7,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from ftlearn.authoring.exercises import STUB, make_exercise
+from ftlearn.authoring.nbrun import code_hash
+from ftlearn.authoring.tidy import ipykernel_kernelspec
 from ftlearn.course import LESSONS, NOTEBOOK_DIRS, header_is_current
-from ftlearn.exercises import STUB, make_exercise
-from ftlearn.nbrun import code_hash
-from ftlearn.tidy import ipykernel_kernelspec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

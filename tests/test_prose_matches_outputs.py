@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlearn.figures import (
+from ftlearn.authoring.figures import (
     check_notebook,
     check_row,
     code_numbers,

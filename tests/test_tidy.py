@@ -1,13 +1,20 @@
-"""ftlearn.tidy: saved widget views become the static outputs they showed; code cells never change."""
+"""ftlearn.authoring.tidy: saved widget views become the static outputs they showed; code cells never change."""
 
 import copy
 
 import nbformat
 import pytest
 
-from ftlearn import nbrun
+from ftlearn.authoring import nbrun
+from ftlearn.authoring.tidy import (
+    WIDGET_STATE,
+    WIDGET_VIEW,
+    ipykernel_kernelspec,
+    raw_widget_problems,
+    redact_outputs,
+    tidy,
+)
 from ftlearn.files import display_path
-from ftlearn.tidy import WIDGET_STATE, WIDGET_VIEW, ipykernel_kernelspec, raw_widget_problems, redact_outputs, tidy
 
 PNG = "iVBORw0KGgo="  # any base64 will do: tidy never decodes images
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from ftlearn.authoring.tidy import tidy
 from ftlearn.course import apply_header
-from ftlearn.tidy import tidy
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: replace this line with your code, then run the check below.")'

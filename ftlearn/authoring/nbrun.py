@@ -1,7 +1,7 @@
 """Run notebooks headless: inject parameters (papermill style), execute, time, and stamp the outputs.
 
 Backs `ftlearn run` and `ftlearn progress`. A notebook executed with `--inplace` keeps its outputs (made
-static by `ftlearn.tidy`, so that they render without a kernel) and gets a stamp in its metadata (profile,
+static by `ftlearn.authoring.tidy`, so that they render without a kernel) and gets a stamp in its metadata (profile,
 hardware, versions, date, and a hash of its code cells), so a reader knows where the figures came from and a
 test can tell when the code changed after the outputs were made.
 """
@@ -182,7 +182,7 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     error = run_cells(nb, path.parent, timeout)
     seconds = time.perf_counter() - start
     if inplace and not error:
-        from ftlearn.tidy import tidy
+        from ftlearn.authoring.tidy import tidy
 
         nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
         tidy(nb)  # widget views become the static outputs they showed: the saved file renders anywhere

@@ -18,7 +18,7 @@ repr, `interactive(children=(FloatLogSlider(...` or `training:   0%|   | 0/226 [
   a named root, as `ftlearn.files.display_path` prints them: `<site-packages>/…`, `<cache>/…`, `<imdb>`,
   `<course>/…`, `~/…`. The notebooks are committed: they must not show the author's home, venv or checkout.
 
-Code cells are never touched, so a run stamp's `code_sha256` (`ftlearn.nbrun.code_hash`) stays valid.
+Code cells are never touched, so a run stamp's `code_sha256` (`ftlearn.authoring.nbrun.code_hash`) stays valid.
 `ftlearn run --inplace` and `ftlearn exercises` tidy what they write; `ftlearn tidy` tidies every
 committed notebook, and tests/test_notebook_files.py fails on one that needs it.
 """

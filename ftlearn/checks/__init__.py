@@ -3,25 +3,13 @@
 Hints are staged (a nudge first, the specific hint on the second wrong try); the reference answer only on
 request: `check_xxx(fn, reveal=True)` or `show_solution("check_xxx")`.
 
-Lesson modules add their checks here (one module per concept) and re-export them below.
+Lesson modules add their checks here (one module per concept) and list them in `_EXPORTS` below. A lesson's
+module is imported the first time one of its checks is used, so `import ftlearn.checks` loads no torch: lesson
+00's checks never pay for it (tests/test_architecture.py checks it).
 """
 
-from ftlearn.checks.bert import (
-    check_confusion_matrix,
-    check_dynamic_pad,
-    check_head_tail,
-    check_mean_pool,
-    check_metrics_from_confusion,
-    check_padding_waste,
-    check_train_step,
-)
-from ftlearn.checks.causal_lm import (
-    check_causal_lm_loss,
-    check_perplexity_from_batches,
-    check_shift_for_causal_lm,
-    check_top_k_filter,
-    check_top_p_filter,
-)
+import importlib
+
 from ftlearn.checks.core import (
     CORRECT,
     KINDS,
@@ -37,54 +25,100 @@ from ftlearn.checks.core import (
     reset_session,
     show_solution,
 )
-from ftlearn.checks.efficiency import (
-    check_accumulation_weights,
-    check_activation_bytes,
-    check_bytes_per_param,
-    check_epoch_seconds,
-)
-from ftlearn.checks.gpt2_classifier import check_add_pad_token, check_last_real_position, check_last_token_pool
-from ftlearn.checks.judgement import check_divergence, check_epoch_choice, check_lr_choice, check_paired_comparison
-from ftlearn.checks.lm import (
-    check_add_k,
-    check_bigram_counts,
-    check_perplexity,
-    check_sequence_logprob,
-    check_temperature,
-)
-from ftlearn.checks.lora import check_distillation_loss, check_lora_forward, check_lora_init, check_lora_merge
-from ftlearn.checks.losses import (
-    check_bce_with_logits,
-    check_cross_entropy,
-    check_cross_entropy_ignore_index,
-    check_label_smoothing,
-    check_log_softmax,
-)
-from ftlearn.checks.optim import (
-    check_adam_step,
-    check_adamw_step,
-    check_ce_grad_logits,
-    check_central_difference,
-    check_linear_grads,
-    check_momentum_step,
-    check_rmsprop_step,
-    check_sgd_step,
-    check_train_gd,
-    check_warmup_linear,
-)
-from ftlearn.checks.quiz import check_quiz
-from ftlearn.checks.tokenization import check_merge_pair
-from ftlearn.checks.trainer import check_compute_metrics, check_early_stopping, check_training_arguments
-from ftlearn.checks.transformer import (
-    check_attention,
-    check_causal_mask,
-    check_layer_norm,
-    check_merge_heads,
-    check_split_heads,
-)
-from ftlearn.checks.welcome import check_mean_length, check_positive_fraction
 
-# the machinery, then one block per lesson module
+# each lesson module and the checks it re-exports, in course order; imported on first use (PEP 562)
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "welcome": (
+        "check_mean_length",
+        "check_positive_fraction",
+    ),
+    "lm": (
+        "check_add_k",
+        "check_bigram_counts",
+        "check_perplexity",
+        "check_sequence_logprob",
+        "check_temperature",
+    ),
+    "losses": (
+        "check_bce_with_logits",
+        "check_cross_entropy",
+        "check_cross_entropy_ignore_index",
+        "check_label_smoothing",
+        "check_log_softmax",
+    ),
+    "optim": (
+        "check_adam_step",
+        "check_adamw_step",
+        "check_ce_grad_logits",
+        "check_central_difference",
+        "check_linear_grads",
+        "check_momentum_step",
+        "check_rmsprop_step",
+        "check_sgd_step",
+        "check_train_gd",
+        "check_warmup_linear",
+    ),
+    "quiz": ("check_quiz",),
+    "tokenization": ("check_merge_pair",),
+    "bert": (
+        "check_confusion_matrix",
+        "check_dynamic_pad",
+        "check_head_tail",
+        "check_mean_pool",
+        "check_metrics_from_confusion",
+        "check_padding_waste",
+        "check_train_step",
+    ),
+    "causal_lm": (
+        "check_shift_for_causal_lm",
+        "check_causal_lm_loss",
+        "check_perplexity_from_batches",
+        "check_top_k_filter",
+        "check_top_p_filter",
+    ),
+    "transformer": (
+        "check_attention",
+        "check_causal_mask",
+        "check_layer_norm",
+        "check_merge_heads",
+        "check_split_heads",
+        "check_gpt2_block_from_parts",
+        "check_bert_layer_from_parts",
+        "check_llama_layer_params",
+        "check_llama_layer_flops",
+    ),
+    "trainer": (
+        "check_compute_metrics",
+        "check_early_stopping",
+        "check_training_arguments",
+    ),
+    "gpt2_classifier": (
+        "check_add_pad_token",
+        "check_last_real_position",
+        "check_last_token_pool",
+    ),
+    "efficiency": (
+        "check_accumulation_weights",
+        "check_activation_bytes",
+        "check_bytes_per_param",
+        "check_epoch_seconds",
+    ),
+    "judgement": (
+        "check_divergence",
+        "check_epoch_choice",
+        "check_lr_choice",
+        "check_paired_comparison",
+    ),
+    "lora": (
+        "check_lora_init",
+        "check_lora_forward",
+        "check_lora_merge",
+        "check_distillation_loss",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+# the machinery, then every lesson's checks
 __all__ = [
     "CORRECT",
     "KINDS",
@@ -99,77 +133,19 @@ __all__ = [
     "outcomes",
     "reset_session",
     "show_solution",
-    # welcome
-    "check_mean_length",
-    "check_positive_fraction",
-    # lm
-    "check_add_k",
-    "check_bigram_counts",
-    "check_perplexity",
-    "check_sequence_logprob",
-    "check_temperature",
-    # losses
-    "check_bce_with_logits",
-    "check_cross_entropy",
-    "check_cross_entropy_ignore_index",
-    "check_label_smoothing",
-    "check_log_softmax",
-    # optim
-    "check_adam_step",
-    "check_adamw_step",
-    "check_ce_grad_logits",
-    "check_central_difference",
-    "check_linear_grads",
-    "check_momentum_step",
-    "check_rmsprop_step",
-    "check_sgd_step",
-    "check_train_gd",
-    "check_warmup_linear",
-    # quiz (every lesson)
-    "check_quiz",
-    # tokenization
-    "check_merge_pair",
-    # bert
-    "check_confusion_matrix",
-    "check_dynamic_pad",
-    "check_head_tail",
-    "check_mean_pool",
-    "check_metrics_from_confusion",
-    "check_padding_waste",
-    "check_train_step",
-    # causal_lm
-    "check_shift_for_causal_lm",
-    "check_causal_lm_loss",
-    "check_perplexity_from_batches",
-    "check_top_k_filter",
-    "check_top_p_filter",
-    # transformer
-    "check_attention",
-    "check_causal_mask",
-    "check_layer_norm",
-    "check_merge_heads",
-    "check_split_heads",
-    # trainer
-    "check_compute_metrics",
-    "check_early_stopping",
-    "check_training_arguments",
-    # gpt2_classifier
-    "check_add_pad_token",
-    "check_last_real_position",
-    "check_last_token_pool",
-    # efficiency
-    "check_accumulation_weights",
-    "check_activation_bytes",
-    "check_bytes_per_param",
-    "check_epoch_seconds",
-    # judgement
-    "check_divergence",
-    "check_epoch_choice",
-    "check_lr_choice",
-    "check_paired_comparison",
-    # lora (lesson 12: LoRA and distillation)
-    "check_lora_init",
-    "check_lora_forward",
-    "check_lora_merge",
-    "check_distillation_loss",
+    *_MODULE_OF,
 ]
+
+
+def __getattr__(name: str):
+    """Import the lesson module that defines check `name` the first time it is asked for."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
