@@ -30,14 +30,15 @@ def floors(requirements):
 
 
 def requirement_sets():
-    """pyproject's requirements (dependencies + the test extra), and environment.yml's (conda, pip)."""
+    """pyproject's requirements (dependencies + the test and site extras), and environment.yml's (conda, pip)."""
     import yaml  # a dependency of transformers and datasets
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    return project["dependencies"] + project["optional-dependencies"]["test"], conda, pip
+    extras = project["optional-dependencies"]
+    return project["dependencies"] + extras["test"] + extras["site"], conda, pip
 
 
 def test_environment_yml_matches_pyproject():
@@ -96,5 +97,6 @@ def test_readme_first_screen_is_in_step_with_the_package():
 
 def test_dependencies_are_lower_bounds_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+    extras = project["optional-dependencies"]
+    for requirement in project["dependencies"] + extras["test"] + extras["site"]:
         assert "==" not in requirement and "<" not in requirement, requirement
