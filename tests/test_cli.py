@@ -194,8 +194,9 @@ def test_lab_starts_without_the_jupyter_news_prompt_or_update_check(monkeypatch,
     assert wanted.items() <= overrides["@jupyterlab/apputils-extension:notification"].items()
     schema = Path(get_app_dir()) / "schemas" / "@jupyterlab" / "apputils-extension" / "notification.json"
     properties = json.loads(schema.read_text(encoding="utf-8"))["properties"]
-    if "fetchNews" in properties:  # JupyterLab 4.1 and later: the settings the announcements plugin reads
-        assert "false" in [choice["const"] for choice in properties["fetchNews"]["oneOf"]]
+    if "fetchNews" in properties:  # the settings the announcements plugin reads
+        news = properties["fetchNews"]  # its choices: an "enum" in JupyterLab 4.0 (the floor), "oneOf" consts later
+        assert "false" in [choice["const"] for choice in news.get("oneOf", [])] + news.get("enum", [])
         assert properties["checkForUpdates"]["type"] == "boolean"
 
 
