@@ -69,22 +69,9 @@ def imported_names(source: str, package: str = "", module_level: bool = False) -
 def imported_modules(path: Path, name: str, modules: dict[str, Path], module_level: bool = False) -> set[str]:
     """The modules of the package that `name` (the module in `path`) imports, at module level or in functions
     (only at module level, what importing it runs, with `module_level`)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = _type_checking_only(tree) | (_inside_functions(tree) if module_level else set())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    wanted: set[str] = set()
-    for node in ast.walk(tree):  # every level: module, class, function bodies
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            wanted.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: from . import x, from ..y import z
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            for alias in node.names:  # `from ftlearn import models` imports the module ftlearn.models
-                wanted.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    # `from ftlearn import models` names the module ftlearn.models; `from ftlearn.models import X` is cut back to it
+    wanted = imported_names(path.read_text(encoding="utf-8"), package, module_level)
     found = set()
     for target in wanted:
         while target and target not in modules:  # ftlearn.models.ModelSource -> ftlearn.models
