@@ -62,7 +62,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     try:
         profile = get_profile(args.profile)
-        _row(OK, "profile", f"{profile.name}: {profile.description}")
+        from ftlearn.course import time_promise
+
+        _row(OK, "profile", f"{profile.name}: {profile.description}; {time_promise(profile.name)}")
     except ValueError as exc:
         _row(FAIL, "profile", str(exc))
         return 1
@@ -147,15 +149,18 @@ def cmd_build_gpt2(args: argparse.Namespace) -> int:
         print(f"The offline GPT-2 ('{config.name}' build) is already built: {display_path(build_dir(config))}.")
         print("Nothing to do (--force builds it again).")
         return 0
-    start = time.perf_counter()
-    folder = ensure_built(config.name, force=args.force)
-    seconds = time.perf_counter() - start
+    from ftlearn.authoring.nbrun import LoadSampler
+
+    with LoadSampler() as load:
+        start = time.perf_counter()
+        folder = ensure_built(config.name, force=args.force)
+        seconds = time.perf_counter() - start
     if args.record:
         from ftlearn.authoring.nbrun import record_seconds
         from ftlearn.course import TIMINGS_FILE
 
         path = _root_or_exit() / "ftlearn" / TIMINGS_FILE
-        record_seconds(BUILD_TIMING_KEY, config.name, seconds, path)
+        record_seconds(BUILD_TIMING_KEY, config.name, seconds, path, load=load.summary())
         print(f"Recorded {seconds:.1f} s for the '{config.name}' build in {display_path(path)}.")
     print(f"Ready: {display_path(folder)}")
     return 0
@@ -657,10 +662,14 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
     if resume.checkpoint_every:
         show(f"checkpoints every {resume.checkpoint_every} steps into {resume.checkpoint_dir}")
+    from ftlearn.authoring.nbrun import LoadSampler  # a run record says how busy the machine was
+
+    load = LoadSampler()
     try:
-        result = RUNS[args.target](
-            profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume, **extra
-        )
+        with load:
+            result = RUNS[args.target](
+                profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume, **extra
+            )
     except (IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
         kept = ""
         if isinstance(exc, DiskFullError) and resume.checkpoint_every:
@@ -679,6 +688,16 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
         _drop_checkpoints(Path(resume.checkpoint_dir))
     show(f"recipe: {result.metrics['recipe']}")
     _report_run(args.target, result.metrics, out, show)
+    if getattr(args, "record", None) and is_main_process():
+        from ftlearn.files import display_path
+        from ftlearn.records import make_record, write_record
+
+        flags = {"profile": profile.name, "seed": args.seed, "init": init, **overrides}
+        command = f"ftlearn finetune {args.target} " + " ".join(
+            f"--{name.replace('_', '-')} {value}" for name, value in flags.items() if value is not None
+        )
+        path = write_record(args.record, {**make_record(result, command), "load_during": load.summary()})
+        show(f"run record: {display_path(path)}")
     return 0
 
 
@@ -1060,6 +1079,14 @@ def build_parser() -> argparse.ArgumentParser:
             "(what pretraining buys)"
             + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
         )
+        if target != "gpt2-lm":
+            cmd.add_argument(
+                "--record",
+                default=None,
+                metavar="FILE",
+                help="also write a run record to FILE (JSON: recipe, data hash, commit, date, hardware, history and "
+                "every test review's probabilities), which a lesson loads instead of training this run live",
+            )
         if target == "gpt2-lm":
             cmd.add_argument(
                 "--sentiment-prefix",

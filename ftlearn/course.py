@@ -234,12 +234,29 @@ def lesson_label(lesson: Lesson) -> str:
     return f"lesson {lesson.file[:2]} ({lesson.title})"
 
 
+# the offline GPT-2 build's entry in timings.json (`ftlearn build-gpt2 --record` writes it; `ftlearn.offline_gpt2`)
+BUILD_TIMING_KEY = "offline-gpt2"
+
+
+def run_conditions(entry: dict) -> str:
+    """How a recorded time was taken, in a few words: 'cold, load 2.0' (what `ftlearn run --record` saw)."""
+    parts = []
+    if "cold" in entry:
+        parts.append("cold" if entry["cold"] else "after earlier lessons")
+    if entry.get("load_during"):
+        parts.append(f"load {entry['load_during']['mean']:.1f}")
+    elif entry.get("load_avg"):
+        parts.append(f"load {entry['load_avg'][0]:.1f} at the end")
+    return ", ".join(parts) or "not recorded"
+
+
 def course_map(timings: dict | None = None) -> list[dict]:
-    """The course map as rows: file, title, what it teaches, measured minutes per profile.
+    """The course map as rows: file, title, what it teaches, measured minutes per profile, how cpu was measured.
 
     Every lesson of `LESSONS` ships with the package (a test checks each has its notebook), so the map is the
     same in a checkout, a wheel install or Colab. A profile not timed yet has an empty string, not None: a table
-    shows it as an empty cell.
+    shows it as an empty cell. "cpu measured" says whether the cpu run started cold (nothing built or trained by
+    an earlier lesson) and the load average during it (about 2 on 2 idle cores).
     """
     timings = load_timings() if timings is None else timings
     rows = []
@@ -254,9 +271,46 @@ def course_map(timings: dict | None = None) -> list[dict]:
                     f"{p} (min)": round(measured[p]["seconds"] / 60, 1) if p in measured else ""
                     for p in ("smoke", "cpu", "gpu")
                 },
+                "cpu measured": run_conditions(measured["cpu"]) if "cpu" in measured else "",
             }
         )
     return rows
+
+
+def time_promise(profile: str, timings: dict | None = None) -> str:
+    """What the lessons take in `profile`, as measured by `ftlearn run --record`: every time promise is this text.
+
+    E.g. "measured: 0.2 to 10.9 min per lesson, 58 min for all 13 with the offline GPT-2 build, on x86_64, 2 CPU
+    cores, no GPU". Lessons not measured in the profile are said to be so. The build is added unless the first
+    lesson that needs GPT-2 was timed building it (its record found no build at its start).
+    """
+    timings = load_timings() if timings is None else timings
+    entries = [timings[lesson.file][profile] for lesson in LESSONS if profile in timings.get(lesson.file, {})]
+    if not entries:
+        return f"not measured yet in the {profile} profile"
+    build = timings.get(BUILD_TIMING_KEY, {}).get(profile)
+    builder = first_lesson_needing("gpt2")
+    first = timings.get(builder.file, {}).get(profile, {}) if builder else {}
+    if "found_at_start" in first and not any(f.startswith("<cache>/offline-gpt2") for f in first["found_at_start"]):
+        build = None  # that lesson's own time includes the build: it found none at its start
+    minutes = [e["seconds"] / 60 for e in entries]
+    total = sum(minutes) + (build["seconds"] / 60 if build else 0)
+    count = f"all {len(LESSONS)}" if len(entries) == len(LESSONS) else f"the {len(entries)} of {len(LESSONS)} measured"
+    hardware = sorted({e["hardware"] for e in entries})
+    return (
+        f"measured: {_minutes(min(minutes))} to {_minutes(max(minutes))} min per lesson, {_minutes(total)} min for "
+        f"{count}{' with the offline GPT-2 build' if build else ''}, on {' / '.join(hardware)}"
+    )
+
+
+def _minutes(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def runs_dir() -> Path:
+    """Where lessons save what later lessons reuse (lesson 07's BERT, lesson 10's language model): runs/ in the
+    checkout, else in the current folder. `ftlearn finetune TARGET` saves to runs/TARGET-PROFILE by default."""
+    return (repo_root() or Path.cwd()) / "runs"
 
 
 def source_markdown(*functions: object) -> str:

@@ -7,6 +7,7 @@ Introduced in notebook 00; used by every lesson that touches real text. The sche
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -286,3 +287,13 @@ def load_imdb(
 
         print(f"IMDB from {display_path(source)}: {sizes} reviews")
     return dsd
+
+
+def data_fingerprint(dsd: datasets.DatasetDict) -> str:
+    """sha256 of every split's texts and labels, in order: two runs on the same reviews have the same one."""
+    digest = hashlib.sha256()
+    for split in sorted(dsd):
+        digest.update(split.encode() + b"\x00")
+        for text, label in zip(dsd[split]["text"], dsd[split]["label"], strict=True):
+            digest.update(text.encode("utf-8") + b"\x00" + str(label).encode() + b"\x01")
+    return digest.hexdigest()

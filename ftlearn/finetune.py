@@ -11,6 +11,7 @@ its data, its loss and its test metrics. Every run saves the one folder layout o
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,9 +86,10 @@ class FinetuneResult:
     metrics: dict
     test_predictions: Any = None
     test_labels: Any = None
+    test_probs: Any = None  # classifiers: (N, classes) probabilities, in the test set's order
 
 
-def _core_metrics(
+def core_metrics(
     recipe: Recipe, profile: Profile, seed: int, source: Any, model: Any, history: History, device: Any
 ) -> dict:
     """The metrics.json keys every run writes: what ran, where, and how training went."""
@@ -208,7 +210,7 @@ class RunState:
     source: Any = None
     data: Any = None  # what `task.data` made: ClassifierData, or the LM's rows
     measured: dict = field(default_factory=dict)  # figures taken before training (the LM's held-out loss)
-    predictions: tuple = (None, None)  # classifiers: predicted and true test labels, in the test set's order
+    predictions: tuple = (None, None, None)  # classifiers: predicted and true test labels, probabilities, in order
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def run(
     or for gpt2-cls the folder of a gpt2-lm run. Under torchrun every rank runs it and only rank 0 writes `out`.
     """
     from ftlearn import distributed
-    from ftlearn.data import check_training_labels, imdb_source, load_imdb
+    from ftlearn.data import check_training_labels, data_fingerprint, imdb_source, load_imdb
     from ftlearn.history import StepTimer
     from ftlearn.runtime import seed_everything
     from ftlearn.train import fit
@@ -314,7 +316,8 @@ def run(
         state.model, train_loader, val_loader, config, device=state.device, loss_fn=spec.loss(state),
         callbacks=[timer], resume_from=resume.resume_from, eval_fn=getattr(state.data, "eval_fn", None),
     )  # fmt: skip
-    core = _core_metrics(recipe, profile, seed, state.source, state.model, history, state.device)  # before a merge
+    core = core_metrics(recipe, profile, seed, state.source, state.model, history, state.device)  # before a merge
+    core["data_sha256"] = data_fingerprint(state.dsd)  # which reviews: a lesson reuses a run only on the same ones
     metrics = {**core, **spec.test(state, history, timer), "total_seconds": round(time.perf_counter() - start, 1)}
     _save(out, state.model, state.tokenizer, recipe, metrics)
     return FinetuneResult(state.model, state.tokenizer, history, metrics, *state.predictions)
@@ -401,7 +404,12 @@ def _classifier_test(state: RunState, history: History, timer: Any) -> dict:
     tested = time.perf_counter() - tested
     test["seconds_per_step"] = timer.seconds_per_step
     test["reviews_per_second"] = round(len(data.test) / tested, 1)
-    state.predictions = (test["probs"].argmax(axis=-1) if test["in_dataset_order"] else None, test["labels"])
+    ordered = test["in_dataset_order"]
+    state.predictions = (
+        test["probs"].argmax(axis=-1) if ordered else None,
+        test["labels"],
+        test["probs"] if ordered else None,
+    )
     if recipe.kind == "distill":
         extra = {
             "teacher": state.teacher_info.get("teacher"),  # its folder, when it was loaded from one
@@ -632,3 +640,42 @@ def distill_bert(
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=, init=): the
 # same signature for every target; `overrides` change the recipe that the profile (and, for GPT-2, the model) gives.
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls}
+
+
+def reuse_or_run(
+    task: str,
+    profile: Profile | str,
+    out: str | Path,
+    seed: int = 0,
+    overrides: dict | None = None,
+    progress: bool = True,
+) -> tuple[Path, dict]:
+    """The run folder `out`, holding this run: reused when it already does, else trained now by `run` and saved there.
+
+    A later lesson's way to an earlier lesson's model (lesson 12's teacher is lesson 07's BERT): the folder is reused
+    when it is intact and was trained with the same task, profile, seed, recipe and reviews
+    (`runfolder.reuse_problem`); otherwise the run is made with that recipe. Prints which; returns the folder and its
+    metrics.json.
+    """
+    from ftlearn.data import data_fingerprint, load_imdb
+    from ftlearn.files import display_path
+    from ftlearn.runfolder import reuse_problem
+
+    spec, profile, out = TASKS[task], _profile(profile), Path(out).expanduser()
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    problem = f"no saved run in {display_path(out)}"
+    if (out / METRICS_FILE).is_file():
+        recipe = spec.recipe_class.for_profile(profile, **overrides)
+        if spec.recipe_from_model:  # GPT-2's recipe depends on the model's size: the saved one has the base's shape
+            from transformers import AutoConfig
+
+            recipe = spec.recipe_class.for_profile(profile, AutoConfig.from_pretrained(out), **overrides)
+        dsd = load_imdb(profile=profile, seed=seed, verbose=False)
+        problem = reuse_problem(out, task=task, profile=profile.name, seed=seed, recipe=recipe,
+                                data_sha256=data_fingerprint(dsd))  # fmt: skip
+    if problem is None:
+        print(f"Reusing the {task} run saved in {display_path(out)}: the same recipe, seed and reviews as this run.")
+        return out, json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+    print(f"Training the {task} run ({problem}); it is saved in {display_path(out)} for the next time.")
+    result = run(task, profile, out, seed, overrides=overrides, progress=progress)
+    return out, result.metrics

@@ -38,13 +38,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ftlearn.course import BUILD_TIMING_KEY  # its entry in the course's timings (`ftlearn build-gpt2 --record`)
+
 CACHE_ENV = "FTLEARN_CACHE"
 BUILD_ENV = "FTLEARN_GPT2_BUILD"  # "smoke" or "cpu": a user override, read when the caller names no build
 EOS = "<|endoftext|>"  # GPT-2's one special token: end of a document, also used as bos/unk
 # Bump when the recipe changes, so old caches are not reused. 2: pretrained through ftlearn.train.fit
 # (lesson 04's AdamW, the one schedule family). 3: the corpus comes from fixed sources only (CORPUS_PACKAGES).
 BUILDER_VERSION = 3
-BUILD_TIMING_KEY = "offline-gpt2"  # its entry in the course's timings (`ftlearn build-gpt2 --record` writes it)
 BUILD_WAIT_S = 3600.0  # how long the other torchrun ranks wait for local rank 0's build (the cpu build: minutes)
 
 

@@ -227,3 +227,39 @@ def check_init(kind: str, init: str) -> Path | None:
 
 class InitError(ValueError):
     """A classifier run's --init names no usable starting point."""
+
+
+# ---------------------------------------------------------------- reuse by a later lesson
+
+
+def reuse_problem(
+    folder: str | Path, *, task: str, profile: str, seed: int, recipe: Recipe, data_sha256: str
+) -> str | None:
+    """Why a saved run cannot stand in for training `recipe` again (None: it can), e.g. lesson 12's teacher.
+
+    It can when the folder is intact (its manifest checks) and its metrics.json names the same task, profile, seed,
+    recipe and data (`ftlearn.data.data_fingerprint`) and a pretrained start: then training again would only
+    repeat the same run.
+    """
+    folder = Path(folder).expanduser()
+    if not (folder / METRICS_FILE).is_file():
+        return f"no saved run in {folder.name}/"
+    problem, _ = folder_problem(folder)
+    if problem:
+        return problem
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{METRICS_FILE} cannot be read: {exc}"
+    wanted = {
+        "task": task,
+        "profile": profile,
+        "seed": seed,
+        "init": "pretrained",
+        "data_sha256": data_sha256,
+        "recipe": json.loads(json.dumps(recipe.as_dict())),
+    }  # fmt: skip  (tuples as lists, as JSON holds them)
+    differ = [
+        key for key, value in wanted.items() if metrics.get(key, "pretrained" if key == "init" else None) != value
+    ]
+    return f"it was trained with another {', '.join(differ)}" if differ else None

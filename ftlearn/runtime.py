@@ -43,7 +43,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        description="CI: tiny subsets through the real code paths, about a minute per notebook on 2 CPU cores",
+        description="CI, a quick try: tiny subsets through the real code paths",
         n_train=64,
         n_test=32,
         max_length=64,
@@ -54,7 +54,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu",
-        description="a laptop: meaningful results, at most about 10-15 minutes of training per notebook",
+        description="a laptop: meaningful results on 2,000 training reviews",
         n_train=2000,
         n_test=500,
         max_length=256,
@@ -236,7 +236,9 @@ def print_env(profile: Profile | None = None) -> None:
     """Print the environment report (and the profile) the way every notebook's setup cell does."""
     report = env_report()
     if profile is not None:
-        report["profile"] = f"{profile.name} ({profile.description})"
+        from ftlearn.course import time_promise
+
+        report["profile"] = f"{profile.name} ({profile.description}; {time_promise(profile.name)})"
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}} : {value}")

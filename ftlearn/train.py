@@ -272,6 +272,27 @@ def training_state(model: torch.nn.Module) -> Iterator[None]:
                 module.training = training
 
 
+PACE_STEPS = 3  # steps timed, after the first (which also warms up), to announce a run's expected time
+ANNOUNCE_SECONDS = 30.0  # runs expected to take less are not announced
+
+
+def _announce_pace(bar: Any, started: float, done: int, remaining: int) -> float:
+    """After step 1 start the clock; after `PACE_STEPS` more, write the measured pace and the expected time.
+
+    Returns the clock's start. The estimate covers the remaining training steps; evaluations add to it.
+    """
+    now = time.perf_counter()
+    if done == 1:
+        return now
+    pace = (now - started) / PACE_STEPS
+    expected = pace * remaining
+    if expected >= ANNOUNCE_SECONDS:
+        left = f"{expected / 60:.1f} min" if expected >= 90 else f"{expected:.0f} s"
+        bar.write(f"pace over steps 2-{1 + PACE_STEPS}: {pace:.2f} s/step, so about {left} for the {remaining} "
+                  "steps left (evaluations add to it)")  # fmt: skip
+    return started
+
+
 def _fit(
     model: torch.nn.Module,
     train_loader: Any,
@@ -397,6 +418,7 @@ def _fit(
         return config.patience is not None and run.bad_evals >= config.patience
 
     start = time.perf_counter()
+    first_step, paced = run.step, 0.0  # the expected time is announced after the first steps (`_announce_pace`)
     stop = False
     net.train()
     optimizer.zero_grad(set_to_none=True)
@@ -422,6 +444,8 @@ def _fit(
             run.step, run.batches_done = run.step + 1, i + 1
             history.log_step(run.step, round(run.step / per_epoch, 4), loss_value, lr, grad_norm)
             history.train_seconds = elapsed_before + time.perf_counter() - start
+            if bar is not None and run.step - first_step in (1, 1 + PACE_STEPS):
+                paced = _announce_pace(bar, paced, run.step - first_step, total_steps - run.step)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")

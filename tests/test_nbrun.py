@@ -1,6 +1,7 @@
 """ftlearn.authoring.nbrun and ftlearn.course: parameter injection, code hash and stamps, headers, map, a real run."""
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -156,3 +157,26 @@ def test_repo_root_prefers_the_checkout_it_is_run_from(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not a checkout: the one beside the package, if it sits in one
     package_checkout = course._checkout_above(Path(course.__file__).resolve().parent)
     assert course.repo_root() == package_checkout
+
+
+def test_a_record_says_how_busy_the_machine_was_and_what_earlier_runs_left(tmp_path, monkeypatch):
+    cache, checkout = tmp_path / "cache", tmp_path / "course"
+    (checkout / "notebooks").mkdir(parents=True)
+    (checkout / "ftlearn").mkdir()
+    monkeypatch.setenv("FTLEARN_CACHE", str(cache))
+    assert nbrun.course_state(checkout) == []  # cold: nothing built, nothing trained
+    (cache / "offline-gpt2" / "cpu-abc").mkdir(parents=True)
+    (checkout / "runs" / "bert-cpu").mkdir(parents=True)
+    (checkout / "runs" / "07_bert_loop_cpu.json").write_text("{}")
+    found = ["<cache>/offline-gpt2/cpu-abc", "runs/07_bert_loop_cpu.json", "runs/bert-cpu"]
+    assert nbrun.course_state(checkout) == found
+    with nbrun.LoadSampler(every=0.01) as load:
+        time.sleep(0.1)
+    summary = load.summary()
+    assert summary["samples"] >= 1 and 0 <= summary["mean"] <= summary["max"]
+    path = tmp_path / course.TIMINGS_FILE
+    nbrun.record_seconds("07_bert_finetune_loop.ipynb", "cpu", 600.0, path, load=summary, found=["runs/bert-cpu"])
+    entry = json.loads(path.read_text())["07_bert_finetune_loop.ipynb"]["cpu"]
+    assert entry["load_during"] == summary and entry["cold"] is False and entry["found_at_start"] == ["runs/bert-cpu"]
+    row = course.course_map(json.loads(path.read_text()))[7]
+    assert row["cpu (min)"] == 10.0 and row["cpu measured"] == f"after earlier lessons, load {summary['mean']:.1f}"

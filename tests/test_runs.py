@@ -85,8 +85,10 @@ def test_every_finetune_target_has_the_same_common_flags():
     for name, sub in targets.items():
         flags = {s for action in sub._actions for s in action.option_strings}
         assert common <= flags, name
-        extra = {  # lesson 12 adds BERT's methods; the LM run's validation is asked for (lesson 09 runs without)
-            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha"},
+        extra = {  # lesson 12 adds BERT's methods; the LM run's validation is asked for (lesson 09 runs without);
+            # a classifier's run can be recorded (its per-review answers), for a lesson to load (ftlearn.records)
+            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha", "--record"},
+            "gpt2-cls": {"--record"},
             "gpt2-lm": {"--sentiment-prefix", "--no-sentiment-prefix", "--val-rows", "--patience"},
         }
         assert (flags - common - {"-h", "--help"}) == extra.get(name, set()), name

@@ -13,8 +13,9 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -34,6 +35,62 @@ class RunResult:
     seconds: float
     error: str = ""
     profile: str = ""  # the profile the notebook ran in ("smoke", "cpu" or "gpu"), resolved before it started
+    load: dict = field(default_factory=dict)  # the 1-minute load average during the run: {"mean", "max", "samples"}
+    found: list = field(default_factory=list)  # what earlier runs had left at the start: see `course_state`
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every `every` seconds while a run lasts (`with LoadSampler() as s:`).
+
+    A lesson running alone on an otherwise idle machine keeps the load near the cores it uses (2 here); a load well
+    above that says other jobs shared the cores, and the time measured the machine as much as the lesson.
+    """
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        if hasattr(os, "getloadavg"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def summary(self) -> dict:
+        """{"mean", "max", "samples"} of the sampled load averages ({} when none was taken)."""
+        if not self.samples:
+            return {}
+        return {"mean": round(sum(self.samples) / len(self.samples), 2), "max": round(max(self.samples), 2),
+                "samples": len(self.samples)}  # fmt: skip
+
+
+def course_state(checkout: Path | None) -> list[str]:
+    """What earlier runs left that a lesson may reuse: the ftlearn cache's builds and the checkout's runs/ folder.
+
+    An empty list is a cold start: nothing built, nothing trained before this run.
+    """
+    from ftlearn.files import cache_root
+
+    found = []
+    for label, folder in (("<cache>", cache_root()), ("runs", checkout / "runs" if checkout else None)):
+        if folder is not None and folder.is_dir():
+            for entry in sorted(folder.iterdir()):
+                if entry.is_dir() and not entry.name.startswith("."):
+                    found += [
+                        f"{label}/{entry.name}/{sub.name}" for sub in sorted(entry.iterdir()) if sub.is_dir()
+                    ] or [f"{label}/{entry.name}"]
+                elif entry.is_file() and not entry.name.startswith("."):
+                    found.append(f"{label}/{entry.name}")
+    return found
 
 
 def code_hash(nb: nbformat.NotebookNode) -> str:
@@ -178,9 +235,13 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
     nb = nbformat.read(path, as_version=4)
     params = {"PROFILE": profile} if profile else {}
     inject_parameters(nb, params)
-    start = time.perf_counter()
-    error = run_cells(nb, path.parent, timeout)
-    seconds = time.perf_counter() - start
+    from ftlearn.course import repo_root
+
+    found = course_state(repo_root(path.resolve().parent))
+    with LoadSampler() as load:
+        start = time.perf_counter()
+        error = run_cells(nb, path.parent, timeout)
+        seconds = time.perf_counter() - start
     if inplace and not error:
         from ftlearn.authoring.tidy import tidy
 
@@ -188,27 +249,34 @@ def execute(path: Path, profile: str | None = None, inplace: bool = False, timeo
         tidy(nb)  # widget views become the static outputs they showed: the saved file renders anywhere
         stamp(nb, resolved, seconds)
         write_notebook(nb, path)
-    return RunResult(path, not error, seconds, error, resolved)
+    return RunResult(path, not error, seconds, error, resolved, load.summary(), found)
 
 
 def record_timing(result: RunResult, profile: str, timings_path: Path) -> None:
     """Add a successful run's time to the timings file the welcome notebook's course map reads."""
-    record_seconds(result.path.name, profile, result.seconds, timings_path)
+    record_seconds(result.path.name, profile, result.seconds, timings_path, load=result.load, found=result.found)
 
 
-def record_seconds(name: str, profile: str, seconds: float, timings_path: Path) -> None:
-    """Record `seconds` for `name` (a notebook, or the offline GPT-2 build) in `profile`, with hardware, date, load."""
+def record_seconds(
+    name: str, profile: str, seconds: float, timings_path: Path, load: dict | None = None, found: list | None = None
+) -> None:
+    """Record `seconds` for `name` (a notebook, or the offline GPT-2 build) in `profile`, with hardware, date, load.
+
+    `load` is the load average sampled during the run (`LoadSampler.summary`), `found` what earlier runs had left
+    (`course_state`; empty: a cold start). Without `load`, the load averages as the run ended stand in.
+    """
     from ftlearn.runtime import hardware_summary
 
     data = json.loads(timings_path.read_text(encoding="utf-8")) if timings_path.exists() else {}
-    data.setdefault(name, {})[profile] = {
-        "seconds": round(seconds, 1),
-        "hardware": hardware_summary(),
-        "date": dt.date.today().isoformat(),
-        # how busy the machine was: the load averages over the last 1, 5 and 15 minutes as the run ended (a time
-        # taken while other jobs shared the cores measures the machine as much as the lesson)
-        **({"load_avg": [round(x, 2) for x in os.getloadavg()]} if hasattr(os, "getloadavg") else {}),
-    }
+    entry = {"seconds": round(seconds, 1), "hardware": hardware_summary(), "date": dt.date.today().isoformat()}
+    if load:
+        entry["load_during"] = load
+    elif hasattr(os, "getloadavg"):  # the load averages over the last 1, 5 and 15 minutes as the run ended
+        entry["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    if found is not None:
+        entry["cold"] = not found
+        entry["found_at_start"] = found
+    data.setdefault(name, {})[profile] = entry
     from ftlearn.files import write_text_atomic
 
     write_text_atomic(timings_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
