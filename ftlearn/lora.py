@@ -33,7 +33,10 @@ class LoRALinear(nn.Module):
         for p in base.parameters():
             p.requires_grad_(False)  # the pretrained weight and bias stay as they are
         self.r, self.alpha = r, alpha
-        self.scaling = alpha / r  # so that changing r does not change the update's size at initialisation
+        # the LoRA paper's scale, meant to spare retuning the learning rate when r changes with alpha fixed; rsLoRA
+        # (Kalajdzievski 2023) argues the trained update then shrinks as r grows and uses alpha / sqrt(r). At
+        # initialisation B = 0, so the update is zero whatever the scale.
+        self.scaling = alpha / r
         # A: (r, in), random as nn.Linear initialises its weight (Kaiming uniform, a = sqrt(5)); B: (out, r), zero
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, dtype=base.weight.dtype))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, dtype=base.weight.dtype))

@@ -78,7 +78,8 @@ def activation_bytes_per_layer(batch: int, seq: int, hidden: int, heads: int, by
     """Activation memory one transformer layer keeps for backward, without recomputation (notebook 11).
 
     Follows the count of Korthikanti et al. (2022), "Reducing Activation Recomputation in Large
-    Transformer Models": s*b*h*(34 + 5*a*s/h) bytes in 16-bit, i.e. 17 values per token and hidden
+    Transformer Models", in the course's letters (T tokens, B batch, C hidden, H heads): T*B*C*(34 + 5*H*T/C) bytes
+    in 16-bit, i.e. 17 values per token and hidden
     unit from the linear layers, norms and GELU, plus 5 bytes per attention score (the softmax
     output and the dropped-out probabilities, 2 bytes each, and a 1-byte dropout mask). Scaled
     here by bytes_per_value/2 for other precisions.
@@ -88,12 +89,12 @@ def activation_bytes_per_layer(batch: int, seq: int, hidden: int, heads: int, by
 
 
 def flops_per_token(params: int, layers: int, hidden: int, seq: int, training: bool = True) -> float:
-    """FLOPs per token: 2N forward (6N with backward) plus attention's 4*L*s*h forward (notebook 11).
+    """FLOPs per token: 2N forward (6N with backward) plus attention's 4*L*T*C forward (notebook 11).
 
     The attention term counts QK^T and attention-times-V, which the parameter count misses;
     it is small for short sequences and grows with length.
     """
-    forward = 2 * params + 4 * layers * seq * hidden  # 2 matmuls of s x h per layer, 2 FLOPs per MAC
+    forward = 2 * params + 4 * layers * seq * hidden  # 2 matmuls of T x C per layer, 2 FLOPs per MAC
     return 3 * forward if training else forward
 
 

@@ -114,7 +114,7 @@ def test_saved_tensors_of_a_bert_layer_match_the_hand_count_and_checkpointing_cu
     with SavedTensors(model) as ckpt:
         model(input_ids=ids, labels=torch.tensor([0, 1]))
     b, s, h, a, layers = 2, 16, 32, 4, 2
-    # fp32 on a CPU, dropout masks kept as fp32 tensors: 72 sbh + 12 a s^2 b bytes per layer (notebook 11)
+    # fp32 on a CPU, dropout masks kept as fp32 tensors: 72 TBC + 12 B H T^2 bytes per layer (notebook 11)
     per_layer = 72 * s * b * h + 12 * a * s * s * b
     assert layers * per_layer < plain.activations < 1.2 * layers * per_layer
     assert ckpt.activations < plain.activations / 4

@@ -121,22 +121,22 @@ def check_activation_bytes(fn: Callable) -> CheckResult:
         mistakes=[
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h),
-                "only the 34·sbh part: the attention scores add 5·a·s²·b, which grows with the *square* of the length.",
+                "only the 34·TBC part: the attention scores add 5·H·T²·B, which grows with the *square* of the length.",
                 kind="missing",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * a * s * b),
-                "the attention term has one score per (head, query, key) pair: a·s·s per example, so s², not s.",
+                "the attention term has one score per (head, query, key) pair: H·T·T per example, so T², not T.",
                 kind="formula",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * s * s * b),
-                "every head has its own s × s matrix of scores: multiply the attention term by the number of heads a.",
+                "every head has its own T × T matrix of scores: multiply the attention term by the number of heads H.",
                 kind="missing",
             ),
             Mistake(
                 scaled(lambda b, s, h, a: 34 * s * b * h + 5 * h * s * s * b),
-                "the score matrices come one per *head* (a), not one per hidden unit (h).",
+                "the score matrices come one per *head* (H), not one per hidden unit (C).",
                 kind="formula",
             ),
             Mistake(
