@@ -400,8 +400,8 @@ FINETUNE_TARGETS = {
 
 def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     """Print what a finished run measured, the same shape for every target."""
-    from ftlearn.finetune import METRICS_FILE
     from ftlearn.metrics import format_metrics
+    from ftlearn.runfolder import METRICS_FILE
 
     if target == "gpt2-lm":
         show(f"\nheld-out perplexity: {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}")
@@ -475,7 +475,8 @@ def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> 
     from ftlearn.checkpoints import INFO_FILE, checkpoint_problem, intact_checkpoint, list_checkpoints
     from ftlearn.distributed import is_main_process
     from ftlearn.files import write_json_atomic
-    from ftlearn.finetune import Resume, checkpoint_dir_for, read_json_object
+    from ftlearn.finetune import Resume, checkpoint_dir_for
+    from ftlearn.runfolder import read_json_object
 
     folder = checkpoint_dir_for(out)
     flags = _run_flags(args, profile_name)
@@ -584,9 +585,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
     from ftlearn.distributed import is_main_process
     from ftlearn.files import OutputPathError, writer_lock
-    from ftlearn.finetune import InitError, check_init, check_out
     from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.recipes import SettingError, check_settings
+    from ftlearn.runfolder import InitError, check_init, check_out
     from ftlearn.runtime import get_profile, pick_device
 
     try:
@@ -686,11 +687,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     """Train a smaller BERT student from a fine-tuned teacher's soft targets (lesson 12); save it as a run folder."""
     from ftlearn.data import IMDBDataError
     from ftlearn.files import DiskFullError, OutputPathError, writer_lock
-    from ftlearn.finetune import check_out, distill_bert
+    from ftlearn.finetune import distill_bert
     from ftlearn.models import ModelUnavailableError
     from ftlearn.offline_gpt2 import build_for_profile
     from ftlearn.predict import FinetunedModelError, check_finetuned, load_teacher
     from ftlearn.recipes import SettingError, check_settings
+    from ftlearn.runfolder import check_out
     from ftlearn.runtime import get_profile, pick_device
 
     try:
@@ -763,7 +765,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     empty text, and that answer would read as a prediction.
     """
     from ftlearn.files import OutputPathError
-    from ftlearn.finetune import saved_task
     from ftlearn.predict import (
         FinetunedModelError,
         empty_text_problem,
@@ -772,6 +773,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predict_texts,
         smoke_warning,
     )
+    from ftlearn.runfolder import saved_task
     from ftlearn.windows import StrideError, default_windows
 
     if (args.text is None) == (args.file is None):
