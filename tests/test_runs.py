@@ -303,3 +303,36 @@ def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, m
     assert len(resumed_from) == 1  # none of the refused commands started a run
     assert main([*first, "--resume"]) == 130  # the same flags: the run continues from the checkpoint
     assert str(resumed_from[-1]).endswith("checkpoint-2")
+
+
+@pytest.mark.slow  # the smoke teacher (conftest.py): a few seconds of training
+def test_distill_resumes_only_with_the_same_teacher_and_student_flags(smoke_teacher, tmp_path, capsys, monkeypatch):
+    """distill's own flags are recorded beside its checkpoints like the common ones; Ctrl-C names `ftlearn distill`."""
+    from safetensors.torch import save_file
+
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE, MODEL_FILE, STATE_FILE
+
+    out, seen = tmp_path / "student", []
+
+    def killed_after_a_checkpoint(profile, out, resume, teacher, teacher_info, **kwargs):
+        seen.append((teacher_info["teacher"], kwargs["overrides"]))
+        step = resume.checkpoint_dir / "checkpoint-2"
+        step.mkdir(parents=True, exist_ok=True)
+        save_file({"w": torch.zeros(1)}, str(step / MODEL_FILE))
+        torch.save({}, step / STATE_FILE)
+        (step / INFO_FILE).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune.RUNS, "distill", killed_after_a_checkpoint)
+    first = ["--teacher", str(smoke_teacher), "--profile", "smoke", "--out", str(out), "--checkpoint-every", "2"]
+    assert main(["distill", *first, "--temperature", "3"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ftlearn distill: interrupted;") and f"--teacher {smoke_teacher}" in err, err
+    assert "--temperature 3.0 --checkpoint-every 2 --resume`" in err and "`ftlearn finetune distill " in err
+    assert seen == [(str(smoke_teacher), {**seen[0][1], "temperature": 3.0})]
+    assert main(["finetune", "distill", *first, "--temperature", "4", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "written with --temperature 3.0; this command has --temperature 4.0." in err, err
+    assert main(["finetune", "distill", *first, "--temperature", "3", "--resume"]) == 130  # the same: it continues
+    assert len(seen) == 2
