@@ -98,3 +98,13 @@ def pytest_terminal_summary(terminalreporter, config):
             f"fast tier, left out: {' and '.join(parts)}; add --full to run them "
             "(`python -m pytest --full` runs everything: README's test command)"
         )
+
+
+@pytest.fixture(scope="session")
+def smoke_teacher(tmp_path_factory) -> Path:
+    """A BERT run folder to distil from, written once by `ftlearn finetune bert --profile smoke` (a few seconds)."""
+    from ftlearn.cli import main
+
+    folder = tmp_path_factory.mktemp("teacher") / "bert-smoke"
+    assert main(["finetune", "bert", "--profile", "smoke", "--out", str(folder)]) == 0
+    return folder

@@ -129,9 +129,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_build_gpt2(args: argparse.Namespace) -> int:
     """Build the offline GPT-2 for a profile now (once per machine), with a progress bar; --record times it."""
+    from ftlearn.course import BUILD_TIMING_KEY
     from ftlearn.files import display_path
     from ftlearn.offline_gpt2 import (
-        BUILD_TIMING_KEY,
         build_config,
         build_dir,
         build_for_profile,
@@ -389,8 +389,8 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 CLASSIFIER_FOLDERS = (
-    "the --out folder of `ftlearn finetune bert`, `ftlearn finetune gpt2-cls` or `ftlearn distill` (not gpt2-lm's, "
-    "which writes text)"
+    "the --out folder of `ftlearn finetune bert`, `ftlearn finetune gpt2-cls` or `ftlearn finetune distill` "
+    "(not gpt2-lm's, which writes text)"
 )
 PROFILE_HELP = (
     "smoke (a pipeline check of a few steps: the model it saves is not usable), cpu, gpu, or auto (default: "
@@ -400,14 +400,18 @@ FINETUNE_TARGETS = {
     "bert": "BERT as a sentiment classifier (lesson 07)",
     "gpt2-lm": "GPT-2 as a language model on IMDB review text (lesson 09)",
     "gpt2-cls": "GPT-2 as a sentiment classifier (lesson 10)",
+    "distill": "a smaller BERT student taught by a fine-tuned BERT's soft targets (lesson 12; --teacher DIR)",
 }
 
 
 def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     """Print what a finished run measured, the same shape for every target."""
-    from ftlearn.finetune import METRICS_FILE
     from ftlearn.metrics import format_metrics
+    from ftlearn.runfolder import METRICS_FILE
 
+    if target == "distill":
+        show(f"student {metrics['parameters']:,} parameters, teacher {metrics['teacher_parameters']:,}; "
+             f"test inference {metrics['test_reviews_per_second']:,.1f} reviews/s")  # fmt: skip
     if target == "gpt2-lm":
         show(f"\nheld-out perplexity: {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}")
     else:
@@ -437,6 +441,10 @@ RUN_FLAGS = (
     "sentiment_prefix",
     "val_rows",
     "patience",
+    "teacher",
+    "layers",
+    "temperature",
+    "soft_weight",
 )
 RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
 
@@ -480,7 +488,8 @@ def _resume_settings(args: argparse.Namespace, out: Path, profile_name: str) -> 
     from ftlearn.checkpoints import INFO_FILE, checkpoint_problem, intact_checkpoint, list_checkpoints
     from ftlearn.distributed import is_main_process
     from ftlearn.files import write_json_atomic
-    from ftlearn.finetune import Resume, checkpoint_dir_for, read_json_object
+    from ftlearn.finetune import Resume, checkpoint_dir_for
+    from ftlearn.runfolder import read_json_object
 
     folder = checkpoint_dir_for(out)
     flags = _run_flags(args, profile_name)
@@ -582,40 +591,52 @@ def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
         advice = "no checkpoint was written yet."
     else:
         advice = "no checkpoint was written; add --checkpoint-every N (steps) to be able to resume a long run."
-    print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
+    print(f"\nftlearn {args.command}: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
+    """Fine-tune BERT or GPT-2 on IMDB, or distil a BERT student, exactly as its lesson does; print the test figures;
+    save the run folder. `ftlearn distill` is this command for the distill target."""
     from ftlearn.distributed import is_main_process
     from ftlearn.files import OutputPathError, writer_lock
-    from ftlearn.finetune import InitError, check_init, check_out
     from ftlearn.offline_gpt2 import build_for_profile
+    from ftlearn.predict import FinetunedModelError, check_teacher
     from ftlearn.recipes import SettingError, check_settings
+    from ftlearn.runfolder import InitError, check_init, check_out
     from ftlearn.runtime import get_profile, pick_device
 
+    name = f"ftlearn {args.command}"  # finetune, or distill
     try:
         profile = get_profile(args.profile)
     except ValueError as exc:
-        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     overrides = {"epochs": args.epochs, "lr": args.lr, "max_length": args.max_length}
     if args.target == "bert":
         overrides["pooling"] = args.pooling
         overrides.update(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
-            print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
+            print(f"{name}: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
             return 2
     if args.target == "gpt2-lm":
         overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
         overrides.update(val_rows=args.val_rows, patience=args.patience)  # None: no validation, as lesson 09
         if args.patience is not None and args.val_rows is None:
-            print("ftlearn finetune: --patience needs validation rows: add --val-rows N.", file=sys.stderr)
+            print(f"{name}: --patience needs validation rows: add --val-rows N.", file=sys.stderr)
+            return 2
+    if args.target == "distill":
+        overrides.update(student_layers=args.layers, temperature=args.temperature, soft_weight=args.soft_weight)
+        if args.teacher is None:
+            print(
+                f"{name}: --teacher DIR is required to distil: the folder of a fine-tuned BERT classifier "
+                "(`ftlearn finetune bert --out DIR` writes one).",
+                file=sys.stderr,
+            )
             return 2
     try:  # every number in its range (ftlearn.recipes.SETTINGS): NaN, inf, 0, -1 and 100000 never reach a run
         check_settings({**overrides, "seed": args.seed, "checkpoint_every": args.checkpoint_every})
     except SettingError as exc:
-        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out).expanduser() if args.out else Path("runs") / f"{args.target}-{profile.name}"
     # Everything that can be checked is checked before minutes of loading and training: the output folder,
@@ -623,22 +644,30 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     try:
         check_out(out)
         pick_device()
-        init = getattr(args, "init", None) or "pretrained"
-        lm_folder = check_init(args.target, init)
+        init = args.init or "pretrained"
+        model_folder = check_init(args.target, init)  # gpt2-cls --init DIR: the LM run the classifier starts from
     except (OutputPathError, RuntimeError, InitError) as exc:
-        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
-    family = "bert" if args.target == "bert" else "gpt2"
-    problem = _model_problem(family, args.model, build_for_profile(profile.name), args.max_length, lm_folder)
+    if args.target == "distill":
+        try:  # a BERT classifier, checked against its manifest, before any data or model is loaded
+            teacher_folder = check_teacher(args.teacher)
+        except FinetunedModelError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return 1
+        # the student is cut from --model, else from the teacher's checkpoint: the teacher's positions are the student's
+        model_folder = None if args.model else teacher_folder
+    family = "gpt2" if args.target.startswith("gpt2") else "bert"
+    problem = _model_problem(family, args.model, build_for_profile(profile.name), args.max_length, model_folder)
     if problem:
-        print(f"ftlearn finetune: {problem}", file=sys.stderr)
+        print(f"{name}: {problem}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as held:
         if is_main_process():  # the only writer of OUT until the run ends: a second run to it is refused now
             try:
                 held.enter_context(writer_lock(out))
             except OutputPathError as exc:
-                print(f"ftlearn finetune: {exc}", file=sys.stderr)
+                print(f"{name}: {exc}", file=sys.stderr)
                 return 2
         return _finetune_run(args, profile, out, init, overrides)
 
@@ -650,34 +679,47 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     from ftlearn.files import DiskFullError, OutputPathError
     from ftlearn.finetune import RUNS
     from ftlearn.models import ModelUnavailableError
+    from ftlearn.predict import FinetunedModelError
     from ftlearn.recipes import SettingError
 
+    name = f"ftlearn {args.command}"
     extra = {"init": init}  # every target takes --init
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
-        print(f"ftlearn finetune: {resume}", file=sys.stderr)
+        print(f"{name}: {resume}", file=sys.stderr)
         return 2
     # Under torchrun every rank runs this command; rank 0 reports for all of them (notebook 11).
     show = print if is_main_process() else (lambda *_: None)
-    show(f"Fine-tuning {args.target}, profile {profile.name}, seed {args.seed}, into {out}")
+    what = f"Distilling {args.teacher} into a student" if args.target == "distill" else f"Fine-tuning {args.target}"
+    show(f"{what}, profile {profile.name}, seed {args.seed}, into {out}")
     if resume.checkpoint_every:
         show(f"checkpoints every {resume.checkpoint_every} steps into {resume.checkpoint_dir}")
     from ftlearn.authoring.nbrun import LoadSampler  # a run record says how busy the machine was
 
     load = LoadSampler()
     try:
+        if args.target == "distill":  # the teacher in memory, and what its run recorded (metrics.json keeps both)
+            from ftlearn.predict import load_teacher
+
+            extra["teacher"], extra["teacher_info"] = load_teacher(args.teacher)
         with load:
             result = RUNS[args.target](
-                profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, resume=resume, **extra
+                profile=profile,
+                out=out,
+                seed=args.seed,
+                model_name=args.model,
+                overrides=overrides,
+                resume=resume,
+                **extra,
             )
-    except (IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
+    except (FinetunedModelError, IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
         kept = ""
         if isinstance(exc, DiskFullError) and resume.checkpoint_every:
             kept = f" The checkpoints in {resume.checkpoint_dir} are kept: add --resume to continue from them."
-        print(f"ftlearn finetune: {exc}{kept}", file=sys.stderr)
+        print(f"{name}: {exc}{kept}", file=sys.stderr)
         return 1
     except (OutputPathError, SettingError) as exc:  # the folder changed while the run trained; a model too short
-        print(f"ftlearn finetune: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         result = None
@@ -701,74 +743,6 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     return 0
 
 
-def cmd_distill(args: argparse.Namespace) -> int:
-    """Train a smaller BERT student from a fine-tuned teacher's soft targets (lesson 12); save it as a run folder."""
-    from ftlearn.data import IMDBDataError
-    from ftlearn.files import DiskFullError, OutputPathError, writer_lock
-    from ftlearn.finetune import check_out, distill_bert
-    from ftlearn.models import ModelUnavailableError
-    from ftlearn.offline_gpt2 import build_for_profile
-    from ftlearn.predict import FinetunedModelError, check_finetuned, load_teacher
-    from ftlearn.recipes import SettingError, check_settings
-    from ftlearn.runtime import get_profile, pick_device
-
-    try:
-        profile = get_profile(args.profile)
-    except ValueError as exc:
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 2
-    overrides = {
-        "lr": args.lr,
-        "epochs": args.epochs,
-        "max_length": args.max_length,
-        "student_layers": args.layers,
-        "temperature": args.temperature,
-        "soft_weight": args.soft_weight,
-    }
-    try:  # the same validators as finetune's (ftlearn.recipes.SETTINGS)
-        check_settings({**overrides, "seed": args.seed})
-    except SettingError as exc:
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out).expanduser() if args.out else Path("runs") / f"distill-{profile.name}"
-    try:
-        check_out(out)
-        pick_device()
-    except (OutputPathError, RuntimeError) as exc:
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 2
-    try:
-        teacher_folder, _ = check_finetuned(args.teacher)  # before any data or model is loaded
-    except FinetunedModelError as exc:
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 1
-    # the student is cut from --model, else from the teacher's checkpoint: the teacher's positions are the student's
-    folder = None if args.model else teacher_folder
-    problem = _model_problem("bert", args.model, build_for_profile(profile.name), args.max_length, folder)
-    if problem:
-        print(f"ftlearn distill: {problem}", file=sys.stderr)
-        return 2
-    try:
-        with writer_lock(out):  # the only writer of OUT until the student is saved
-            print(f"Distilling {args.teacher} into a student, profile {profile.name}, seed {args.seed}, into {out}")
-            teacher, info = load_teacher(args.teacher)
-            result = distill_bert(
-                teacher, profile, out=out, seed=args.seed, model_name=args.model, overrides=overrides, teacher_info=info
-            )
-    except (FinetunedModelError, IMDBDataError, ModelUnavailableError, DiskFullError) as exc:
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 1
-    except (OutputPathError, ValueError) as exc:  # e.g. more student layers than the checkpoint has
-        print(f"ftlearn distill: {exc}", file=sys.stderr)
-        return 2
-    metrics = result.metrics
-    print(f"recipe: {metrics['recipe']}")
-    print(f"student {metrics['parameters']:,} parameters, teacher {metrics['teacher_parameters']:,}; "
-          f"test inference {metrics['test_reviews_per_second']:,.1f} reviews/s")  # fmt: skip
-    _report_run("distill", metrics, out, print)
-    return 0
-
-
 def _warn_if_smoke(command: str, warning: str | None) -> None:
     """Say on stderr, before the results, that a model was trained in the smoke profile (`smoke_warning`)."""
     if warning:
@@ -776,13 +750,12 @@ def _warn_if_smoke(command: str, warning: str | None) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls`.
+    """Label one review, or a CSV file of them, with a classifier saved by `ftlearn finetune bert|gpt2-cls|distill`.
 
     Empty reviews are refused in both forms (README, "Command line"): a model still answers for an
     empty text, and that answer would read as a prediction.
     """
     from ftlearn.files import OutputPathError
-    from ftlearn.finetune import saved_task
     from ftlearn.predict import (
         FinetunedModelError,
         empty_text_problem,
@@ -791,6 +764,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         predict_texts,
         smoke_warning,
     )
+    from ftlearn.runfolder import saved_task
     from ftlearn.windows import StrideError, default_windows
 
     if (args.text is None) == (args.file is None):
@@ -851,7 +825,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare two saved classifiers (`ftlearn finetune bert|gpt2-cls`, `ftlearn distill`) on the same test reviews."""
+    """Compare two saved classifiers (`ftlearn finetune bert|gpt2-cls|distill`) on the same test reviews."""
     from ftlearn.data import IMDBDataError
     from ftlearn.predict import FinetunedModelError, compare_finetuned, smoke_warning
 
@@ -892,9 +866,136 @@ class OptionsAnywhere(argparse.ArgumentParser):
             self._intermixing = False
 
 
+def _add_run_flags(cmd: argparse.ArgumentParser, target: str) -> None:
+    """Give `ftlearn finetune TARGET` (and `ftlearn distill`, its other name) the common flags and the target's own."""
+    from ftlearn.recipes import METHODS
+
+    cmd.add_argument("--profile", default="auto", help=PROFILE_HELP)
+    seeded = "data order and dropout" if target == "gpt2-lm" else "data order, head init and dropout"
+    cmd.add_argument("--seed", type=int, default=0, help=f"seed for {seeded} (default 0)")
+    cmd.add_argument(
+        "--out",
+        default=None,
+        help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)",
+    )
+    family = "BERT" if target == "bert" else "GPT-2"
+    cmd.add_argument(
+        "--model",
+        default=None,
+        help="the pretrained BERT the student's layers are cut from: a hub name or a folder (default: the teacher's "
+        "pretrained checkpoint)"
+        if target == "distill"
+        else f"the pretrained {family}: a hub name or a folder (default: the profile's)",
+    )
+    cmd.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
+    cmd.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    cmd.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="override the recipe's tokens per training row (the reviews are joined, eos between them, and cut "
+        "into rows this long)"
+        if target == "gpt2-lm"
+        else "override the recipe's tokens per review (longer reviews are truncated)",
+    )
+    cmd.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="save a checkpoint every N optimizer steps into OUT.checkpoints (deleted when the run ends)",
+    )
+    cmd.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="DIR",
+        help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
+    )
+    whose = "the student's" if target == "distill" else "the"
+    cmd.add_argument(
+        "--init",
+        default=None,
+        metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
+        help=f"where {whose} weights start: the pretrained checkpoint (default), random weights of its shape "
+        "(what pretraining buys)"
+        + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
+    )
+    if target != "gpt2-lm":
+        cmd.add_argument(
+            "--record",
+            default=None,
+            metavar="FILE",
+            help="also write a run record to FILE (JSON: recipe, data hash, commit, date, hardware, history and "
+            "every test review's probabilities), which a lesson loads instead of training this run live",
+        )
+    if target == "gpt2-lm":
+        cmd.add_argument(
+            "--sentiment-prefix",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="start each training review with its label, 'Review (positive):' (default); "
+            "--no-sentiment-prefix trains on the text alone, as ULMFiT's adaptation step does (lesson 10)",
+        )
+        cmd.add_argument(
+            "--val-rows",
+            type=int,
+            default=None,
+            metavar="N",
+            help="hold out N rows of training text, just after the training rows (which stay the same), for "
+            "validation: the best weights are kept (default: none, as lesson 09)",
+        )
+        cmd.add_argument(
+            "--patience",
+            type=int,
+            default=None,
+            metavar="N",
+            help="with --val-rows: stop after N evaluations without a better validation loss",
+        )
+    if target == "bert":
+        cmd.add_argument(
+            "--pooling",
+            choices=("auto", "cls", "mean"),
+            default=None,
+            help="what the head reads: the [CLS] pooler, the mean of the tokens, "
+            "or auto (as the checkpoint was trained)",
+        )
+        cmd.add_argument(
+            "--method",
+            choices=METHODS,
+            default=None,
+            help="what is trained (lesson 12): every weight (full, default), LoRA adapters and the head (lora, "
+            "saved merged into the weights), or the head alone on a frozen body (head)",
+        )
+        cmd.add_argument("--lora-rank", type=int, default=None, metavar="R", help="LoRA's rank r (default 8)")
+        cmd.add_argument(
+            "--lora-alpha",
+            type=float,
+            default=None,
+            metavar="A",
+            help="LoRA's update is scaled by A / R (default 16)",
+        )
+    if target == "distill":
+        cmd.add_argument(
+            "--teacher",
+            default=None,
+            metavar="DIR",
+            help="required: the folder of a fine-tuned BERT classifier (`ftlearn finetune bert --out DIR`)",
+        )
+        cmd.add_argument("--layers", type=int, default=None, help="the student keeps the first N layers (default 2)")
+        cmd.add_argument("--temperature", type=float, default=None, help="T of the soft targets (default 2)")
+        cmd.add_argument(
+            "--soft-weight",
+            type=float,
+            default=None,
+            help="share of the soft-target loss, 0 to 1; 0 = labels alone (default 0.5)",
+        )
+    cmd.set_defaults(func=cmd_finetune, target=target)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ftlearn` command."""
-    from ftlearn.recipes import METHODS
     from ftlearn.windows import PREDICT_WINDOWS, WINDOW_MODES
 
     parser = argparse.ArgumentParser(prog="ftlearn", description="Full-parameter fine-tuning, from first principles.")
@@ -1032,132 +1133,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="what to fine-tune; `ftlearn finetune TARGET --help` lists its flags",
     )
     for target, help_text in FINETUNE_TARGETS.items():
-        cmd = targets.add_parser(target, help=help_text, description=help_text)
-        cmd.add_argument("--profile", default="auto", help=PROFILE_HELP)
-        seeded = "data order and dropout" if target == "gpt2-lm" else "data order, head init and dropout"
-        cmd.add_argument("--seed", type=int, default=0, help=f"seed for {seeded} (default 0)")
-        cmd.add_argument(
-            "--out",
-            default=None,
-            help=f"folder for the model, tokenizer and metrics.json (default runs/{target}-PROFILE)",
-        )
-        family = "BERT" if target == "bert" else "GPT-2"
-        cmd.add_argument(
-            "--model", default=None, help=f"the pretrained {family}: a hub name or a folder (default: the profile's)"
-        )
-        cmd.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
-        cmd.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-        cmd.add_argument(
-            "--max-length",
-            type=int,
-            default=None,
-            help="override the recipe's tokens per training row (the reviews are joined, eos between them, and cut "
-            "into rows this long)"
-            if target == "gpt2-lm"
-            else "override the recipe's tokens per review (longer reviews are truncated)",
-        )
-        cmd.add_argument(
-            "--checkpoint-every",
-            type=int,
-            default=None,
-            metavar="N",
-            help="save a checkpoint every N optimizer steps into OUT.checkpoints (deleted when the run ends)",
-        )
-        cmd.add_argument(
-            "--resume",
-            nargs="?",
-            const=True,
-            default=None,
-            metavar="DIR",
-            help="continue a killed run from its newest checkpoint (in OUT.checkpoints, or DIR), with the same flags",
-        )
-        cmd.add_argument(
-            "--init",
-            default=None,
-            metavar="pretrained|random" + ("|DIR" if target == "gpt2-cls" else ""),
-            help="where the weights start: the pretrained checkpoint (default), random weights of its shape "
-            "(what pretraining buys)"
-            + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
-        )
-        if target != "gpt2-lm":
-            cmd.add_argument(
-                "--record",
-                default=None,
-                metavar="FILE",
-                help="also write a run record to FILE (JSON: recipe, data hash, commit, date, hardware, history and "
-                "every test review's probabilities), which a lesson loads instead of training this run live",
-            )
-        if target == "gpt2-lm":
-            cmd.add_argument(
-                "--sentiment-prefix",
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help="start each training review with its label, 'Review (positive):' (default); "
-                "--no-sentiment-prefix trains on the text alone, as ULMFiT's adaptation step does (lesson 10)",
-            )
-            cmd.add_argument(
-                "--val-rows",
-                type=int,
-                default=None,
-                metavar="N",
-                help="hold out N rows of training text, just after the training rows (which stay the same), for "
-                "validation: the best weights are kept (default: none, as lesson 09)",
-            )
-            cmd.add_argument(
-                "--patience",
-                type=int,
-                default=None,
-                metavar="N",
-                help="with --val-rows: stop after N evaluations without a better validation loss",
-            )
-        if target == "bert":
-            cmd.add_argument(
-                "--pooling",
-                choices=("auto", "cls", "mean"),
-                default=None,
-                help="what the head reads: the [CLS] pooler, the mean of the tokens, "
-                "or auto (as the checkpoint was trained)",
-            )
-            cmd.add_argument(
-                "--method",
-                choices=METHODS,
-                default=None,
-                help="what is trained (lesson 12): every weight (full, default), LoRA adapters and the head (lora, "
-                "saved merged into the weights), or the head alone on a frozen body (head)",
-            )
-            cmd.add_argument("--lora-rank", type=int, default=None, metavar="R", help="LoRA's rank r (default 8)")
-            cmd.add_argument(
-                "--lora-alpha",
-                type=float,
-                default=None,
-                metavar="A",
-                help="LoRA's update is scaled by A / R (default 16)",
-            )
-        cmd.set_defaults(func=cmd_finetune)
+        _add_run_flags(targets.add_parser(target, help=help_text, description=help_text), target)
 
     distill = sub.add_parser(
-        "distill", help="train a smaller BERT student from a teacher saved by `ftlearn finetune bert` (lesson 12)"
+        "distill",
+        help="the same as `ftlearn finetune distill`: a smaller BERT student of a teacher saved by `ftlearn finetune "
+        "bert` (lesson 12)",
     )
-    distill.add_argument("--teacher", required=True, metavar="DIR", help="the folder of a fine-tuned BERT classifier")
-    distill.add_argument("--profile", default="auto", help=PROFILE_HELP)
-    distill.add_argument("--seed", type=int, default=0, help="seed for data order, head init and dropout (default 0)")
-    distill.add_argument("--out", default=None, help="folder for the student (default runs/distill-PROFILE)")
-    distill.add_argument(
-        "--model", default=None, help="the student's checkpoint (default: the teacher's pretrained checkpoint)"
-    )
-    distill.add_argument("--layers", type=int, default=None, help="the student keeps the first N layers (default 2)")
-    distill.add_argument("--temperature", type=float, default=None, help="T of the soft targets (default 2)")
-    distill.add_argument(
-        "--soft-weight", type=float, default=None, help="share of the soft-target loss, 0 to 1; 0 = labels alone (0.5)"
-    )
-    distill.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate")
-    distill.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    distill.add_argument("--max-length", type=int, default=None, help="override the recipe's tokens per review")
-    distill.set_defaults(func=cmd_distill)
+    _add_run_flags(distill, "distill")
 
     predict = sub.add_parser(
         "predict",
-        help="label reviews with a classifier saved by `ftlearn finetune bert|gpt2-cls` or `ftlearn distill`",
+        help="label reviews with a classifier saved by `ftlearn finetune bert|gpt2-cls|distill`",
     )
     predict.add_argument("model_dir", metavar="FOLDER", help=f"a saved classifier: {CLASSIFIER_FOLDERS}")
     predict.__class__ = OptionsAnywhere  # `ftlearn predict DIR --windows off "review"`, as README writes it
@@ -1206,11 +1193,30 @@ def _describe(commands: argparse._SubParsersAction) -> None:
             command.description = f"{choice.help[0].upper()}{choice.help[1:]}."
 
 
+def _flag_of_other_targets(parser: argparse.ArgumentParser, extra: list[str], target: str | None) -> str | None:
+    """Why a flag left over from `ftlearn finetune TARGET` (or `ftlearn distill`) is not TARGET's, when another
+    target has it: "--layers is a flag of `ftlearn finetune distill` only, not of bert."; else None."""
+    if target is None:
+        return None
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    targets = next(a for a in commands["finetune"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for flag in (item.split("=", 1)[0] for item in extra if item.startswith("--")):
+        owners = [name for name, cmd in targets.items() if flag in cmd._option_string_actions]
+        if owners:
+            listed = " and ".join(f"`ftlearn finetune {owner}`" for owner in owners)
+            return f"{flag} is a flag of {listed} only, not of {target}."
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ftlearn` command."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lab":
+        elsewhere = _flag_of_other_targets(parser, extra, getattr(args, "target", None))
+        if elsewhere:  # `ftlearn finetune bert --layers 3`: one line naming where the flag belongs
+            print(f"ftlearn {args.command}: {elsewhere}", file=sys.stderr)
+            return 2
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.jupyter_args = extra  # e.g. `ftlearn lab --no-browser --port 8890`
     try:

@@ -57,23 +57,33 @@ def distillation_loss(
 
 
 def keep_first_layers(model: Any, n_layers: int) -> Any:
-    """Cut a BERT classifier down to its first `n_layers` encoder layers, in place; config follows (notebook 12)."""
+    """Cut a BERT classifier down to its first `n_layers` encoder layers, in place; config follows (notebook 12).
+
+    More layers than the model has is a SettingError (a ValueError): `ftlearn finetune distill --layers` exits 2.
+    """
     import torch
+
+    from ftlearn.recipes import SettingError
 
     encoder = model.base_model.encoder
     total = len(encoder.layer)
     if not 1 <= n_layers <= total:
-        raise ValueError(f"a student keeps 1 to {total} of the checkpoint's {total} layers, not {n_layers}.")
+        raise SettingError(f"a student keeps 1 to {total} of the checkpoint's {total} layers, not {n_layers}.")
     encoder.layer = torch.nn.ModuleList(list(encoder.layer)[:n_layers])
     model.config.num_hidden_layers = n_layers  # config.json then rebuilds the same shape when the student is loaded
     return model
 
 
-def make_student(name: str | None, n_layers: int, pooling: str = "auto", verbose: bool = True) -> tuple[Any, Any, Any]:
-    """The first `n_layers` layers of the pretrained checkpoint `name`, with a new head: model, tokenizer, source."""
+def make_student(
+    name: str | None, n_layers: int, pooling: str = "auto", verbose: bool = True, init: str = "pretrained"
+) -> tuple[Any, Any, Any]:
+    """The first `n_layers` layers of the pretrained checkpoint `name`, with a new head: model, tokenizer, source.
+
+    `init="random"` draws the kept layers afresh (`ftlearn.models.load_classifier`): a student without pretraining.
+    """
     from ftlearn.models import count_parameters, load_classifier
 
-    model, tokenizer, source = load_classifier(name, pooling=pooling, verbose=verbose)
+    model, tokenizer, source = load_classifier(name, pooling=pooling, verbose=verbose, init=init)
     before = count_parameters(model)
     keep_first_layers(model, n_layers)
     if verbose:

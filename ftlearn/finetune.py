@@ -2,7 +2,8 @@
 
 Introduced in notebook 07 (BERT), used again in 09 (GPT-2 language model), 10 (GPT-2 classifier) and 12
 (BERT with LoRA or a frozen body, `BertRecipe.method`; a distilled student, `distill_bert`);
-`ftlearn finetune bert|gpt2-lm|gpt2-cls` and `ftlearn distill` call the same functions. Every run goes the same way:
+`ftlearn finetune bert|gpt2-lm|gpt2-cls|distill` (`ftlearn distill` is distill's other name) call the same functions.
+Every run goes the same way:
     check the output → profile → seed → data and model (the task's) → method → `ftlearn.train.fit` → test → save
 A task (`TASKS`) gives only what differs: how its model loads (`ftlearn.bert`, `ftlearn.gpt2`, `ftlearn.distill`),
 its data, its loss and its test metrics. Every run saves the one folder layout of `ftlearn.runfolder`.
@@ -251,7 +252,7 @@ def run(
     teacher_info: dict | None = None,
 ) -> FinetuneResult:
     """Every fine-tuning run, the same way: check the output, resolve the profile, seed, load data and model, apply
-    the method, fit, test, save (notebooks 07, 09, 10, 12; `ftlearn finetune TARGET`, `ftlearn distill`).
+    the method, fit, test, save (notebooks 07, 09, 10, 12; `ftlearn finetune TARGET`).
 
     `task` is a key of `TASKS`. `recipe` replaces the one the profile gives (then `overrides` and `method` are
     ignored); `method` ("full", "lora", "head") is the classifiers' `BertRecipe.method`. `init`: "pretrained", "random",
@@ -344,9 +345,11 @@ def _load_student(state: RunState) -> tuple[Any, Any, Any]:
     from ftlearn.distill import make_student
 
     name = state.model_name or state.teacher_info.get("checkpoint") or state.profile.bert_model
-    model, tokenizer, source = make_student(name, state.recipe.student_layers, state.recipe.pooling)
+    from ftlearn.recipes import SettingError
+
+    model, tokenizer, source = make_student(name, state.recipe.student_layers, state.recipe.pooling, init=state.init)
     if state.teacher.config.vocab_size != model.config.vocab_size:
-        raise ValueError(
+        raise SettingError(
             f"the teacher's vocabulary ({state.teacher.config.vocab_size:,} tokens) is not the student's "
             f"({model.config.vocab_size:,}): give the student the teacher's checkpoint (--model)."
         )
@@ -415,6 +418,7 @@ def _classifier_test(state: RunState, history: History, timer: Any) -> dict:
             "teacher": state.teacher_info.get("teacher"),  # its folder, when it was loaded from one
             "teacher_parameters": count_parameters(state.teacher),
             "teacher_accuracy": state.teacher_info.get("accuracy"),
+            "init": state.init,  # the student's layers: cut from the pretrained checkpoint, or drawn afresh
         }
     else:
         extra = {"init": str(state.lm_folder) if state.lm_folder else state.init}
@@ -624,22 +628,25 @@ def distill_bert(
     progress: bool = True,
     overrides: dict | None = None,
     teacher_info: dict | None = None,
+    resume: Resume | None = None,
+    init: str = "pretrained",
 ) -> FinetuneResult:
-    """Notebook 12 in one call (`ftlearn distill`): a BERT student of a few layers, taught by a fine-tuned teacher.
+    """Notebook 12 in one call (`ftlearn finetune distill`): a BERT student of a few layers, taught by a teacher.
 
     `teacher` is a fine-tuned BERT classifier in memory; `ftlearn.predict.load_teacher` loads one from a folder,
     with `teacher_info` (its folder, accuracy and pretrained checkpoint, recorded in metrics.json). The student is
     the first `recipe.student_layers` layers of `model_name` (default: the teacher's checkpoint, else the profile's
     BERT), trained through `fit` with `ftlearn.distill.distillation_loss`; with soft_weight 0 it learns from the
-    labels alone and the teacher is not consulted.
+    labels alone and the teacher is not consulted. `init="random"`: the student's layers start from fresh weights.
     """
-    return run("distill", profile, out, seed, recipe, None, "pretrained", None, model_name=model_name,
-               progress=progress, overrides=overrides, teacher=teacher, teacher_info=teacher_info)  # fmt: skip
+    return run("distill", profile, out, seed, recipe, resume, init, None, model_name=model_name, progress=progress,
+               overrides=overrides, teacher=teacher, teacher_info=teacher_info)  # fmt: skip
 
 
-# `ftlearn finetune TARGET` calls RUNS[TARGET](profile, out=, seed=, model_name=, overrides=, resume=, init=): the
-# same signature for every target; `overrides` change the recipe that the profile (and, for GPT-2, the model) gives.
-RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls}
+# `ftlearn finetune TARGET` calls RUNS[TARGET](profile=, out=, seed=, model_name=, overrides=, resume=, init=), by
+# keyword: the same signature for every target, and distill's teacher= and teacher_info= besides; `overrides` change
+# the recipe that the profile (and, for GPT-2, the model) gives.
+RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls, "distill": distill_bert}
 
 
 def reuse_or_run(

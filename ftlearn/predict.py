@@ -1,7 +1,7 @@
 """Prediction with a saved classifier: reload its folder, label raw reviews or a CSV of them, compare two models.
 
 Introduced in notebook 07; `ftlearn predict` and `ftlearn compare` call these, for any classifier the
-course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls`), from the layout `ftlearn.finetune` saves.
+course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls|distill`), from the layout `ftlearn.finetune` saves.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     profile = recorded.get("profile") or "cpu"
     if recorded.get("task") == "distill":  # a student (notebook 12): it needs its teacher again
         teacher = recorded.get("teacher") or "TEACHER_DIR"
-        return f"ftlearn distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
+        return f"ftlearn finetune distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
     task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
     return f"ftlearn finetune {task} --profile {profile}{seed} --out {folder}"
 
@@ -175,19 +175,30 @@ def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
     return model, tokenizer, settings
 
 
-def load_teacher(folder: str | Path) -> tuple[Any, dict]:
-    """A BERT classifier to distil from (notebook 12, `ftlearn distill`), checked, and what its run recorded.
+def check_teacher(folder: str | Path) -> Path:
+    """Raise FinetunedModelError unless `folder` holds a BERT classifier to distil from (notebook 12); its path.
 
-    Returns the model and {"teacher": folder, "accuracy": its test accuracy, "checkpoint": the pretrained model it
-    was fine-tuned from}. The student shares the teacher's tokenizer, so only a BERT classifier will do.
+    Reads only the folder's manifest, config.json and metrics.json: `ftlearn finetune distill` calls it before
+    anything loads. The student shares the teacher's tokenizer, so only a BERT classifier (or student) will do.
     """
     folder, _ = check_finetuned(folder)
-    recorded = read_metrics(folder)
-    if recorded.get("task") not in ("bert", "distill"):
+    task = read_metrics(folder).get("task")
+    if task not in ("bert", "distill"):
         raise FinetunedModelError(
-            f"{folder} holds a {recorded.get('task') or 'model of unknown kind'}, not a BERT classifier: the student "
+            f"{folder} holds a {task or 'model of unknown kind'}, not a BERT classifier: the student "
             "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
         )
+    return folder
+
+
+def load_teacher(folder: str | Path) -> tuple[Any, dict]:
+    """A BERT classifier to distil from (notebook 12, `ftlearn finetune distill`), checked, and what its run recorded.
+
+    Returns the model and {"teacher": folder, "accuracy": its test accuracy, "checkpoint": the pretrained model it
+    was fine-tuned from}; `check_teacher` says which folders will do.
+    """
+    folder = check_teacher(folder)
+    recorded = read_metrics(folder)
     model = load_finetuned(folder)[0]
     return model, {"teacher": str(folder), "accuracy": recorded.get("accuracy"), "checkpoint": recorded.get("model")}
 

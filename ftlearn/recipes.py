@@ -127,7 +127,7 @@ def max_length_problem(value: int, positions: int | None, model: str, label: str
 class Recipe:
     """What every run kind shares: optimizer, schedule and batch settings (notebook 07)."""
 
-    kind: ClassVar[str] = ""  # "bert", "gpt2-lm" or "gpt2-cls": the `ftlearn finetune` target
+    kind: ClassVar[str] = ""  # "bert", "gpt2-lm", "gpt2-cls" or "distill": the `ftlearn finetune` target
     lr: float = 5e-5
     epochs: int = 2
     batch_size: int = 16
@@ -289,7 +289,7 @@ class DistillRecipe(BertRecipe):
     The student is the first `student_layers` layers of the teacher's pretrained checkpoint with a new head;
     its loss is `ftlearn.distill.distillation_loss`: soft_weight x T^2 x KL at temperature T, plus
     (1 - soft_weight) x lesson 02's cross-entropy on the labels (soft_weight 0: labels alone).
-    `ftlearn distill` runs it; it is not a `ftlearn finetune` target, since it needs a teacher.
+    `ftlearn finetune distill --teacher DIR` (or `ftlearn distill`) runs it.
     """
 
     kind: ClassVar[str] = "distill"
@@ -369,4 +369,4 @@ class GPT2ClsRecipe(ClassifierRecipe):
         return {"max_length": length, "lr": 5e-4 if small else 2e-5, **kept, **loading}
 
 
-RECIPES: dict[str, type[Recipe]] = {r.kind: r for r in (BertRecipe, GPT2LMRecipe, GPT2ClsRecipe)}
+RECIPES: dict[str, type[Recipe]] = {r.kind: r for r in (BertRecipe, GPT2LMRecipe, GPT2ClsRecipe, DistillRecipe)}

@@ -738,6 +738,50 @@ CASES = [
         "holds a GPT-2 language model",
     ),
     Case(
+        "finetune distill: no --teacher",
+        lambda s, t: Given(["finetune", "distill", "--profile", "smoke", "--out", str(t / "s")], absent=[t / "s"]),
+        2,
+        "ftlearn finetune: --teacher DIR is required to distil",
+    ),
+    Case(
+        "finetune bert: --layers, a flag of distill",
+        finetune_into(lambda t: t / "run", "--layers", "2"),
+        2,
+        "--layers is a flag of `ftlearn finetune distill` only, not of bert.",
+    ),
+    Case(
+        "finetune distill: the teacher is a GPT-2 language model",
+        lambda s, t: Given(
+            ["finetune", "distill", "--teacher", str(s.lm), "--profile", "smoke", "--out", str(t / "s")],
+            keep=[s.lm],
+            absent=[t / "s"],
+        ),
+        1,
+        "holds a GPT-2 language model",
+    ),
+    Case(
+        "finetune distill: the teacher is a folder of the user's",
+        lambda s, t: Given(
+            ["finetune", "distill", "--teacher", str(a_foreign_folder(t)), "--profile", "smoke", "--out", str(t / "s")],
+            keep=[t / "thesis"],
+            absent=[t / "s"],
+        ),
+        1,
+        "is not a saved model: it needs config.json and model.safetensors",
+    ),
+    Case(
+        "finetune distill: --layers more than the checkpoint has",
+        lambda s, t: Given(
+            ["finetune", "distill", "--teacher", str(s.model), "--profile", "smoke", "--layers", "99"]
+            + ["--out", str(t / "s")],
+            keep=[s.model],
+            absent=[t / "s"],
+        ),
+        2,
+        "a student keeps 1 to 6 of the checkpoint's 6 layers, not 99.",
+        where="last",  # after the loading bars
+    ),
+    Case(
         "distill: --temperature nan",
         lambda s, t: Given(
             ["distill", "--teacher", str(s.model), "--profile", "smoke", "--temperature", "nan", "--out", str(t / "s")],

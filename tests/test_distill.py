@@ -110,6 +110,32 @@ def test_distill_refuses_bad_flags_and_a_missing_teacher_in_one_line(tmp_path, c
 
 
 @pytest.mark.slow
+def test_finetune_distill_and_ftlearn_distill_train_the_same_student(smoke_teacher, tmp_path, capsys):
+    """`ftlearn distill` is `ftlearn finetune distill` under another name: the same flags give the same metrics."""
+    flags = ["--teacher", str(smoke_teacher), "--profile", "smoke", "--seed", "1", "--layers", "1"]
+    flags += ["--temperature", "3", "--soft-weight", "0.7", "--lr", "2e-4", "--max-length", "24"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["finetune", "distill", *flags, "--out", str(a)]) == 0
+    said_a = capsys.readouterr().out
+    assert main(["distill", *flags, "--out", str(b)]) == 0
+    said_b = capsys.readouterr().out
+    timing = {"train_seconds", "total_seconds", "date", "seconds_per_step", "test_reviews_per_second"}
+    got = [json.loads((folder / "metrics.json").read_text()) for folder in (a, b)]
+    for metrics in got:
+        for key in timing:
+            metrics.pop(key, None)
+            metrics["history"].pop(key, None)
+    assert got[0] == got[1]
+    assert got[0]["task"] == "distill" and got[0]["teacher"] == str(smoke_teacher)
+    recipe = got[0]["recipe"]
+    assert (recipe["student_layers"], recipe["temperature"], recipe["soft_weight"]) == (1, 3.0, 0.7)
+    assert (recipe["lr"], recipe["max_length"]) == (2e-4, 24)
+    for said, out in ((said_a, a), (said_b, b)):
+        assert f"Distilling {smoke_teacher} into a student, profile smoke, seed 1, into {out}" in said
+        assert "student " in said and "test (" in said and f"metrics.json to {out}" in said
+
+
+@pytest.mark.slow
 @pytest.mark.floors
 def test_distill_smoke_from_a_head_only_teacher_writes_a_student_that_predict_loads(tmp_path, capsys):
     teacher, student = tmp_path / "teacher", tmp_path / "student"

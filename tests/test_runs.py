@@ -1,4 +1,5 @@
-"""The three runs of `ftlearn finetune` (bert, gpt2-lm, gpt2-cls): recipes, the LM loader, one layout, one flag set."""
+"""The four runs of `ftlearn finetune` (bert, gpt2-lm, gpt2-cls, distill): recipes, the LM loader, one layout, one flag
+set."""
 
 import json
 
@@ -25,7 +26,9 @@ TASK_KEYS = {
     "bert": {"accuracy", "f1", "confusion_matrix"},
     "gpt2-lm": {"perplexity_before", "perplexity_after"},
     "gpt2-cls": {"accuracy", "f1", "confusion_matrix"},
+    "distill": {"accuracy", "f1", "confusion_matrix", "teacher", "teacher_parameters"},
 }
+DISTILL_FLAGS = {"--teacher", "--layers", "--temperature", "--soft-weight"}
 
 
 def test_every_recipe_is_made_from_the_profile_the_same_way():
@@ -75,10 +78,19 @@ def test_lm_loader_uses_the_inputs_as_labels_covers_every_row_once_and_reshuffle
     assert orders[0] == orders[2] != orders[1]  # a pure function of (seed, epoch)
 
 
-def test_every_finetune_target_has_the_same_common_flags():
-    parser = build_parser()
+def finetune_targets(parser):
+    """`ftlearn finetune`'s targets, name -> parser."""
     finetune = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("finetune"))
-    targets = finetune._subparsers._group_actions[0].choices
+    return finetune._subparsers._group_actions[0].choices
+
+
+def option_strings(command) -> set[str]:
+    """Every flag a command's parser knows, "-h" included."""
+    return {s for action in command._actions for s in action.option_strings}
+
+
+def test_every_finetune_target_has_the_same_common_flags():
+    targets = finetune_targets(build_parser())
     assert set(targets) == set(RECIPES)
     common = {"--profile", "--seed", "--out", "--model", "--lr", "--epochs", "--max-length"}
     common |= {"--checkpoint-every", "--resume", "--init"}  # every run chooses its starting weights
@@ -90,25 +102,68 @@ def test_every_finetune_target_has_the_same_common_flags():
             "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha", "--record"},
             "gpt2-cls": {"--record"},
             "gpt2-lm": {"--sentiment-prefix", "--no-sentiment-prefix", "--val-rows", "--patience"},
+            "distill": DISTILL_FLAGS | {"--record"},  # lesson 12: the teacher and the student's shape and loss
         }
         assert (flags - common - {"-h", "--help"}) == extra.get(name, set()), name
 
 
 def test_finetune_rejects_a_bad_profile_and_a_bad_number_on_stderr(capsys):
     for target in RECIPES:
-        assert main(["finetune", target, "--profile", "huge"]) == 2
-        assert main(["finetune", target, "--profile", "smoke", "--lr", "-1"]) == 2
+        teacher = ["--teacher", "nowhere"] if target == "distill" else []  # a teacher is looked for after the numbers
+        assert main(["finetune", target, "--profile", "huge", *teacher]) == 2
+        assert main(["finetune", target, "--profile", "smoke", "--lr", "-1", *teacher]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("ftlearn finetune:") == 2 * len(RECIPES)
+    assert captured.err.count("--lr must be positive and finite") == len(RECIPES)
+
+
+def test_ftlearn_distill_is_the_distill_target_under_another_name():
+    """`ftlearn distill ARGS` parses to what `ftlearn finetune distill ARGS` does: the same flags, the same command."""
+    from ftlearn.cli import cmd_finetune
+
+    parser = build_parser()
+    alias = parser._subparsers._group_actions[0].choices["distill"]
+    target = finetune_targets(parser)["distill"]
+    assert option_strings(alias) == option_strings(target)
+    flags = ["--teacher", "t", "--profile", "smoke", "--layers", "3", "--temperature", "4", "--soft-weight", "0.2"]
+    by_alias, by_target = parser.parse_args(["distill", *flags]), parser.parse_args(["finetune", "distill", *flags])
+    assert by_alias.func is by_target.func is cmd_finetune and by_alias.target == by_target.target == "distill"
+    assert vars(by_alias) == {**vars(by_target), "command": "distill"}  # the prefix of its error lines
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["finetune", "distill", "--profile", "smoke"], "ftlearn finetune: --teacher DIR is required to distil"),
+        (["distill", "--profile", "smoke"], "ftlearn distill: --teacher DIR is required to distil"),
+        (
+            ["finetune", "bert", "--layers", "3"],
+            "ftlearn finetune: --layers is a flag of `ftlearn finetune distill` only, not of bert.",
+        ),
+        (["finetune", "gpt2-cls", "--soft-weight=0.3"], "--soft-weight is a flag of `ftlearn finetune distill` only"),
+        (["finetune", "gpt2-lm", "--teacher", "t"], "--teacher is a flag of `ftlearn finetune distill` only"),
+        (
+            ["distill", "--teacher", "t", "--method", "lora"],
+            "ftlearn distill: --method is a flag of `ftlearn finetune bert` only, not of distill.",
+        ),
+    ],
+)
+def test_a_flag_of_another_target_or_no_teacher_is_refused_in_one_line(args, says, capsys):
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and says in captured.err, captured.err
 
 
 @pytest.mark.slow
 @pytest.mark.floors
 @pytest.mark.parametrize("target", sorted(RECIPES))
-def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, capsys):
+def test_every_target_writes_the_same_layout_and_core_metrics(target, tmp_path, capsys, request):
     out = tmp_path / target
+    # distill's teacher: a smoke BERT run folder (conftest.py), made when this test first needs it
+    teacher = ["--teacher", str(request.getfixturevalue("smoke_teacher"))] if target == "distill" else []
+    capsys.readouterr()
     with torch.no_grad():  # a run trains whatever grad mode its caller (a notebook) left
-        assert main(["finetune", target, "--profile", "smoke", "--out", str(out), "--seed", "1"]) == 0
+        assert main(["finetune", target, "--profile", "smoke", "--out", str(out), "--seed", "1", *teacher]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert CORE_KEYS | TASK_KEYS[target] <= metrics.keys()
     assert metrics["task"] == target and metrics["profile"] == "smoke" and metrics["seed"] == 1
@@ -250,3 +305,36 @@ def test_resume_refuses_checkpoints_written_with_other_flags(tmp_path, capsys, m
     assert len(resumed_from) == 1  # none of the refused commands started a run
     assert main([*first, "--resume"]) == 130  # the same flags: the run continues from the checkpoint
     assert str(resumed_from[-1]).endswith("checkpoint-2")
+
+
+@pytest.mark.slow  # the smoke teacher (conftest.py): a few seconds of training
+def test_distill_resumes_only_with_the_same_teacher_and_student_flags(smoke_teacher, tmp_path, capsys, monkeypatch):
+    """distill's own flags are recorded beside its checkpoints like the common ones; Ctrl-C names `ftlearn distill`."""
+    from safetensors.torch import save_file
+
+    import ftlearn.finetune as finetune
+    from ftlearn.checkpoints import INFO_FILE, MODEL_FILE, STATE_FILE
+
+    out, seen = tmp_path / "student", []
+
+    def killed_after_a_checkpoint(profile, out, resume, teacher, teacher_info, **kwargs):
+        seen.append((teacher_info["teacher"], kwargs["overrides"]))
+        step = resume.checkpoint_dir / "checkpoint-2"
+        step.mkdir(parents=True, exist_ok=True)
+        save_file({"w": torch.zeros(1)}, str(step / MODEL_FILE))
+        torch.save({}, step / STATE_FILE)
+        (step / INFO_FILE).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(finetune.RUNS, "distill", killed_after_a_checkpoint)
+    first = ["--teacher", str(smoke_teacher), "--profile", "smoke", "--out", str(out), "--checkpoint-every", "2"]
+    assert main(["distill", *first, "--temperature", "3"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ftlearn distill: interrupted;") and f"--teacher {smoke_teacher}" in err, err
+    assert "--temperature 3.0 --checkpoint-every 2 --resume`" in err and "`ftlearn finetune distill " in err
+    assert seen == [(str(smoke_teacher), {**seen[0][1], "temperature": 3.0})]
+    assert main(["finetune", "distill", *first, "--temperature", "4", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "written with --temperature 3.0; this command has --temperature 4.0." in err, err
+    assert main(["finetune", "distill", *first, "--temperature", "3", "--resume"]) == 130  # the same: it continues
+    assert len(seen) == 2
