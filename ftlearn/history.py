@@ -125,3 +125,41 @@ class StepTimer:
         """Median seconds between consecutive optimizer steps, or None with fewer than two steps."""
         gaps = np.diff(self.times)
         return float(np.median(gaps)) if len(gaps) else None
+
+
+# ---------------------------------------------------------------- the expected time of a run, announced early
+
+PACE_STEPS = 3  # steps timed, after the first (which also warms up), to announce a run's expected time
+ANNOUNCE_SECONDS = 30.0  # runs expected to take less are not announced
+
+
+def pace_line(pace: float, remaining: int) -> str | None:
+    """What a run says after its first steps: the measured seconds per step and the time left (None: under 30 s)."""
+    expected = pace * remaining
+    if expected < ANNOUNCE_SECONDS:
+        return None
+    left = f"{expected / 60:.1f} min" if expected >= 90 else f"{expected:.0f} s"
+    return (f"pace over steps 2-{1 + PACE_STEPS}: {pace:.2f} s/step, so about {left} for the {remaining} steps left "
+            "(evaluations add to it)")  # fmt: skip
+
+
+def trainer_pace_callback() -> Any:
+    """A `transformers.TrainerCallback` that prints `pace_line` after the Trainer's first steps, as `fit` does (08)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class PaceCallback(TrainerCallback):
+        """Times steps 2-4 and prints the expected time of the rest of the run."""
+
+        started = 0.0
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 1:
+                self.started = time.perf_counter()
+            elif state.global_step == 1 + PACE_STEPS and state.is_world_process_zero:
+                line = pace_line((time.perf_counter() - self.started) / PACE_STEPS, state.max_steps - state.global_step)
+                if line:
+                    print(line)
+
+    return PaceCallback()

@@ -235,10 +235,8 @@ def env_report(packages: tuple[str, ...] = CORE_PACKAGES) -> dict[str, str]:
 def print_env(profile: Profile | None = None) -> None:
     """Print the environment report (and the profile) the way every notebook's setup cell does."""
     report = env_report()
-    if profile is not None:
-        from ftlearn.course import time_promise
-
-        report["profile"] = f"{profile.name} ({profile.description}; {time_promise(profile.name)})"
+    if profile is not None:  # how long the lessons take is in the course map (00), measured after the fact
+        report["profile"] = f"{profile.name} ({profile.description})"
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}} : {value}")

@@ -29,7 +29,7 @@ from ftlearn.checkpoints import (
     set_rng_state,
 )
 from ftlearn.evaluation import evaluate, to_device
-from ftlearn.history import History
+from ftlearn.history import PACE_STEPS, History, pace_line
 from ftlearn.precision import autocast, choose_precision
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,10 +272,6 @@ def training_state(model: torch.nn.Module) -> Iterator[None]:
                 module.training = training
 
 
-PACE_STEPS = 3  # steps timed, after the first (which also warms up), to announce a run's expected time
-ANNOUNCE_SECONDS = 30.0  # runs expected to take less are not announced
-
-
 def _announce_pace(bar: Any, started: float, done: int, remaining: int) -> float:
     """After step 1 start the clock; after `PACE_STEPS` more, write the measured pace and the expected time.
 
@@ -284,12 +280,9 @@ def _announce_pace(bar: Any, started: float, done: int, remaining: int) -> float
     now = time.perf_counter()
     if done == 1:
         return now
-    pace = (now - started) / PACE_STEPS
-    expected = pace * remaining
-    if expected >= ANNOUNCE_SECONDS:
-        left = f"{expected / 60:.1f} min" if expected >= 90 else f"{expected:.0f} s"
-        bar.write(f"pace over steps 2-{1 + PACE_STEPS}: {pace:.2f} s/step, so about {left} for the {remaining} "
-                  "steps left (evaluations add to it)")  # fmt: skip
+    line = pace_line((now - started) / PACE_STEPS, remaining)
+    if line:
+        bar.write(line)
     return started
 
 

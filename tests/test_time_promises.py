@@ -1,6 +1,6 @@
 """No hand-written time promise: how long a lesson takes is measured (`ftlearn run --record`, ftlearn/timings.json)
-and shown from that record (the course map, `print_env`'s profile line, `ftlearn doctor`, the instructors' guide's
-generated tables), never typed into prose, where it goes stale (issue 28)."""
+and shown from that record (the course map, `ftlearn doctor`'s profile row, the instructors' guide's generated
+tables), never typed into prose, where it goes stale (issue 28)."""
 
 import json
 import re
@@ -66,7 +66,7 @@ def test_no_prose_promises_a_run_time():
     assert not found, f"hand-written time promises (say it from ftlearn/timings.json instead): {found}"
 
 
-def test_profiles_promise_no_time_and_print_the_measured_one():
+def test_profiles_promise_no_time_and_the_record_says_it():
     for profile in PROFILES.values():
         assert not promises(profile.description), profile.description
     timings = {lesson.file: {"cpu": {"seconds": 60.0 * (i + 1), "hardware": "2 cores"}}
