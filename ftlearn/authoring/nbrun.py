@@ -211,7 +211,9 @@ def run_cells(
     )
     # Figures must land in the outputs: a backend such as Agg inherited from the shell would
     # swallow every plt.show(), so the kernel always gets Jupyter's inline backend.
-    kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | (env or {})
+    # A headless run keeps only a bar's last state (`tidy`), so the bars redraw once a second, not ten times: fewer
+    # messages on the kernel's output channel, which drops messages past its high-water mark.
+    kernel_env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"TQDM_MININTERVAL": "1"} | (env or {})
     try:
         # The kernel's own stderr is start-up chatter; cell errors arrive as outputs anyway.
         client.execute(stderr=subprocess.DEVNULL, env=kernel_env)
