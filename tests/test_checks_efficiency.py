@@ -33,7 +33,7 @@ CASES = [
         ]
     ],
     (ce.check_activation_bytes, ce._activation_ref, _scaled(lambda b, s, h, a: 34 * s * b * h), "*square*"),
-    (ce.check_activation_bytes, ce._activation_ref, _scaled(lambda b, s, h, a: 34 * s * b * h + 5 * a * s * b), "s²"),
+    (ce.check_activation_bytes, ce._activation_ref, _scaled(lambda b, s, h, a: 34 * s * b * h + 5 * a * s * b), "T²"),
     (
         ce.check_activation_bytes,
         ce._activation_ref,
