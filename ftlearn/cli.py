@@ -405,6 +405,8 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
 
     if target == "gpt2-lm":
         show(f"\nheld-out perplexity: {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}")
+    elif "data" in metrics or len(metrics.get("classes", ())) > 2:  # your own classes, by name
+        show(f"\n{_class_lines(metrics)}")
     else:
         show(f"\ntest ({metrics['n_test']} reviews): {format_metrics(metrics)}")
         show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
@@ -416,6 +418,24 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
         f"model {metrics['model']}"
     )
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
+
+
+def _class_lines(metrics: dict) -> str:
+    """A classifier's test figures for any number of classes: accuracy, macro-F1, each class, the confusion matrix."""
+    from ftlearn.metrics import format_confusion
+
+    lines = [
+        f"test ({metrics['n_test']} texts): accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f}"
+    ]
+    width = max(len(name) for name in metrics["classes"])
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"  {name:<{width}}  precision {row['precision']:.3f} · recall {row['recall']:.3f} · f1 {row['f1']:.3f}"
+            f" ({row['support']} texts)"
+        )
+    lines.append("confusion matrix (rows: true class, columns: predicted):")
+    lines.append(format_confusion(metrics["confusion_matrix"], metrics["classes"]))
+    return "\n".join(lines)
 
 
 # The flags that decide what a run computes: a resumed run must be given the same ones (`_resume_settings`).
@@ -432,6 +452,11 @@ RUN_FLAGS = (
     "sentiment_prefix",
     "val_rows",
     "patience",
+    "train",
+    "test",
+    "text_column",
+    "label_column",
+    "class_weights",
 )
 RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
 
@@ -580,6 +605,28 @@ def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
     print(f"\nftlearn finetune: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
 
 
+def _data_flags_problem(args: argparse.Namespace) -> str | None:
+    """Why --test, --text-column or --label-column cannot be used as given (they need --train), or None."""
+    if args.train is None:
+        given = [flag for flag, value in (("--test", args.test), ("--text-column", args.text_column),
+                                          ("--label-column", args.label_column)) if value is not None]  # fmt: skip
+        if given:
+            return f"{' and '.join(given)} name(s) your own data: add --train FILE (without it, the run uses IMDB)."
+    for flag, value in (("--text-column", args.text_column), ("--label-column", args.label_column)):
+        if value is not None and not value.strip():
+            return f"{flag} is empty: give the name of a column in your file."
+    return None
+
+
+def _data_files(args: argparse.Namespace) -> Any:
+    """The --train/--test files and their columns, or None for IMDB."""
+    if getattr(args, "train", None) is None:
+        return None
+    from ftlearn.labelled import LabelledFiles
+
+    return LabelledFiles(args.train, args.test, args.text_column or "text", args.label_column or "label")
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB exactly as its lesson does; print the test figures; save the run folder."""
     from ftlearn.distributed import is_main_process
@@ -600,6 +647,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.update(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
+            return 2
+    if args.target != "gpt2-lm":
+        overrides["class_weights"] = args.class_weights
+        problem = _data_flags_problem(args)
+        if problem:
+            print(f"ftlearn finetune: {problem}", file=sys.stderr)
             return 2
     if args.target == "gpt2-lm":
         overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
@@ -648,6 +701,8 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     from ftlearn.recipes import SettingError
 
     extra = {"init": init}  # every target takes --init
+    if _data_files(args) is not None:  # the classifiers' own data: --train FILE
+        extra["data"] = _data_files(args)
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
@@ -766,11 +821,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ftlearn.finetune import saved_task
     from ftlearn.predict import (
         FinetunedModelError,
+        class_names,
+        class_probabilities,
         empty_text_problem,
+        is_sentiment_model,
         load_finetuned,
         predict_file,
-        predict_texts,
         smoke_warning,
+        top_classes,
     )
     from ftlearn.windows import StrideError, default_windows
 
@@ -785,6 +843,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             print("reading the review from standard input; end it with Ctrl-D", file=sys.stderr, flush=True)
         args.text = sys.stdin.read()
+    if args.top_k is not None and (args.top_k < 1 or args.file is not None):
+        why = (
+            "a positive number of classes"
+            if args.top_k < 1
+            else "for one text; --file writes every class's probability"
+        )
+        print(f"ftlearn predict: --top-k is {why}.", file=sys.stderr)
+        return 2
     if args.stride is not None and args.stride < 1:
         print(f"ftlearn predict: --stride must be a positive number of tokens, got {args.stride}.", file=sys.stderr)
         return 2
@@ -815,7 +881,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"ftlearn predict: the review text is empty; {where}.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
-        preds, p_pos = predict_texts(model, tokenizer, [args.text], settings, **reading)
+        probs = class_probabilities(model, tokenizer, [args.text], settings, **reading)[0]
     except OutputPathError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
@@ -826,8 +892,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
     _warn_if_smoke("predict", smoke_warning(args.model_dir))
-    label = "positive" if preds[0] == 1 else "negative"
-    print(f"{label} (p_positive = {p_pos[0]:.3f})")
+    names = class_names(model)
+    ranked = top_classes(probs, names, args.top_k or 1)
+    if is_sentiment_model(names):  # IMDB's two classes, answered as they always were
+        shown = dict(zip(names, ("negative", "positive"), strict=True))
+        print(f"{shown[names[int(probs.argmax())]]} (p_positive = {probs[1]:.3f})")
+        ranked = [(shown[name], p) for name, p in ranked]
+    else:
+        print(f"{ranked[0][0]} (p = {ranked[0][1]:.3f})")
+    for rank, (name, p) in enumerate(ranked[1:], start=2):
+        print(f"  {rank}. {name} (p = {p:.3f})")
     return 0
 
 
@@ -842,7 +916,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"ftlearn compare: {exc}", file=sys.stderr)
         return 1
     _warn_if_smoke("compare", smoke_warning(args.model_a, args.model_b))
-    print(f"test reviews ({out['profile']} profile): {out['n']}")
+    where = f"{out['data']}, " if out["data"] else ""
+    print(f"test {'texts' if out['data'] else 'reviews'} ({where}{out['profile']} profile): {out['n']}")
     print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
     print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
     print(
@@ -850,6 +925,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"right only with A: {out['a_only_right']}, "
         f"only with B: {out['b_only_right']}; {out['verdict']}"
     )
+    from ftlearn.metrics import format_confusion
+
+    for name, folder in (("a", args.model_a), ("b", args.model_b)):
+        print(f"\n{name.upper()} {folder}, confusion matrix (rows: true class, columns: predicted):")
+        print(format_confusion(out[f"confusion_{name}"], out["classes"]))
     return 0
 
 
@@ -1083,6 +1163,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="N",
                 help="with --val-rows: stop after N evaluations without a better validation loss",
             )
+        if target != "gpt2-lm":
+            _add_data_flags(cmd)
         if target == "bert":
             cmd.add_argument(
                 "--pooling",
@@ -1136,7 +1218,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.__class__ = OptionsAnywhere  # `ftlearn predict DIR --windows off "review"`, as README writes it
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes; - reads it from standard input")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
-    predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="where to write the CSV with `pred` and `p_positive` added (a model of your own classes: `pred`, the "
+        "class name, and one column p_NAME per class)",
+    )
+    predict.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also show the next most probable classes, K in all (one text)",
+    )
     measured = ", ".join(f"{mode} for {task}" for task, mode in PREDICT_WINDOWS.items())
     predict.add_argument(
         "--windows",
@@ -1169,6 +1263,36 @@ def build_parser() -> argparse.ArgumentParser:
     for commands in (sub, targets):
         _describe(commands)
     return parser
+
+
+def _add_data_flags(cmd: argparse.ArgumentParser) -> None:
+    """A classifier's own-data flags: --train, --test, --text-column, --label-column, --class-weights."""
+    from ftlearn.recipes import CLASS_WEIGHTS
+
+    cmd.add_argument(
+        "--train",
+        default=None,
+        metavar="FILE",
+        help="train on your own labelled texts instead of IMDB: a .csv, .tsv or .jsonl file, or a folder with one "
+        "subfolder per class (each file in it one text); labels may be names or numbers, 2 classes or more",
+    )
+    cmd.add_argument(
+        "--test",
+        default=None,
+        metavar="FILE",
+        help="with --train: the test texts, same format (default: a stratified 20%% of --train held out)",
+    )
+    cmd.add_argument("--text-column", default=None, metavar="NAME", help="with --train: the text column (default text)")
+    cmd.add_argument(
+        "--label-column", default=None, metavar="NAME", help="with --train: the label column (default label)"
+    )
+    cmd.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHTS,
+        default=None,
+        help="balanced: weigh each class equally in the loss, N / (classes x its count), for imbalanced data "
+        "(default none)",
+    )
 
 
 def _describe(commands: argparse._SubParsersAction) -> None:

@@ -85,9 +85,11 @@ def test_every_finetune_target_has_the_same_common_flags():
     for name, sub in targets.items():
         flags = {s for action in sub._actions for s in action.option_strings}
         assert common <= flags, name
+        own_data = {"--train", "--test", "--text-column", "--label-column", "--class-weights"}  # the classifiers'
         extra = {  # lesson 12 adds BERT's methods; the LM run's validation is asked for (lesson 09 runs without)
-            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha"},
+            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha", *own_data},
             "gpt2-lm": {"--sentiment-prefix", "--no-sentiment-prefix", "--val-rows", "--patience"},
+            "gpt2-cls": own_data,
         }
         assert (flags - common - {"-h", "--help"}) == extra.get(name, set()), name
 
