@@ -325,6 +325,11 @@ def load_labelled(
         print(f"Data from {source}: train {len(train):,} of {full['train']:,}, test {len(test):,} of {full['test']:,}"
               f"{held} texts")  # fmt: skip
         print("training texts, " + describe_counts(names, _counts(list(train["label"]), names)))
+        seen = set(train["text"])
+        repeated = sum(text in seen for text in test["text"])
+        if repeated:  # a test text the model trained on is a question it may have memorised: accuracy flatters it
+            print(f"warning: {repeated:,} of the {len(test):,} test texts are also training texts; remove the "
+                  "duplicates for a fair test")  # fmt: skip
     import datasets
 
     return datasets.DatasetDict({"train": train, "test": test})

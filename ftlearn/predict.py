@@ -6,6 +6,7 @@ course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls`), from the layout
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,11 @@ def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
         teacher = recorded.get("teacher") or "TEACHER_DIR"
         return f"ftlearn distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
     task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
-    return f"ftlearn finetune {task} --profile {profile}{seed} --out {folder}"
+    data = recorded.get("data") if isinstance(recorded.get("data"), dict) else {}
+    flags = [("--train", data.get("train")), ("--test", data.get("test"))]  # your own data, when it was
+    flags += [(f"--{c}-column", data.get(f"{c}_column")) for c in ("text", "label") if data.get(f"{c}_column") != c]
+    own = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value)
+    return f"ftlearn finetune {task} --profile {profile}{seed}{own} --out {folder}"
 
 
 def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
@@ -187,6 +192,11 @@ def load_teacher(folder: str | Path) -> tuple[Any, dict]:
         raise FinetunedModelError(
             f"{folder} holds a {recorded.get('task') or 'model of unknown kind'}, not a BERT classifier: the student "
             "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
+        )
+    if recorded.get("data"):  # a teacher of your own classes: the student learns IMDB's two
+        raise FinetunedModelError(
+            f"{folder} was trained on your own data ({recorded['data'].get('train')}); distillation trains its "
+            "student on IMDB, so the teacher must be an IMDB classifier (`ftlearn finetune bert` without --train)."
         )
     model = load_finetuned(folder)[0]
     return model, {"teacher": str(folder), "accuracy": recorded.get("accuracy"), "checkpoint": recorded.get("model")}

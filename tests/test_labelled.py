@@ -192,6 +192,34 @@ def test_weighted_cross_entropy_is_torchs():
             assert torch.allclose(ours, torchs)
 
 
+def test_a_gpt2_classifier_takes_the_class_names(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from ftlearn.models import load_classifier
+
+    raw = Tokenizer(models.WordLevel({"<eos>": 0, "a": 1, "b": 2}, unk_token="<eos>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+    GPT2LMHeadModel(GPT2Config(vocab_size=3, n_positions=16, n_embd=8, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model, _, _ = load_classifier(str(tmp_path), family="gpt2", label_names=["x", "y", "z"], verbose=False)
+    assert model.score.out_features == 3 and model.config.id2label == {0: "x", 1: "y", 2: "z"}
+    assert model.config.label2id == {"x": 0, "y": 1, "z": 2}
+
+
+def test_the_rebuild_command_of_an_own_data_folder_names_its_files(tmp_path):
+    from ftlearn.predict import rebuild_command
+
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "task": "bert", "profile": "cpu", "seed": 0,
+        "data": {"train": "/d/my topics.csv", "test": None, "text_column": "body", "label_column": "label"},
+    }))  # fmt: skip
+    assert rebuild_command(tmp_path) == (
+        f"ftlearn finetune bert --profile cpu --train '/d/my topics.csv' --text-column body --out {tmp_path}"
+    )
+
+
 # ---------------------------------------------------------------- the whole road, as the command runs it
 
 needs_bert = pytest.mark.skipif(
@@ -249,6 +277,17 @@ def test_a_three_class_csv_trains_predicts_and_compares(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "test texts (" in shown and ": 18" in shown and "A - B: +0.000" in shown
     assert shown.count("true \\ predicted") == 2
+
+    # a run with another seed held out other texts, some of which A was tested on: not a fair comparison
+    code, _, err = finetune(capsys, "--train", str(data), "--out", str(tmp_path / "seed1"), "--seed", "1")
+    assert code == 0, err[-2000:]
+    assert main(["compare", str(out), str(tmp_path / "seed1")]) == 1
+    assert "may have trained on those texts" in capsys.readouterr().err
+    assert main(["distill", "--teacher", str(out), "--profile", "smoke", "--out", str(tmp_path / "student")]) == 1
+    assert "was trained on your own data" in capsys.readouterr().err
+    data.write_text(data.read_text() + "one more text about the moon,space\n")
+    assert main(["compare", str(out), str(out)]) == 1
+    assert "has changed since" in capsys.readouterr().err
 
 
 @pytest.mark.slow
