@@ -569,6 +569,22 @@ CASES = [
         2,
         "--file needs --out",
     ),
+    Case(
+        "predict: --top-k 0", lambda s, t: Given(["predict", str(s.model), REVIEW, "--top-k", "0"]), 2, "--top-k is a"
+    ),
+    Case(
+        "predict: --top-k with --file",
+        lambda s, t: Given(["predict", str(s.model), "--file", "r.csv", "--out", "p.csv", "--top-k", "2"]),
+        2,
+        "--top-k is for one text; --file writes every class's probability",
+    ),
+    Case(
+        "predict: --top-k 2 on an IMDB model (the first line as before, then the other class)",
+        lambda s, t: Given(["predict", str(s.model), REVIEW, "--top-k", "2"]),
+        0,
+        "  2. ",
+        where="stdout",
+    ),
     Case("predict: --out is a folder", predict_file(GOOD_CSV, lambda t: t), 2, "is a folder; give a file name"),
     Case(
         "predict: --out under /proc",
