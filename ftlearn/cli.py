@@ -611,7 +611,10 @@ def _data_flags_problem(args: argparse.Namespace) -> str | None:
         given = [flag for flag, value in (("--test", args.test), ("--text-column", args.text_column),
                                           ("--label-column", args.label_column)) if value is not None]  # fmt: skip
         if given:
-            return f"{' and '.join(given)} name(s) your own data: add --train FILE (without it, the run uses IMDB)."
+            verb = "applies" if len(given) == 1 else "apply"
+            return (
+                f"{' and '.join(given)} {verb} to your own data: add --train FILE (without it, the run trains on IMDB)."
+            )
     for flag, value in (("--text-column", args.text_column), ("--label-column", args.label_column)):
         if value is not None and not value.strip():
             return f"{flag} is empty: give the name of a column in your file."
@@ -701,8 +704,9 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
     from ftlearn.recipes import SettingError
 
     extra = {"init": init}  # every target takes --init
-    if _data_files(args) is not None:  # the classifiers' own data: --train FILE
-        extra["data"] = _data_files(args)
+    data = _data_files(args)
+    if data is not None:  # the classifiers' own data: --train FILE
+        extra["data"] = data
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"ftlearn finetune: {resume}", file=sys.stderr)
@@ -1085,7 +1089,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     site.set_defaults(func=cmd_site)
 
-    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
+    finetune = sub.add_parser(
+        "finetune", help="fine-tune a model on IMDB (the lessons' code), or a classifier on your own labelled texts"
+    )
     targets = finetune.add_subparsers(
         dest="target",
         required=True,

@@ -903,7 +903,7 @@ CASES = [
         "own data: --test without --train",
         finetune_into(lambda t: t / "run", "--test", "test.csv"),
         2,
-        "--test name(s) your own data: add --train FILE",
+        "--test applies to your own data: add --train FILE",
     ),
     # ------------------------------------------------ the offline GPT-2 cache, as doctor sees it
     Case("doctor: an intact offline GPT-2", gpt2_cache(lambda d: None), 0, "[ ok ] gpt2", report=True),
