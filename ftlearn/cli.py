@@ -397,6 +397,8 @@ FINETUNE_TARGETS = {
     "gpt2-cls": "GPT-2 as a sentiment classifier (lesson 10)",
 }
 
+OWN_DATA_TARGETS = ("bert", "gpt2-cls")  # the classifiers that train on your own labelled texts (--train FILE)
+
 
 def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     """Print what a finished run measured, the same shape for every target."""
@@ -651,7 +653,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print("ftlearn finetune: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
             return 2
-    if args.target != "gpt2-lm":
+    if args.target in OWN_DATA_TARGETS:
         overrides["class_weights"] = args.class_weights
         problem = _data_flags_problem(args)
         if problem:
@@ -1169,7 +1171,7 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="N",
                 help="with --val-rows: stop after N evaluations without a better validation loss",
             )
-        if target != "gpt2-lm":
+        if target in OWN_DATA_TARGETS:
             _add_data_flags(cmd)
         if target == "bert":
             cmd.add_argument(
