@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     import datasets
 
     from ftlearn.recipes import ClassifierRecipe
@@ -22,12 +24,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def load_bert_classifier(
-    profile: Profile, name: str | None = None, pooling: str = "auto", init: str = "pretrained", verbose: bool = True
+    profile: Profile,
+    name: str | None = None,
+    pooling: str = "auto",
+    init: str = "pretrained",
+    verbose: bool = True,
+    label_names: Sequence[str] | None = None,
 ) -> tuple[Any, Any, Any]:
-    """BERT with a classification head (the profile's checkpoint unless `name`), tokenizer, source (notebook 07)."""
+    """BERT with a classification head (the profile's checkpoint unless `name`), tokenizer, source (notebook 07).
+
+    `label_names` (default: two unnamed classes) give the head one output per class and the config their names.
+    """
     from ftlearn.models import load_classifier
 
-    return load_classifier(name or profile.bert_model, pooling=pooling, init=init, verbose=verbose)
+    return load_classifier(
+        name or profile.bert_model, pooling=pooling, init=init, verbose=verbose, label_names=label_names
+    )
 
 
 # ---------------------------------------------------------------- classifier data

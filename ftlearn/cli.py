@@ -403,6 +403,8 @@ FINETUNE_TARGETS = {
     "distill": "a smaller BERT student taught by a fine-tuned BERT's soft targets (lesson 12; --teacher DIR)",
 }
 
+OWN_DATA_TARGETS = ("bert", "gpt2-cls")  # the classifiers that train on your own labelled texts (--train FILE)
+
 
 def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
     """Print what a finished run measured, the same shape for every target."""
@@ -414,6 +416,8 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
              f"test inference {metrics['test_reviews_per_second']:,.1f} reviews/s")  # fmt: skip
     if target == "gpt2-lm":
         show(f"\nheld-out perplexity: {metrics['perplexity_before']:.1f} -> {metrics['perplexity_after']:.1f}")
+    elif "data" in metrics or len(metrics.get("classes", ())) > 2:  # your own classes, by name
+        show(f"\n{_class_lines(metrics)}")
     else:
         show(f"\ntest ({metrics['n_test']} reviews): {format_metrics(metrics)}")
         show(f"confusion matrix [[TN, FP], [FN, TP]]: {metrics['confusion_matrix']}")
@@ -425,6 +429,24 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
         f"model {metrics['model']}"
     )
     show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
+
+
+def _class_lines(metrics: dict) -> str:
+    """A classifier's test figures for any number of classes: accuracy, macro-F1, each class, the confusion matrix."""
+    from ftlearn.metrics import format_confusion
+
+    lines = [
+        f"test ({metrics['n_test']} texts): accuracy {metrics['accuracy']:.3f} · macro-F1 {metrics['macro_f1']:.3f}"
+    ]
+    width = max(len(name) for name in metrics["classes"])
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"  {name:<{width}}  precision {row['precision']:.3f} · recall {row['recall']:.3f} · f1 {row['f1']:.3f}"
+            f" ({row['support']} texts)"
+        )
+    lines.append("confusion matrix (rows: true class, columns: predicted):")
+    lines.append(format_confusion(metrics["confusion_matrix"], metrics["classes"]))
+    return "\n".join(lines)
 
 
 # The flags that decide what a run computes: a resumed run must be given the same ones (`_resume_settings`).
@@ -445,6 +467,11 @@ RUN_FLAGS = (
     "layers",
     "temperature",
     "soft_weight",
+    "train",
+    "test",
+    "text_column",
+    "label_column",
+    "class_weights",
 )
 RUN_FLAGS_FILE = "run_flags.json"  # written into OUT.checkpoints beside the checkpoints
 
@@ -594,6 +621,31 @@ def _report_interrupt(args: argparse.Namespace, out: Path, resume: Any) -> None:
     print(f"\nftlearn {args.command}: interrupted; {kept}; {advice}", file=sys.stderr, flush=True)
 
 
+def _data_flags_problem(args: argparse.Namespace) -> str | None:
+    """Why --test, --text-column or --label-column cannot be used as given (they need --train), or None."""
+    if args.train is None:
+        given = [flag for flag, value in (("--test", args.test), ("--text-column", args.text_column),
+                                          ("--label-column", args.label_column)) if value is not None]  # fmt: skip
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            return (
+                f"{' and '.join(given)} {verb} to your own data: add --train FILE (without it, the run trains on IMDB)."
+            )
+    for flag, value in (("--text-column", args.text_column), ("--label-column", args.label_column)):
+        if value is not None and not value.strip():
+            return f"{flag} is empty: give the name of a column in your file."
+    return None
+
+
+def _data_files(args: argparse.Namespace) -> Any:
+    """The --train/--test files and their columns, or None for IMDB."""
+    if getattr(args, "train", None) is None:
+        return None
+    from ftlearn.labelled import LabelledFiles
+
+    return LabelledFiles(args.train, args.test, args.text_column or "text", args.label_column or "label")
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune BERT or GPT-2 on IMDB, or distil a BERT student, exactly as its lesson does; print the test figures;
     save the run folder. `ftlearn distill` is this command for the distill target."""
@@ -617,6 +669,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         overrides.update(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print(f"{name}: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
+            return 2
+    if args.target in OWN_DATA_TARGETS:
+        overrides["class_weights"] = args.class_weights
+        problem = _data_flags_problem(args)
+        if problem:
+            print(f"ftlearn finetune: {problem}", file=sys.stderr)
             return 2
     if args.target == "gpt2-lm":
         overrides["sentiment_prefix"] = args.sentiment_prefix  # None keeps the recipe's (on)
@@ -684,6 +742,9 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
 
     name = f"ftlearn {args.command}"
     extra = {"init": init}  # every target takes --init
+    data = _data_files(args)
+    if data is not None:  # the classifiers' own data: --train FILE
+        extra["data"] = data
     resume = _resume_settings(args, out, profile.name)
     if isinstance(resume, str):
         print(f"{name}: {resume}", file=sys.stderr)
@@ -758,11 +819,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ftlearn.files import OutputPathError
     from ftlearn.predict import (
         FinetunedModelError,
+        class_names,
+        class_probabilities,
         empty_text_problem,
+        is_sentiment_model,
         load_finetuned,
         predict_file,
-        predict_texts,
         smoke_warning,
+        top_classes,
     )
     from ftlearn.runfolder import saved_task
     from ftlearn.windows import StrideError, default_windows
@@ -778,6 +842,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             print("reading the review from standard input; end it with Ctrl-D", file=sys.stderr, flush=True)
         args.text = sys.stdin.read()
+    if args.top_k is not None and (args.top_k < 1 or args.file is not None):
+        why = (
+            "a positive number of classes"
+            if args.top_k < 1
+            else "for one text; --file writes every class's probability"
+        )
+        print(f"ftlearn predict: --top-k is {why}.", file=sys.stderr)
+        return 2
     if args.stride is not None and args.stride < 1:
         print(f"ftlearn predict: --stride must be a positive number of tokens, got {args.stride}.", file=sys.stderr)
         return 2
@@ -808,7 +880,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"ftlearn predict: the review text is empty; {where}.", file=sys.stderr)
             return 2
         model, tokenizer, settings = load_finetuned(args.model_dir)
-        preds, p_pos = predict_texts(model, tokenizer, [args.text], settings, **reading)
+        probs = class_probabilities(model, tokenizer, [args.text], settings, **reading)[0]
     except OutputPathError as exc:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
@@ -819,8 +891,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"ftlearn predict: {exc}", file=sys.stderr)
         return 2
     _warn_if_smoke("predict", smoke_warning(args.model_dir))
-    label = "positive" if preds[0] == 1 else "negative"
-    print(f"{label} (p_positive = {p_pos[0]:.3f})")
+    names = class_names(model)
+    ranked = top_classes(probs, names, args.top_k or 1)
+    if is_sentiment_model(names):  # IMDB's two classes, answered as they always were
+        shown = dict(zip(names, ("negative", "positive"), strict=True))
+        print(f"{shown[names[int(probs.argmax())]]} (p_positive = {probs[1]:.3f})")
+        ranked = [(shown[name], p) for name, p in ranked]
+    else:
+        print(f"{ranked[0][0]} (p = {ranked[0][1]:.3f})")
+    for rank, (name, p) in enumerate(ranked[1:], start=2):
+        print(f"  {rank}. {name} (p = {p:.3f})")
     return 0
 
 
@@ -835,7 +915,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"ftlearn compare: {exc}", file=sys.stderr)
         return 1
     _warn_if_smoke("compare", smoke_warning(args.model_a, args.model_b))
-    print(f"test reviews ({out['profile']} profile): {out['n']}")
+    where = f"{out['data']}, " if out["data"] else ""
+    print(f"test {'texts' if out['data'] else 'reviews'} ({where}{out['profile']} profile): {out['n']}")
     print(f"A {args.model_a}: accuracy {out['accuracy_a']:.3f}")
     print(f"B {args.model_b}: accuracy {out['accuracy_b']:.3f}")
     print(
@@ -843,6 +924,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"right only with A: {out['a_only_right']}, "
         f"only with B: {out['b_only_right']}; {out['verdict']}"
     )
+    from ftlearn.metrics import format_confusion
+
+    for name, folder in (("a", args.model_a), ("b", args.model_b)):
+        print(f"\n{name.upper()} {folder}, confusion matrix (rows: true class, columns: predicted):")
+        print(format_confusion(out[f"confusion_{name}"], out["classes"]))
     return 0
 
 
@@ -922,6 +1008,8 @@ def _add_run_flags(cmd: argparse.ArgumentParser, target: str) -> None:
         "(what pretraining buys)"
         + (", or the folder of a `ftlearn finetune gpt2-lm` run" if target == "gpt2-cls" else ""),
     )
+    if target in OWN_DATA_TARGETS:  # your own labelled texts instead of IMDB (--train FILE)
+        _add_data_flags(cmd)
     if target != "gpt2-lm":
         cmd.add_argument(
             "--record",
@@ -1125,7 +1213,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     site.set_defaults(func=cmd_site)
 
-    finetune = sub.add_parser("finetune", help="fine-tune a model on IMDB from the command line (the lessons' code)")
+    finetune = sub.add_parser(
+        "finetune", help="fine-tune a model on IMDB (the lessons' code), or a classifier on your own labelled texts"
+    )
     targets = finetune.add_subparsers(
         dest="target",
         required=True,
@@ -1150,7 +1240,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.__class__ = OptionsAnywhere  # `ftlearn predict DIR --windows off "review"`, as README writes it
     predict.add_argument("text", nargs="?", default=None, help="one review, in quotes; - reads it from standard input")
     predict.add_argument("--file", default=None, help="a CSV with a `text` column")
-    predict.add_argument("--out", default=None, help="where to write the CSV with `pred` and `p_positive` added")
+    predict.add_argument(
+        "--out",
+        default=None,
+        help="where to write the CSV with `pred` and `p_positive` added (a model of your own classes: `pred`, the "
+        "class name, and one column p_NAME per class)",
+    )
+    predict.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also show the next most probable classes, K in all (one text)",
+    )
     measured = ", ".join(f"{mode} for {task}" for task, mode in PREDICT_WINDOWS.items())
     predict.add_argument(
         "--windows",
@@ -1183,6 +1285,36 @@ def build_parser() -> argparse.ArgumentParser:
     for commands in (sub, targets):
         _describe(commands)
     return parser
+
+
+def _add_data_flags(cmd: argparse.ArgumentParser) -> None:
+    """A classifier's own-data flags: --train, --test, --text-column, --label-column, --class-weights."""
+    from ftlearn.recipes import CLASS_WEIGHTS
+
+    cmd.add_argument(
+        "--train",
+        default=None,
+        metavar="FILE",
+        help="train on your own labelled texts instead of IMDB: a .csv, .tsv or .jsonl file, or a folder with one "
+        "subfolder per class (each file in it one text); labels may be names or numbers, 2 classes or more",
+    )
+    cmd.add_argument(
+        "--test",
+        default=None,
+        metavar="FILE",
+        help="with --train: the test texts, same format (default: a stratified 20%% of --train held out)",
+    )
+    cmd.add_argument("--text-column", default=None, metavar="NAME", help="with --train: the text column (default text)")
+    cmd.add_argument(
+        "--label-column", default=None, metavar="NAME", help="with --train: the label column (default label)"
+    )
+    cmd.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHTS,
+        default=None,
+        help="balanced: weigh each class equally in the loss, N / (classes x its count), for imbalanced data "
+        "(default none)",
+    )
 
 
 def _describe(commands: argparse._SubParsersAction) -> None:

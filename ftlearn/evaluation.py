@@ -132,7 +132,7 @@ def evaluate(
     probs = probabilities(logits)
     # cross-entropy = mean over examples of -log p(true class)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
-    report = {"loss": loss, **classification_report(labels, probs.argmax(axis=-1))}
+    report = {"loss": loss, **classification_report(labels, probs.argmax(axis=-1), num_classes=probs.shape[1])}
     if return_outputs:
         order = loader_order(loader)
         known = (

@@ -163,13 +163,13 @@ def _save(out: str | Path | None, model: Any, tokenizer: Any, recipe: Recipe, me
 
 
 def _classifier_metrics(test: dict, data: ClassifierData, history: History) -> dict:
+    # two classes: precision, recall and F1 of class 1; more: their macro averages (no class is "the positive")
+    scores = ("precision", "recall", "f1") if "f1" in test else ("macro_precision", "macro_recall")
     return {
         "seconds_per_step": test["seconds_per_step"],
         "test_reviews_per_second": test["reviews_per_second"],
         "accuracy": test["accuracy"],
-        "precision": test["precision"],
-        "recall": test["recall"],
-        "f1": test["f1"],
+        **{key: test[key] for key in scores},
         "test_loss": test["loss"],
         "confusion_matrix": test["confusion_matrix"],
         "n_train": len(data.train),
@@ -205,13 +205,19 @@ class RunState:
     progress: bool
     teacher: Any = None  # distillation: the fine-tuned teacher in memory
     teacher_info: dict = field(default_factory=dict)
-    dsd: Any = None  # the IMDB DatasetDict
+    files: Any = None  # your own data (`ftlearn.labelled.LabelledFiles`); None: IMDB
+    dsd: Any = None  # the DatasetDict: IMDB, or the files' (train, test), its label a ClassLabel of the class names
     model: Any = None
     tokenizer: Any = None
     source: Any = None
     data: Any = None  # what `task.data` made: ClassifierData, or the LM's rows
     measured: dict = field(default_factory=dict)  # figures taken before training (the LM's held-out loss)
     predictions: tuple = (None, None, None)  # classifiers: predicted and true test labels, probabilities, in order
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names (class i is the i-th), from the data's ClassLabel (IMDB: neg, pos)."""
+        return list(self.dsd["train"].features["label"].names)
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,7 @@ def run(
     overrides: dict | None = None,
     teacher: Any = None,
     teacher_info: dict | None = None,
+    data: Any = None,
 ) -> FinetuneResult:
     """Every fine-tuning run, the same way: check the output, resolve the profile, seed, load data and model, apply
     the method, fit, test, save (notebooks 07, 09, 10, 12; `ftlearn finetune TARGET`).
@@ -257,14 +264,21 @@ def run(
     `task` is a key of `TASKS`. `recipe` replaces the one the profile gives (then `overrides` and `method` are
     ignored); `method` ("full", "lora", "head") is the classifiers' `BertRecipe.method`. `init`: "pretrained", "random",
     or for gpt2-cls the folder of a gpt2-lm run. Under torchrun every rank runs it and only rank 0 writes `out`.
+    `data` (`ftlearn.labelled.LabelledFiles`, classifiers only) trains on your own labelled files instead of IMDB,
+    with as many classes as they hold.
     """
     from ftlearn import distributed
     from ftlearn.data import check_training_labels, data_fingerprint, imdb_source, load_imdb
     from ftlearn.history import StepTimer
+    from ftlearn.labelled import load_labelled
     from ftlearn.runtime import seed_everything
     from ftlearn.train import fit
 
     spec = TASKS[task]
+    if data is not None and spec.data is not _classifier_data:
+        raise ValueError(
+            f"the {task} run trains on IMDB only; your own labelled files train a classifier (bert, gpt2-cls)."
+        )
     start = time.perf_counter()
     check_out(out)  # a bad --out fails now, not after training
     lm_folder = check_init(task, init)  # and so does a bad --init
@@ -286,8 +300,12 @@ def run(
     )  # fmt: skip  (the device first: a GPU's loaders pin their batches)
     with distributed.quiet_other_ranks():  # under torchrun: one copy of these lines and bars, from rank 0
         seed_everything(seed)
-        state.dsd = load_imdb(profile=profile, seed=seed)
-        if spec.labelled:
+        state.files = data
+        if data is not None:  # checked as it loads: classes, counts, test labels; the counts printed
+            state.dsd = load_labelled(data, profile=profile, seed=seed)
+        else:
+            state.dsd = load_imdb(profile=profile, seed=seed)
+        if spec.labelled and data is None:
             check_training_labels(state.dsd["train"], f"the training data in {imdb_source()}")
         seed_everything(seed)  # a new head's random init depends on this
         if not spec.recipe_from_model:  # BERT's recipe says which pooling the head reads, so it comes first
@@ -330,7 +348,9 @@ def run(
 def _load_bert(state: RunState) -> tuple[Any, Any, Any]:
     from ftlearn.bert import load_bert_classifier
 
-    return load_bert_classifier(state.profile, state.model_name, pooling=state.recipe.pooling, init=state.init)
+    return load_bert_classifier(
+        state.profile, state.model_name, pooling=state.recipe.pooling, init=state.init, label_names=state.classes
+    )
 
 
 def _load_gpt2_classifier(state: RunState) -> tuple[Any, Any, Any]:
@@ -338,7 +358,7 @@ def _load_gpt2_classifier(state: RunState) -> tuple[Any, Any, Any]:
 
     name = str(state.lm_folder) if state.lm_folder else state.model_name
     start_from = "pretrained" if state.lm_folder else state.init  # an adapted LM folder is a pretrained checkpoint
-    return load_gpt2_classifier(state.profile, name=name, init=start_from)
+    return load_gpt2_classifier(state.profile, name=name, init=start_from, label_names=state.classes)
 
 
 def _load_student(state: RunState) -> tuple[Any, Any, Any]:
@@ -357,6 +377,14 @@ def _load_student(state: RunState) -> tuple[Any, Any, Any]:
 
 
 def _classifier_data(state: RunState) -> ClassifierData:
+    if state.files is not None:  # your own text: how much of it the model will read, before any training
+        from ftlearn import distributed
+        from ftlearn.labelled import describe_reading, reading_report
+
+        report = reading_report(state.dsd["train"]["text"], state.tokenizer, state.recipe.max_length)
+        state.measured["reading"] = report
+        if distributed.is_main_process():
+            print(describe_reading(report))
     return prepare_classifier_data(state.dsd, state.tokenizer, state.recipe, state.seed, state.device)
 
 
@@ -367,6 +395,20 @@ def _classifier_loaders(state: RunState) -> tuple[Any, Any]:
 def _cross_entropy(state: RunState) -> Any:
     from ftlearn.losses import cross_entropy
 
+    if getattr(state.recipe, "class_weights", "none") == "balanced":
+        from functools import partial
+
+        import torch
+
+        from ftlearn import distributed
+        from ftlearn.labelled import class_weights
+
+        weights = class_weights(state.data.train["label"], len(state.classes))
+        state.measured["class_weights"] = dict(zip(state.classes, weights, strict=True))
+        if distributed.is_main_process():
+            shown = ", ".join(f"{name} {w:.2f}" for name, w in state.measured["class_weights"].items())
+            print(f"class weights (balanced): {shown}")
+        return partial(cross_entropy, weight=torch.tensor(weights))
     return cross_entropy  # lesson 02's
 
 
@@ -413,6 +455,7 @@ def _classifier_test(state: RunState, history: History, timer: Any) -> dict:
         test["labels"],
         test["probs"] if ordered else None,
     )
+    classes = _class_figures(state, test)
     if recipe.kind == "distill":
         extra = {
             "teacher": state.teacher_info.get("teacher"),  # its folder, when it was loaded from one
@@ -427,8 +470,32 @@ def _classifier_test(state: RunState, history: History, timer: Any) -> dict:
         **_classifier_metrics(test, data, history),
         **({"pooling": model_pooling(model)} if recipe.kind in ("bert", "distill") else {}),
         **extra,
+        **classes,
         "precision_mode": history.precision,
     }
+
+
+def _class_figures(state: RunState, test: dict) -> dict:
+    """Per-class precision, recall and F1, the macro F1, the class names and counts; the data, when it is your own."""
+    import numpy as np
+
+    from ftlearn.metrics import class_report
+
+    names = state.classes
+    report = class_report(test["labels"], np.asarray(test["probs"]).argmax(axis=-1), names)
+    train_labels = list(state.data.train["label"])
+    figures = {
+        "classes": names,
+        "macro_f1": report["macro_f1"],
+        "per_class": report["per_class"],
+        "train_class_counts": {name: train_labels.count(i) for i, name in enumerate(names)},
+    }
+    if state.files is not None:
+        figures["data"] = state.files.as_dict()
+        figures.update({key: state.measured[key] for key in ("reading", "class_weights") if key in state.measured})
+    elif "class_weights" in state.measured:
+        figures["class_weights"] = state.measured["class_weights"]
+    return figures
 
 
 # ---------------------------------------------------------------- GPT-2 as a language model
@@ -572,14 +639,16 @@ def finetune_bert(
     overrides: dict | None = None,
     resume: Resume | None = None,
     init: str = "pretrained",
+    data: Any = None,
 ) -> FinetuneResult:
     """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
-    only rank 0 writes `out`; `recipe.batch_size` is then per rank.
+    only rank 0 writes `out`; `recipe.batch_size` is then per rank. `data`: your own labelled files
+    (`ftlearn.labelled.LabelledFiles`, `ftlearn finetune bert --train FILE`) instead of IMDB.
     """
     return run("bert", profile, out, seed, recipe, resume, init, None, model_name=model_name, progress=progress,
-               overrides=overrides)  # fmt: skip
+               overrides=overrides, data=data)  # fmt: skip
 
 
 def finetune_gpt2_lm(
@@ -612,10 +681,14 @@ def finetune_gpt2_cls(
     overrides: dict | None = None,
     resume: Resume | None = None,
     init: str = "pretrained",
+    data: Any = None,
 ) -> FinetuneResult:
-    """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned."""
+    """Notebook 10 in one call (`ftlearn finetune gpt2-cls`): GPT-2 with a classification head, fully fine-tuned.
+
+    `data`: your own labelled files (`ftlearn.labelled.LabelledFiles`, `--train FILE`) instead of IMDB.
+    """
     return run("gpt2-cls", profile, out, seed, recipe, resume, init, None, model_name=model_name, progress=progress,
-               overrides=overrides)  # fmt: skip
+               overrides=overrides, data=data)  # fmt: skip
 
 
 def distill_bert(
@@ -644,8 +717,9 @@ def distill_bert(
 
 
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile=, out=, seed=, model_name=, overrides=, resume=, init=), by
-# keyword: the same signature for every target, and distill's teacher= and teacher_info= besides; `overrides` change
-# the recipe that the profile (and, for GPT-2, the model) gives.
+# keyword: the same signature for every target, and distill's teacher= and teacher_info= besides (the classifiers
+# also take data=, your own files, `--train FILE`); `overrides` change the recipe that the profile (and, for GPT-2,
+# the model) gives.
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls, "distill": distill_bert}
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
     from ftlearn.runtime import Profile
 
 
@@ -47,15 +49,25 @@ def load_causal_lm(
 
 
 def load_gpt2_classifier(
-    profile: Profile, num_labels: int = 2, name: str | None = None, verbose: bool = True, init: str = "pretrained"
+    profile: Profile,
+    num_labels: int = 2,
+    name: str | None = None,
+    verbose: bool = True,
+    init: str = "pretrained",
+    label_names: Sequence[str] | None = None,
 ) -> tuple[Any, Any, Any]:
-    """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 10)."""
+    """GPT2ForSequenceClassification with pad = eos, from the same source as `load_causal_lm` (notebook 10).
+
+    `label_names`, when given, set the number of classes and their names in the config (`load_classifier`).
+    """
     from ftlearn.models import load_classifier
     from ftlearn.offline_gpt2 import build_for_profile
 
     build = build_for_profile(profile.name)
     name = name or profile.gpt2_model
-    return load_classifier(name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build, init=init)
+    return load_classifier(
+        name, num_labels=num_labels, family="gpt2", verbose=verbose, build=build, init=init, label_names=label_names
+    )
 
 
 # ---------------------------------------------------------------- lesson 09: review text as training rows

@@ -55,6 +55,7 @@ def cross_entropy(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy from logits, with the semantics of `torch.nn.functional.cross_entropy` (notebook 02).
 
@@ -62,6 +63,8 @@ def cross_entropy(
     With class ids, rows whose target is `ignore_index` add nothing, and 'mean' divides by the number
     of the other rows. Label smoothing mixes the one-hot target with the uniform distribution:
     t = (1 - eps) onehot + eps / C, so loss = (1 - eps) (-log p_y) + eps * mean_c(-log p_c).
+    `weight` (C,) scales each class's term, as torch's does: with class ids, row i counts w[y_i] times and 'mean'
+    divides by the sum of the rows' w[y_i] (class weights for imbalanced data, `--class-weights balanced`).
     """
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -72,12 +75,18 @@ def cross_entropy(
         logits, target = logits.unsqueeze(0), target.unsqueeze(0)
     n_classes = logits.shape[1]
     logp = log_softmax(logits, dim=1)  # (N, C)
+    if weight is not None:
+        if weight.shape != (n_classes,):
+            raise ValueError(f"weight must hold one number per class, shape ({n_classes},), got {tuple(weight.shape)}")
+        weight = weight.to(logp)  # the logits' device and dtype
 
     if target.is_floating_point():  # class probabilities, shape (N, C)
         if target.shape != logits.shape:
             raise ValueError(f"probability targets need logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}")
         if label_smoothing > 0:
             target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        if weight is not None:
+            target = target * weight  # (N, C) * (C,)
         loss = -(target * logp).sum(dim=1)  # (N,)
         out = _reduce(loss, reduction)
         return out.squeeze(0) if unbatched and reduction == "none" else out
@@ -89,13 +98,16 @@ def cross_entropy(
         raise IndexError(f"target ids must be in [0, {n_classes}) or equal ignore_index={ignore_index}")
     safe = torch.where(keep, target, torch.zeros_like(target))  # any valid id; those rows are zeroed below
     nll = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)  # (N,) = -log p(correct class)
+    row_weight = torch.ones_like(nll) if weight is None else weight[safe]  # (N,) = w[y_i]
     if label_smoothing > 0:
-        uniform = -logp.mean(dim=1)  # (N,) = cross-entropy against the uniform distribution
-        loss = (1 - label_smoothing) * nll + label_smoothing * uniform
+        # (N,) = cross-entropy against the uniform distribution, each class's term weighted
+        uniform = -logp.mean(dim=1) if weight is None else -(logp * weight).mean(dim=1)
+        loss = (1 - label_smoothing) * row_weight * nll + label_smoothing * uniform
     else:
-        loss = nll
+        loss = row_weight * nll
     loss = torch.where(keep, loss, torch.zeros_like(loss))
-    out = _reduce(loss, reduction, denominator=keep.sum())  # 0/0 = nan when every row is ignored, as in PyTorch
+    counted = keep.sum() if weight is None else torch.where(keep, row_weight, torch.zeros_like(row_weight)).sum()
+    out = _reduce(loss, reduction, denominator=counted)  # 0/0 = nan when every row is ignored, as in PyTorch
     return out.squeeze(0) if unbatched and reduction == "none" else out
 
 

@@ -95,10 +95,72 @@ def f1_score(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     return metrics_from_confusion(confusion_matrix(y_true, y_pred))["f1"]
 
 
-def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
-    """All four metrics plus the confusion matrix (as nested lists, JSON-ready) (notebook 07)."""
-    cm = confusion_matrix(y_true, y_pred)
-    return {**metrics_from_confusion(cm), "confusion_matrix": cm.tolist(), "n": int(cm.sum())}
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 2) -> dict[str, Any]:
+    """All four metrics plus the confusion matrix (as nested lists, JSON-ready) (notebook 07).
+
+    With more than two classes there is no positive class: accuracy, the macro averages of `per_class_metrics`
+    and the confusion matrix.
+    """
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    if num_classes == 2:
+        return {**metrics_from_confusion(cm), "confusion_matrix": cm.tolist(), "n": int(cm.sum())}
+    per_class = per_class_metrics(cm)
+    return {
+        "accuracy": _safe_div(np.trace(cm), cm.sum()),
+        **{f"macro_{key}": float(np.mean(per_class[key])) for key in ("precision", "recall", "f1")},
+        "confusion_matrix": cm.tolist(),
+        "n": int(cm.sum()),
+    }
+
+
+def per_class_metrics(cm: np.ndarray) -> dict[str, list]:
+    """Each class's precision, recall, F1 and support (its true count) from a C x C confusion matrix.
+
+    Class c is the positive class in turn: precision = C[c, c] / column c's sum, recall = C[c, c] / row c's sum;
+    an empty denominator gives 0, as in `metrics_from_confusion`. The macro F1 is the mean of the F1 column.
+    """
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"Expected a square confusion matrix, got shape {cm.shape}.")
+    right, predicted, true = np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
+    return {
+        "precision": [_safe_div(r, p) for r, p in zip(right, predicted, strict=True)],
+        "recall": [_safe_div(r, t) for r, t in zip(right, true, strict=True)],
+        # 2TP / (2TP + FP + FN) = 2 C[c, c] / (column sum + row sum)
+        "f1": [_safe_div(2 * r, p + t) for r, p, t in zip(right, predicted, true, strict=True)],
+        "support": [int(t) for t in true],
+    }
+
+
+def class_report(y_true: Sequence[int], y_pred: Sequence[int], names: Sequence[str]) -> dict[str, Any]:
+    """Per-class precision, recall, F1 and support by class name, the macro F1, and the named confusion matrix.
+
+    Any number of classes (two included); `names[i]` is class i. What `ftlearn finetune --train FILE` adds to
+    metrics.json, and what `ftlearn compare` prints for each model.
+    """
+    cm = confusion_matrix(y_true, y_pred, len(names))
+    per_class = per_class_metrics(cm)
+    return {
+        "classes": list(names),
+        "macro_f1": float(np.mean(per_class["f1"])),
+        "per_class": {
+            name: {key: per_class[key][i] for key in ("precision", "recall", "f1", "support")}
+            for i, name in enumerate(names)
+        },
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def format_confusion(cm: Sequence[Sequence[int]], names: Sequence[str]) -> str:
+    """The confusion matrix as a table: one row per true class, one column per predicted class, with names."""
+    corner = "true \\ predicted"
+    first = max(len(corner), *(len(str(n)) for n in names))
+    width = max(*(len(str(n)) for n in names), *(len(str(int(x))) for row in cm for x in row))
+    head = corner.ljust(first) + "".join(f"  {str(n):>{width}}" for n in names)
+    rows = [
+        str(n).ljust(first) + "".join(f"  {int(x):>{width}}" for x in row) for n, row in zip(names, cm, strict=True)
+    ]
+    return "\n".join([head, *rows])
 
 
 def format_metrics(metrics: dict[str, Any], keys: Sequence[str] = ("accuracy", "precision", "recall", "f1")) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -303,9 +303,12 @@ def load_classifier(
     pooling: str = "cls",
     build: str | None = None,
     init: str = "pretrained",
+    label_names: Sequence[str] | None = None,
 ) -> tuple[Any, Any, ModelSource]:
     """A pretrained encoder with a new classification head, its tokenizer, and where it came from.
 
+    `label_names` (class i is `label_names[i]`) sets num_labels and the config's id2label/label2id, so the saved
+    model names its classes (`ftlearn predict` prints them; `from_pretrained` shows them).
     BERT's head reads the [CLS] pooler (`pooling="cls"`), the mean of the token vectors ("mean"), or
     whichever the checkpoint was trained with ("auto"; see `ftlearn.pooling`, notebook 07). `build` names the
     offline GPT-2 build to fall back on (see `locate_model`). `init="random"` keeps the checkpoint's shape and
@@ -319,6 +322,14 @@ def load_classifier(
         raise ValueError(f"init={init!r}: choose one of {', '.join(INITS)}.")
     if family != "bert" and pooling != "cls":
         raise ValueError(f"pooling={pooling!r} is for BERT; a {family} classifier reads its own last token.")
+    labels: dict[str, Any] = {"num_labels": num_labels}
+    if label_names is not None:
+        names = [str(n) for n in label_names]
+        labels = {
+            "num_labels": len(names),
+            "id2label": dict(enumerate(names)),
+            "label2id": {n: i for i, n in enumerate(names)},
+        }
     source = resolve_model(family, name, build=build)
     model_class = AutoModelForSequenceClassification
     if family == "bert" and pooling != "cls":
@@ -332,11 +343,11 @@ def load_classifier(
     hf_logging.disable_progress_bar()  # a loading bar saved in a notebook shows up frozen at 0%
     try:
         if init == "random":
-            config = AutoConfig.from_pretrained(source.location, num_labels=num_labels)
+            config = AutoConfig.from_pretrained(source.location, **labels)
             is_auto = model_class is AutoModelForSequenceClassification
             model = model_class.from_config(config) if is_auto else model_class(config)
         else:
-            model = model_class.from_pretrained(source.location, num_labels=num_labels)
+            model = model_class.from_pretrained(source.location, **labels)
     finally:
         hf_logging.set_verbosity(previous)
         hf_logging.enable_progress_bar()

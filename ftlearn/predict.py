@@ -6,6 +6,7 @@ course trains (BERT or GPT-2, `ftlearn finetune bert|gpt2-cls|distill`), from th
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,11 @@ def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
         teacher = recorded.get("teacher") or "TEACHER_DIR"
         return f"ftlearn finetune distill --teacher {teacher} --profile {profile}{seed} --out {folder}"
     task = recorded.get("task") if recorded.get("task") in ("bert", "gpt2-cls") else "bert"
-    return f"ftlearn finetune {task} --profile {profile}{seed} --out {folder}"
+    data = recorded.get("data") if isinstance(recorded.get("data"), dict) else {}
+    flags = [("--train", data.get("train")), ("--test", data.get("test"))]  # your own data, when it was
+    flags += [(f"--{c}-column", data.get(f"{c}_column")) for c in ("text", "label") if data.get(f"{c}_column") != c]
+    own = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value)
+    return f"ftlearn finetune {task} --profile {profile}{seed}{own} --out {folder}"
 
 
 def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
@@ -182,11 +187,17 @@ def check_teacher(folder: str | Path) -> Path:
     anything loads. The student shares the teacher's tokenizer, so only a BERT classifier (or student) will do.
     """
     folder, _ = check_finetuned(folder)
-    task = read_metrics(folder).get("task")
+    recorded = read_metrics(folder)
+    task = recorded.get("task")
     if task not in ("bert", "distill"):
         raise FinetunedModelError(
             f"{folder} holds a {task or 'model of unknown kind'}, not a BERT classifier: the student "
             "shares the teacher's tokenizer, so the teacher must come from `ftlearn finetune bert --out DIR`."
+        )
+    if recorded.get("data"):  # a teacher of your own classes: the student learns IMDB's two
+        raise FinetunedModelError(
+            f"{folder} was trained on your own data ({recorded['data'].get('train')}); distillation trains its "
+            "student on IMDB, so the teacher must be an IMDB classifier (`ftlearn finetune bert` without --train)."
         )
     return folder
 
@@ -203,6 +214,58 @@ def load_teacher(folder: str | Path) -> tuple[Any, dict]:
     return model, {"teacher": str(folder), "accuracy": recorded.get("accuracy"), "checkpoint": recorded.get("model")}
 
 
+SENTIMENT_NAMES = (["neg", "pos"], ["LABEL_0", "LABEL_1"])  # IMDB's classes, and a config that names none
+
+
+def class_names(model: Any) -> list[str]:
+    """The model's class names, class 0 first, from its config's id2label (your own data's labels, or IMDB's)."""
+    config = model.config
+    return [str(config.id2label.get(i, config.id2label.get(str(i), i))) for i in range(config.num_labels)]
+
+
+def is_sentiment_model(names: list[str]) -> bool:
+    """True for a two-class IMDB model (or one that names no classes): answered as positive/negative, as before."""
+    return names in SENTIMENT_NAMES
+
+
+def class_probabilities(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    settings: dict,
+    batch_size: int = 32,
+    progress: bool = False,
+    windows: str = "off",
+    stride: int | None = None,
+) -> np.ndarray:
+    """Each text's probability of each class (N, C), in their order; arguments as `predict_texts`."""
+    from ftlearn.tokenization import encode_texts
+    from ftlearn.windows import WINDOW_MODES, predict_windows
+
+    if windows not in WINDOW_MODES:
+        raise ValueError(f"windows must be one of {', '.join(WINDOW_MODES)}, got {windows!r}.")
+    if not texts:
+        return np.zeros((0, model.config.num_labels))
+    if windows != "off":
+        logits = predict_windows(model, tokenizer, texts, settings["max_length"], windows, stride, batch_size, progress)
+    else:
+        enc = encode_texts(
+            tokenizer,
+            list(texts),
+            settings["max_length"],
+            settings.get("truncation", "head"),
+            settings.get("head_fraction", 0.25),
+        )
+        logits = encoded_logits(model, tokenizer, enc, batch_size, progress)
+    return probabilities(logits)
+
+
+def top_classes(probs: np.ndarray, names: list[str], k: int = 1) -> list[tuple[str, float]]:
+    """One text's `k` most probable classes and their probabilities, most probable first."""
+    order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+    return [(names[i], float(probs[i])) for i in order]
+
+
 def predict_texts(
     model: Any,
     tokenizer: Any,
@@ -215,29 +278,12 @@ def predict_texts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels (0/1) and p(positive) for raw texts, in their order (notebook 07).
 
+    Any number of classes: `class_probabilities` gives every class's probability.
     `windows="off"` reads each text as the model was trained (the saved truncation, e.g. head+tail); "mean" or
     "confident" reads a long text whole, as overlapping windows whose logits are combined (`ftlearn.windows`).
     `progress` shows a bar over the batches (`ftlearn predict --file` does, for long files).
     """
-    from ftlearn.tokenization import encode_texts
-    from ftlearn.windows import WINDOW_MODES, predict_windows
-
-    if windows not in WINDOW_MODES:
-        raise ValueError(f"windows must be one of {', '.join(WINDOW_MODES)}, got {windows!r}.")
-    if not texts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    if windows != "off":
-        logits = predict_windows(model, tokenizer, texts, settings["max_length"], windows, stride, batch_size, progress)
-    else:
-        enc = encode_texts(
-            tokenizer,
-            list(texts),
-            settings["max_length"],
-            settings.get("truncation", "head"),
-            settings.get("head_fraction", 0.25),
-        )
-        logits = encoded_logits(model, tokenizer, enc, batch_size, progress)
-    probs = probabilities(logits)
+    probs = class_probabilities(model, tokenizer, texts, settings, batch_size, progress, windows, stride)
     return probs.argmax(axis=-1), probs[:, 1]
 
 
@@ -266,6 +312,9 @@ def predict_file(
     stride: int | None = None,
 ) -> int:
     """Read a CSV with a `text` column; write it back with `pred` and `p_positive` added, in order (notebook 07).
+
+    A model of your own classes (`ftlearn finetune --train FILE`) writes `pred`, the class name, and one column
+    `p_NAME` per class instead.
 
     `windows` and `stride` are `predict_texts`'s: "mean" or "confident" read long reviews whole.
 
@@ -302,15 +351,21 @@ def predict_file(
     if problem:
         raise FinetunedModelError(problem)
     model, tokenizer, settings = load_finetuned(folder)
-    preds, p_pos = predict_texts(model, tokenizer, texts, settings, batch_size, progress, windows, stride)
-    replaced = [c for c in ("pred", "p_positive") if c in frame.columns]
+    probs = class_probabilities(model, tokenizer, texts, settings, batch_size, progress, windows, stride)
+    names = class_names(model)
+    if is_sentiment_model(names):
+        columns = {"pred": probs.argmax(axis=-1), "p_positive": np.round(probs[:, 1], 6)}
+    else:
+        columns = {"pred": [names[i] for i in probs.argmax(axis=-1)]}
+        columns.update({f"p_{name}": np.round(probs[:, i], 6) for i, name in enumerate(names)})
+    replaced = [c for c in columns if c in frame.columns]
     if replaced:  # e.g. a file that went through `ftlearn predict` before: say so rather than overwrite silently
         print(
             f"{csv_in} already has {' and '.join(f'`{c}`' for c in replaced)}; "
             "writing this model's predictions in their place."
         )
-    frame["pred"] = preds
-    frame["p_positive"] = np.round(p_pos, 6)
+    for column, values in columns.items():
+        frame[column] = values
     csv_out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(csv_out) as tmp:
         frame.to_csv(tmp, index=False)
@@ -324,22 +379,78 @@ def compare_finetuned(
     seed: int = 0,
     windows: str = "off",
 ) -> dict:
-    """Test accuracy of two saved models on the same test reviews, and their paired difference (notebook 07).
+    """Test accuracy of two saved models on the same test texts, their paired difference and confusion matrices
+    (notebook 07).
 
-    The test set is the one of `profile`, by default the profile recorded in A's metrics.json; both models
-    read the reviews as `windows` says (see `predict_texts`).
+    The test set is IMDB's for `profile`, by default the profile recorded in A's metrics.json; for models trained
+    on your own files (`--train FILE`), the test set A was tested on (its --test file, or the same held-out split,
+    so both models must come from the same file and seed). Both models read the texts as `windows` says (see
+    `predict_texts`) and must have the same classes.
     """
     from ftlearn.data import load_imdb
-    from ftlearn.metrics import paired_accuracy_difference
+    from ftlearn.metrics import class_report, paired_accuracy_difference
     from ftlearn.runtime import get_profile
 
     for folder in (folder_a, folder_b):  # both checked before either is loaded or the data is read
         check_finetuned(folder)
+    recorded = [read_metrics(folder) for folder in (folder_a, folder_b)]
     if profile is None:
-        profile = read_json_object(Path(folder_a).expanduser() / METRICS_FILE).get("profile", "auto")
+        profile = recorded[0].get("profile", "auto")
     profile = get_profile(profile) if isinstance(profile, str) else profile
+    data = recorded[0].get("data")
+    if data:
+        test = _own_test_set(folder_a, folder_b, recorded, profile)
+    elif recorded[1].get("data"):
+        raise FinetunedModelError(
+            f"{folder_b} was trained on your own data ({recorded[1]['data'].get('train')}), {folder_a} on IMDB: "
+            "compare models trained on the same data."
+        )
+    else:
+        test = None
     loaded = [load_finetuned(folder) for folder in (folder_a, folder_b)]
-    test = load_imdb(profile=profile, seed=seed)["test"]
+    names = [class_names(model) for model, _, _ in loaded]
+    if names[0] != names[1]:
+        raise FinetunedModelError(
+            f"{folder_a} has classes {', '.join(names[0])}; {folder_b} has {', '.join(names[1])}: compare models "
+            "of the same classes."
+        )
+    if test is None:
+        test = load_imdb(profile=profile, seed=seed)["test"]
+    elif list(test.features["label"].names) != names[0]:
+        raise FinetunedModelError(
+            f"the data {data['train']} now has classes {', '.join(test.features['label'].names)}, but {folder_a} "
+            f"was trained on {', '.join(names[0])}: the file has changed since."
+        )
     texts, labels = list(test["text"]), np.array(test["label"])
     preds = [predict_texts(m, tok, texts, settings, windows=windows)[0] for m, tok, settings in loaded]
-    return {"profile": profile.name, **paired_accuracy_difference(labels, preds[0], preds[1])}
+    return {
+        "profile": profile.name,
+        **paired_accuracy_difference(labels, preds[0], preds[1]),
+        "classes": names[0],
+        "confusion_a": class_report(labels, preds[0], names[0])["confusion_matrix"],
+        "confusion_b": class_report(labels, preds[1], names[0])["confusion_matrix"],
+        "data": (data["test"] or data["train"]) if data else None,
+    }
+
+
+def _own_test_set(folder_a: str | Path, folder_b: str | Path, recorded: list[dict], profile: Profile) -> Any:
+    """The test set of A's own data (`--train`/`--test`), checked to be what A was tested on and unseen by B."""
+    from ftlearn.labelled import LabelledDataError, LabelledFiles, data_changes, load_labelled
+
+    data = recorded[0]["data"]
+    changed = data_changes(data)
+    if changed:
+        raise FinetunedModelError(f"{changed}; {folder_a} was tested on it as it was, so its test set is gone.")
+    if data["test"] is None:  # a held-out split: B must have been trained on the same file with the same seed
+        same = recorded[1].get("data") == data and recorded[1].get("seed") == recorded[0].get("seed")
+        if not same:
+            raise FinetunedModelError(
+                f"{folder_a} was tested on texts held out of {data['train']} with seed {recorded[0].get('seed')}; "
+                f"{folder_b} was trained on other data or with another seed, so it may have trained on those texts. "
+                "Compare runs of the same --train and --seed, or train both with a --test file."
+            )
+    files = LabelledFiles(data["train"], data["test"], data["text_column"], data["label_column"])
+    try:
+        return load_labelled(files, profile=profile, seed=int(recorded[0].get("seed") or 0), verbose=False)["test"]
+    except LabelledDataError as exc:
+        raise FinetunedModelError(f"{folder_a}'s data: {exc}") from None

@@ -188,6 +188,9 @@ class Recipe:
         return replace(config, **overrides) if overrides else config
 
 
+CLASS_WEIGHTS = ("none", "balanced")  # how the classes weigh in a classifier's loss (`--class-weights`)
+
+
 @dataclass(frozen=True)
 class ClassifierRecipe(Recipe):
     """A sentiment classifier's data settings: truncation, validation split, batching (notebooks 05-07, 10)."""
@@ -199,6 +202,13 @@ class ClassifierRecipe(Recipe):
     evals_per_epoch: int = 1  # validation evaluations per epoch, evenly spaced; the epoch's end is always one
     num_workers: int = 0  # DataLoader worker processes that collate the next batches while the model trains
     pin_memory: bool | None = None  # page-locked batches for faster copies to a GPU; None = when training on CUDA
+    class_weights: str = "none"  # "balanced": each class weighs as much in the loss, N / (C x its count)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.class_weights not in CLASS_WEIGHTS:
+            choices = ", ".join(CLASS_WEIGHTS)
+            raise SettingError(f"{type(self).__name__}: class_weights {self.class_weights!r}: choose one of {choices}.")
 
     def preprocess(self) -> dict[str, Any]:
         """How texts must be tokenized for a model trained with this recipe (saved beside it for `predict`)."""

@@ -413,6 +413,27 @@ def mistyped_model_folder(shared: Shared, tmp: Path) -> Given:
     )
 
 
+def own_data(train: str | bytes | None, name: str = "train.csv", test: str | None = None, *flags: str) -> Callable:
+    """`finetune bert --train FILE` with FILE holding `train` (None: no such file), and --test a file of `test`."""
+
+    def build(shared: Shared, tmp: Path) -> Given:
+        path = tmp / name
+        if isinstance(train, bytes):
+            path.write_bytes(train)
+        elif train is not None:
+            path.write_text(train, encoding="utf-8")
+        args = ["finetune", "bert", "--profile", "smoke", "--out", str(tmp / "run"), "--train", str(path), *flags]
+        keep = [path] if train is not None else []
+        if test is not None:
+            (tmp / "test.csv").write_text(test, encoding="utf-8")
+            args += ["--test", str(tmp / "test.csv")]
+            keep.append(tmp / "test.csv")
+        return Given(args, keep=keep, absent=[tmp / "run"])
+
+    return build
+
+
+THREE = "".join(f"text {i} about {label},{label}\n" for i in range(5) for label in ("sport", "food", "space"))
 ONE_LABEL = "text,label\n" + "".join(f"review number {i} of a film,1\n" for i in range(30))
 REVIEW = "A slow start, but the ending won me over."
 CASES = [
@@ -547,6 +568,22 @@ CASES = [
         lambda s, t: Given(["predict", str(s.model), "--file", "reviews.csv"]),
         2,
         "--file needs --out",
+    ),
+    Case(
+        "predict: --top-k 0", lambda s, t: Given(["predict", str(s.model), REVIEW, "--top-k", "0"]), 2, "--top-k is a"
+    ),
+    Case(
+        "predict: --top-k with --file",
+        lambda s, t: Given(["predict", str(s.model), "--file", "r.csv", "--out", "p.csv", "--top-k", "2"]),
+        2,
+        "--top-k is for one text; --file writes every class's probability",
+    ),
+    Case(
+        "predict: --top-k 2 on an IMDB model (the first line as before, then the other class)",
+        lambda s, t: Given(["predict", str(s.model), REVIEW, "--top-k", "2"]),
+        0,
+        "  2. ",
+        where="stdout",
     ),
     Case("predict: --out is a folder", predict_file(GOOD_CSV, lambda t: t), 2, "is a folder; give a file name"),
     Case(
@@ -849,6 +886,68 @@ CASES = [
         1,
         "has 2 `label` columns",
         report=True,
+    ),
+    # ------------------------------------------------ your own data: finetune --train FILE (issue 30)
+    Case(
+        "own data: one class only",
+        own_data("text,label\n" + "".join(f"text {i},sport\n" for i in range(10))),
+        1,
+        "every text is labelled 'sport'; a classifier needs two classes or more",
+    ),
+    Case(
+        "own data: a class with one example",
+        own_data("text,label\n" + THREE + "a lone poem,poetry\n"),
+        1,
+        "class 'poetry' (1) has fewer than 2 training texts",
+    ),
+    Case(
+        "own data: a test label never seen in training",
+        own_data("text,label\n" + THREE, test="text,label\na comet,space\na sonnet,poetry\n"),
+        1,
+        "test.csv, line 3: label 'poetry' never appears in the training data",
+    ),
+    Case(
+        "own data: no label column (names the columns)",
+        own_data("text,topic\n" + THREE),
+        1,
+        "has no `label` column; its columns are `text`, `topic`. Name yours with --label-column NAME",
+    ),
+    Case(
+        "own data: --text-column names a column that is not there",
+        own_data("text,label\n" + THREE, "train.csv", None, "--text-column", "body"),
+        1,
+        "has no `body` column; its columns are `text`, `label`",
+    ),
+    Case(
+        "own data: an empty label",
+        own_data("text,label\n" + THREE + "no label here,\n"),
+        1,
+        "train.csv, line 17: the `label` column is empty (1 such row(s) of 16)",
+    ),
+    Case(
+        "own data: bytes that are not UTF-8 (names the file and the line)",
+        own_data(("text,label\n" + THREE).encode() + b"caf\xe9,food\n"),
+        1,
+        "train.csv, line 17: byte 0xe9 is not UTF-8 text",
+    ),
+    Case(
+        "own data: an unknown file type",
+        own_data("text,label\n" + THREE, "train.xlsx"),
+        1,
+        "unknown file type `.xlsx`; give a .csv, .tsv or .jsonl file, or a folder",
+    ),
+    Case("own data: no such file", own_data(None), 1, "No such file or folder", where="last"),
+    Case(
+        "own data: a JSON Lines line that is not JSON",
+        own_data('{"text": "a", "label": "x"}\n{"text": "b", label: "y"}\n', "train.jsonl"),
+        1,
+        "train.jsonl, line 2: not valid JSON",
+    ),
+    Case(
+        "own data: --test without --train",
+        finetune_into(lambda t: t / "run", "--test", "test.csv"),
+        2,
+        "--test applies to your own data: add --train FILE",
     ),
     # ------------------------------------------------ the offline GPT-2 cache, as doctor sees it
     Case("doctor: an intact offline GPT-2", gpt2_cache(lambda d: None), 0, "[ ok ] gpt2", report=True),
