@@ -723,6 +723,23 @@ def distill_bert(
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls, "distill": distill_bert}
 
 
+def expected_model(task: str, profile: Profile | str) -> str:
+    """The pretrained model a run of `task` in `profile` would start from, as its metrics.json names it; loads nothing.
+
+    A saved run or a run record made from another model (offline MiniLM vs `bert-base-uncased` from the hub) is not
+    this run, whatever its recipe.
+    """
+    from ftlearn.files import display_path
+    from ftlearn.models import locate_model
+    from ftlearn.offline_gpt2 import build_for_profile
+
+    profile = _profile(profile)
+    family = "gpt2" if task.startswith("gpt2") else "bert"
+    name = profile.gpt2_model if family == "gpt2" else profile.bert_model
+    source = locate_model(family, name, build=build_for_profile(profile.name) if family == "gpt2" else None)
+    return display_path(source.location if source.kind != "hub" else source.requested)
+
+
 def reuse_or_run(
     task: str,
     profile: Profile | str,
@@ -753,7 +770,7 @@ def reuse_or_run(
             recipe = spec.recipe_class.for_profile(profile, AutoConfig.from_pretrained(out), **overrides)
         dsd = load_imdb(profile=profile, seed=seed, verbose=False)
         problem = reuse_problem(out, task=task, profile=profile.name, seed=seed, recipe=recipe,
-                                data_sha256=data_fingerprint(dsd))  # fmt: skip
+                                data_sha256=data_fingerprint(dsd), model=expected_model(task, profile))  # fmt: skip
     if problem is None:
         print(f"Reusing the {task} run saved in {display_path(out)}: the same recipe, seed and reviews as this run.")
         return out, json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))

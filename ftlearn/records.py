@@ -88,9 +88,17 @@ def write_record(path: str | Path, record: dict) -> Path:
 
 
 def load_record(
-    path: str | Path, *, task: str, profile: str, seed: int, init: str, recipe: Any, data_sha256: str
+    path: str | Path,
+    *,
+    task: str,
+    profile: str,
+    seed: int,
+    init: str,
+    recipe: Any,
+    data_sha256: str,
+    model: str | None = None,
 ) -> dict:
-    """Read a run record and check it belongs to this run: the same task, profile, seed, start, recipe and data.
+    """Read a run record and check it belongs to this run: the same task, profile, seed, start, recipe, data, model.
 
     Raises `RecordMismatch` naming what differs (a changed learning rate, another data set), so a lesson can train
     live instead of showing another run's numbers.
@@ -111,6 +119,11 @@ def load_record(
         "recipe": json.loads(json.dumps(recipe.as_dict())),
     }  # fmt: skip  (tuples as lists, as JSON holds them)
     differ = [key for key, value in wanted.items() if record.get(key) != value]
+    if model is not None:  # as `files.display_path` writes it: a record of MiniLM is not a run of the hub's BERT
+        from ftlearn.files import display_path
+
+        if display_path(str(record.get("model"))) != model:
+            differ.append(f"model ({display_path(str(record.get('model')))} there, {model} here)")
     if "recipe" in differ:
         theirs, ours = record.get("recipe") or {}, wanted["recipe"]
         keys = sorted(k for k in {*theirs, *ours} if theirs.get(k) != ours.get(k))
@@ -151,8 +164,10 @@ def recorded_or_live(
     path = record_path(name)
     if not live and path.is_file():
         try:
+            from ftlearn.finetune import expected_model
+
             record = load_record(path, task=task, profile=profile.name, seed=seed, init=init, recipe=recipe,
-                                 data_sha256=data_fingerprint(dsd))  # fmt: skip
+                                 data_sha256=data_fingerprint(dsd), model=expected_model(task, profile))  # fmt: skip
         except RecordMismatch as exc:
             print(f"Not loading the run record: {exc}. Training it live instead.")
         else:

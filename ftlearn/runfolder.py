@@ -233,14 +233,23 @@ class InitError(ValueError):
 
 
 def reuse_problem(
-    folder: str | Path, *, task: str, profile: str, seed: int, recipe: Recipe, data_sha256: str
+    folder: str | Path,
+    *,
+    task: str,
+    profile: str,
+    seed: int,
+    recipe: Recipe,
+    data_sha256: str,
+    model: str | None = None,
 ) -> str | None:
     """Why a saved run cannot stand in for training `recipe` again (None: it can), e.g. lesson 12's teacher.
 
     It can when the folder is intact (its manifest checks) and its metrics.json names the same task, profile, seed,
-    recipe and data (`ftlearn.data.data_fingerprint`) and a pretrained start: then training again would only
-    repeat the same run.
+    recipe and data (`ftlearn.data.data_fingerprint`), a pretrained start and, given `model` (as `files.display_path`
+    writes it), the same pretrained model: then training again would only repeat the same run.
     """
+    from ftlearn.files import display_path
+
     folder = Path(folder).expanduser()
     if not (folder / METRICS_FILE).is_file():
         return f"no saved run in {folder.name}/"
@@ -262,4 +271,6 @@ def reuse_problem(
     differ = [
         key for key, value in wanted.items() if metrics.get(key, "pretrained" if key == "init" else None) != value
     ]
+    if model is not None and display_path(str(metrics.get("model"))) != model:  # offline MiniLM vs the hub's BERT
+        differ.append("pretrained model")
     return f"it was trained with another {', '.join(differ)}" if differ else None

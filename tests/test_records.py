@@ -92,3 +92,18 @@ def test_a_later_lesson_reuses_a_saved_run_only_when_it_is_the_same_run(tmp_path
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp  # not trained again
     reuse_or_run("bert", "smoke", out, seed=0, overrides={"lr": 1e-3})
     assert "another recipe" in capsys.readouterr().out  # another learning rate: trained with it, not reused
+
+
+def test_a_record_or_a_saved_run_of_another_pretrained_model_is_not_this_run(recorded, tmp_path):
+    from ftlearn.finetune import expected_model
+    from ftlearn.runfolder import reuse_problem
+
+    here = expected_model("bert", "smoke")  # offline: the MiniLM shipped in site-packages, as display_path writes it
+    assert here.startswith("<") and "minilm" in here.lower()
+    assert load_record(recorded, **wanted(), model=here)["model"]
+    with pytest.raises(RecordMismatch, match="model"):
+        load_record(recorded, **wanted(), model="bert-base-uncased")  # online, the hub's BERT: another run
+    run = recorded.parent / "run"
+    settings = {k: v for k, v in wanted().items() if k != "init"}
+    assert "init" in reuse_problem(run, **settings, model=here)  # that folder started from random weights
+    assert "pretrained model" in reuse_problem(run, **settings, model="bert-base-uncased")
