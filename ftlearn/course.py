@@ -256,7 +256,8 @@ def course_map(timings: dict | None = None) -> list[dict]:
     Every lesson of `LESSONS` ships with the package (a test checks each has its notebook), so the map is the
     same in a checkout, a wheel install or Colab. A profile not timed yet has an empty string, not None: a table
     shows it as an empty cell. "cpu measured" says whether the cpu run started cold (nothing built or trained by
-    an earlier lesson) and the load average during it (about 2 on 2 idle cores).
+    an earlier lesson) and the mean load average during it: at most about 2 while a lesson trains on both cores of
+    an otherwise idle 2-core machine, well above it when other jobs shared the cores.
     """
     timings = load_timings() if timings is None else timings
     rows = []
