@@ -110,26 +110,10 @@ def load_record(
         raise RecordMismatch(f"{path.name} cannot be read as a run record: {exc}") from exc
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise RecordMismatch(f"{path.name} is not a run record of format {FORMAT}")
-    wanted = {
-        "task": task,
-        "profile": profile,
-        "seed": seed,
-        "init": init,
-        "data_sha256": data_sha256,
-        "recipe": json.loads(json.dumps(recipe.as_dict())),
-    }  # fmt: skip  (tuples as lists, as JSON holds them)
-    differ = [key for key, value in wanted.items() if record.get(key) != value]
-    if model is not None:  # as `files.display_path` writes it: a record of MiniLM is not a run of the hub's BERT
-        from ftlearn.files import display_path
+    from ftlearn.runfolder import run_differences
 
-        if display_path(str(record.get("model"))) != model:
-            differ.append(f"model ({display_path(str(record.get('model')))} there, {model} here)")
-    if "recipe" in differ:
-        theirs, ours = record.get("recipe") or {}, wanted["recipe"]
-        keys = sorted(k for k in {*theirs, *ours} if theirs.get(k) != ours.get(k))
-        differ[differ.index("recipe")] = (
-            "recipe (" + ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in keys) + ")"
-        )
+    differ = run_differences(record, task=task, profile=profile, seed=seed, init=init, recipe=recipe,
+                             data_sha256=data_sha256, model=model)  # fmt: skip
     if differ:
         raise RecordMismatch(f"{path.name} was made for another run: {'; '.join(differ)} differ")
     n = len(record["test_labels"])

@@ -232,6 +232,49 @@ class InitError(ValueError):
 # ---------------------------------------------------------------- reuse by a later lesson
 
 
+def run_differences(
+    saved: dict,
+    *,
+    task: str,
+    profile: str,
+    seed: int,
+    init: str,
+    recipe: Recipe,
+    data_sha256: str,
+    model: str | None = None,
+) -> list[str]:
+    """What makes a saved run (a metrics.json, a run record) another run than this one: [] when it is this run.
+
+    Compared: task, profile, seed, start, recipe (the keys that differ are named) and data (`data.data_fingerprint`);
+    given `model` (as `files.display_path` writes it), the pretrained model too: offline MiniLM is not the hub's BERT.
+    A run saved before `init` was recorded started from the pretrained weights.
+    """
+    from ftlearn.files import display_path
+
+    wanted = {
+        "task": task,
+        "profile": profile,
+        "seed": seed,
+        "init": init,
+        "data_sha256": data_sha256,
+        "recipe": json.loads(json.dumps(recipe.as_dict())),
+    }  # fmt: skip  (tuples as lists, as JSON holds them)
+    differ = []
+    for key, value in wanted.items():
+        theirs = saved.get(key, "pretrained" if key == "init" else None)
+        if theirs != value and key == "recipe":
+            theirs = theirs or {}
+            keys = sorted(k for k in {*theirs, *value} if theirs.get(k) != value.get(k))
+            differ.append(
+                "recipe (" + ", ".join(f"{k}: {theirs.get(k)!r} there, {value.get(k)!r} here" for k in keys) + ")"
+            )
+        elif theirs != value:
+            differ.append(key)
+    if model is not None and display_path(str(saved.get("model"))) != model:
+        differ.append(f"pretrained model ({display_path(str(saved.get('model')))} there, {model} here)")
+    return differ
+
+
 def reuse_problem(
     folder: str | Path,
     *,
@@ -248,8 +291,6 @@ def reuse_problem(
     recipe and data (`ftlearn.data.data_fingerprint`), a pretrained start and, given `model` (as `files.display_path`
     writes it), the same pretrained model: then training again would only repeat the same run.
     """
-    from ftlearn.files import display_path
-
     folder = Path(folder).expanduser()
     if not (folder / METRICS_FILE).is_file():
         return f"no saved run in {folder.name}/"
@@ -260,17 +301,6 @@ def reuse_problem(
         metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return f"{METRICS_FILE} cannot be read: {exc}"
-    wanted = {
-        "task": task,
-        "profile": profile,
-        "seed": seed,
-        "init": "pretrained",
-        "data_sha256": data_sha256,
-        "recipe": json.loads(json.dumps(recipe.as_dict())),
-    }  # fmt: skip  (tuples as lists, as JSON holds them)
-    differ = [
-        key for key, value in wanted.items() if metrics.get(key, "pretrained" if key == "init" else None) != value
-    ]
-    if model is not None and display_path(str(metrics.get("model"))) != model:  # offline MiniLM vs the hub's BERT
-        differ.append("pretrained model")
+    differ = run_differences(metrics, task=task, profile=profile, seed=seed, init="pretrained", recipe=recipe,
+                             data_sha256=data_sha256, model=model)  # fmt: skip
     return f"it was trained with another {', '.join(differ)}" if differ else None
