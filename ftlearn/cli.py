@@ -658,8 +658,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ftlearn.runtime import get_profile, pick_device
 
     name = f"ftlearn {args.command}"  # finetune, or distill
+    n_train = getattr(args, "n_train", None)  # lesson 12's smaller training set, from the profile's reviews
+    if n_train is not None and getattr(args, "train", None) is not None:
+        print(f"{name}: --n-train picks IMDB reviews; with --train FILE the file's texts are the training set.",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
-        profile = get_profile(args.profile)
+        check_settings({"n_train": n_train})
+        profile = get_profile(args.profile) if n_train is None else get_profile(args.profile, n_train=n_train)
+    except SettingError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
@@ -795,7 +804,8 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
         from ftlearn.files import display_path
         from ftlearn.records import make_record, write_record
 
-        flags = {"profile": profile.name, "seed": args.seed, "init": init, **overrides}
+        flags = {"profile": profile.name, "n_train": getattr(args, "n_train", None), "seed": args.seed, "init": init,
+                 **overrides}  # fmt: skip
         command = f"ftlearn finetune {args.target} " + " ".join(
             f"--{name.replace('_', '-')} {value}" for name, value in flags.items() if value is not None
         )
@@ -1011,6 +1021,14 @@ def _add_run_flags(cmd: argparse.ArgumentParser, target: str) -> None:
     if target in OWN_DATA_TARGETS:  # your own labelled texts instead of IMDB (--train FILE)
         _add_data_flags(cmd)
     if target != "gpt2-lm":
+        cmd.add_argument(
+            "--n-train",
+            type=int,
+            default=None,
+            metavar="N",
+            help="train on N IMDB reviews instead of the profile's number (a tenth of them held out for validation), "
+            "as lesson 12 trains on 800",
+        )
         cmd.add_argument(
             "--record",
             default=None,

@@ -62,7 +62,7 @@ class Bounds:
 
 
 # One validator per setting, shared by every command and by the recipes themselves (`Recipe.__post_init__`).
-# seed and checkpoint_every are not recipe fields, but every run's flags, checked the same way.
+# seed, checkpoint_every and n_train are not recipe fields, but every run's flags, checked the same way.
 SETTINGS: dict[str, Bounds] = {
     "lr": Bounds(0, 1, low_open=True),
     "epochs": Bounds(1, 1000, whole=True),
@@ -85,6 +85,7 @@ SETTINGS: dict[str, Bounds] = {
     "max_train_rows": Bounds(1, whole=True, optional=True),
     "max_eval_rows": Bounds(1, whole=True, optional=True),
     "seed": Bounds(0, 2**32 - 1, whole=True),  # numpy's seeds are 32-bit
+    "n_train": Bounds(2, whole=True),  # --n-train: IMDB reviews to train on (and validate with)
     "checkpoint_every": Bounds(1, whole=True),
 }
 FLAGS = {"student_layers": "layers"}  # a setting whose command-line flag has another name
