@@ -428,7 +428,12 @@ def _report_run(target: str, metrics: dict, out: Path, show: Any) -> None:
         f"training: {metrics['train_seconds']:.0f} s ({metrics['optimizer_steps']} steps{processes}), "
         f"model {metrics['model']}"
     )
-    show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
+    if metrics.get("saved_as") == "adapter":  # a LoRA run: what must be saved, beside the base it needs
+        show(f"saved the LoRA adapter (peft's format, {metrics['saved_weights_bytes']:,} bytes), tokenizer and "
+             f"{METRICS_FILE} to {out}; it loads on its base, {metrics['base_model']['model']} (--merge: the whole "
+             "model instead)")  # fmt: skip
+    else:
+        show(f"saved the model, tokenizer and {METRICS_FILE} to {out}")
 
 
 def _class_lines(metrics: dict) -> str:
@@ -496,7 +501,7 @@ def _flag_text(name: str, value: Any) -> str:
 def _finetune_command(args: argparse.Namespace, out: Path, resume: bool) -> str:
     """The `ftlearn finetune` command line of this run (with --resume: the one that continues it)."""
     parts = ["ftlearn finetune", args.target, "--profile", args.profile, "--seed", str(args.seed), "--out", str(out)]
-    for flag in (*RUN_FLAGS, "checkpoint_every"):
+    for flag in (*RUN_FLAGS, "checkpoint_every", "merge"):
         value = getattr(args, flag, None)
         if value is not None:
             parts.append(_flag_text(flag, value))
@@ -679,6 +684,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if (args.lora_rank is not None or args.lora_alpha is not None) and args.method != "lora":
             print(f"{name}: --lora-rank and --lora-alpha apply to --method lora only.", file=sys.stderr)
             return 2
+        if args.merge and args.method != "lora":
+            print(f"{name}: --merge applies to --method lora only (the other methods save the whole model).",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     if args.target in OWN_DATA_TARGETS:
         overrides["class_weights"] = args.class_weights
         problem = _data_flags_problem(args)
@@ -751,6 +760,8 @@ def _finetune_run(args: argparse.Namespace, profile: Any, out: Path, init: str, 
 
     name = f"ftlearn {args.command}"
     extra = {"init": init}  # every target takes --init
+    if getattr(args, "merge", None):  # bert --method lora: saved merged rather than as an adapter
+        extra["merge"] = True
     data = _data_files(args)
     if data is not None:  # the classifiers' own data: --train FILE
         extra["data"] = data
@@ -1072,7 +1083,15 @@ def _add_run_flags(cmd: argparse.ArgumentParser, target: str) -> None:
             choices=METHODS,
             default=None,
             help="what is trained (lesson 12): every weight (full, default), LoRA adapters and the head (lora, "
-            "saved merged into the weights), or the head alone on a frozen body (head)",
+            "saved as an adapter in peft's format, which loads on the pretrained model; --merge: merged into the "
+            "weights), or the head alone on a frozen body (head)",
+        )
+        cmd.add_argument(
+            "--merge",
+            action="store_true",
+            default=None,
+            help="with --method lora: save the model with the adapter merged into its weights (W + alpha/r BA), "
+            "the whole model, instead of the adapter alone",
         )
         cmd.add_argument("--lora-rank", type=int, default=None, metavar="R", help="LoRA's rank r (default 8)")
         cmd.add_argument(

@@ -155,11 +155,11 @@ def _device() -> Any:
     return distributed.rank_device(device)
 
 
-def _save(out: str | Path | None, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict) -> None:
+def _save(out: str | Path | None, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict, base: Any) -> None:
     from ftlearn import distributed
 
     if out is not None and distributed.is_main_process():  # the ranks hold identical weights: one copy
-        save_finetuned(out, model, tokenizer, recipe, metrics)
+        save_finetuned(out, model, tokenizer, recipe, metrics, base=base)
 
 
 def _classifier_metrics(test: dict, data: ClassifierData, history: History) -> dict:
@@ -205,6 +205,7 @@ class RunState:
     progress: bool
     teacher: Any = None  # distillation: the fine-tuned teacher in memory
     teacher_info: dict = field(default_factory=dict)
+    merge: bool = True  # a LoRA run: merged before it is tested and saved (False: saved as an adapter)
     files: Any = None  # your own data (`ftlearn.labelled.LabelledFiles`); None: IMDB
     dsd: Any = None  # the DatasetDict: IMDB, or the files' (train, test), its label a ClassLabel of the class names
     model: Any = None
@@ -257,6 +258,7 @@ def run(
     teacher: Any = None,
     teacher_info: dict | None = None,
     data: Any = None,
+    merge: bool = False,
 ) -> FinetuneResult:
     """Every fine-tuning run, the same way: check the output, resolve the profile, seed, load data and model, apply
     the method, fit, test, save (notebooks 07, 09, 10, 12; `ftlearn finetune TARGET`).
@@ -265,7 +267,11 @@ def run(
     ignored); `method` ("full", "lora", "head") is the classifiers' `BertRecipe.method`. `init`: "pretrained", "random",
     or for gpt2-cls the folder of a gpt2-lm run. Under torchrun every rank runs it and only rank 0 writes `out`.
     `data` (`ftlearn.labelled.LabelledFiles`, classifiers only) trains on your own labelled files instead of IMDB,
-    with as many classes as they hold.
+    with as many classes as they hold. A LoRA run (notebook 12) is saved as an adapter (`ftlearn.adapter`: A, B and
+    the head, in peft's format; the model returned keeps its LoRA layers), or with `merge` merged into the weights
+    (`ftlearn.lora.merge_lora`) before it is tested and saved, as the whole model. A save choice, not part of the
+    recipe: the run trains the same either way. A run whose base cannot be loaded again (a distilled student, random
+    weights) is always merged.
     """
     from ftlearn import distributed
     from ftlearn.data import check_training_labels, data_fingerprint, imdb_source, load_imdb
@@ -320,6 +326,7 @@ def run(
         from ftlearn.lora import apply_method
 
         apply_method(state.model, recipe.method, recipe.lora_rank, recipe.lora_alpha, recipe.lora_targets, seed)
+    state.merge = merge or not _adapter_possible(state)
     _check_room(out, state.model)
     if spec.before_fit:
         spec.before_fit(state)
@@ -338,8 +345,27 @@ def run(
     core = core_metrics(recipe, profile, seed, state.source, state.model, history, state.device)  # before a merge
     core["data_sha256"] = data_fingerprint(state.dsd)  # which reviews: a lesson reuses a run only on the same ones
     metrics = {**core, **spec.test(state, history, timer), "total_seconds": round(time.perf_counter() - start, 1)}
-    _save(out, state.model, state.tokenizer, recipe, metrics)
+    adapter = getattr(recipe, "method", "full") == "lora" and not state.merge
+    _save(out, state.model, state.tokenizer, recipe, metrics, base=state.source if adapter else None)
     return FinetuneResult(state.model, state.tokenizer, history, metrics, *state.predictions)
+
+
+def _adapter_possible(state: RunState) -> bool:
+    """True when a LoRA run can be saved as an adapter: a BERT classifier on the pretrained checkpoint it loaded.
+
+    An adapter is applied to a base loaded again later; a student (layers cut from a checkpoint) or random weights
+    cannot be, so those runs are merged, saying so.
+    """
+    if getattr(state.recipe, "method", "full") != "lora":
+        return True  # nothing to merge either way
+    if state.task.kind == "bert" and state.init == "pretrained":
+        return True
+    from ftlearn import distributed
+
+    if distributed.is_main_process():
+        why = "random weights" if state.init == "random" else "a student cut from a checkpoint"
+        print(f"LoRA on {why}: saved merged, since an adapter needs a pretrained base it can be loaded on again.")
+    return False
 
 
 # ---------------------------------------------------------------- the classifiers: BERT, GPT-2, a distilled student
@@ -432,17 +458,17 @@ def _distillation_loss(state: RunState) -> Any:
 
 
 def _classifier_test(state: RunState, history: History, timer: Any) -> dict:
-    """Merge LoRA if any, then accuracy, F1, the confusion matrix and speed on the test set."""
+    """Merge LoRA if the run says so, then accuracy, F1, the confusion matrix and speed on the test set."""
     from ftlearn.evaluation import evaluate
     from ftlearn.models import count_parameters
     from ftlearn.pooling import model_pooling
 
     model, data, recipe = state.model, state.data, state.recipe
     merged = {}
-    if getattr(recipe, "method", "full") == "lora":
+    if getattr(recipe, "method", "full") == "lora" and state.merge:
         from ftlearn.lora import merge_lora
 
-        # merged: a plain model of the base's shape, so the save is the one layout `ftlearn predict` reads
+        # merged: a plain model of the base's shape, saved whole (an adapter is saved from the LoRA layers instead)
         merged = {"lora_layers_merged": merge_lora(model), "saved_parameters": count_parameters(model)}
     tested = time.perf_counter()
     test = evaluate(model, data.test_loader, state.device, return_outputs=True)
@@ -640,15 +666,17 @@ def finetune_bert(
     resume: Resume | None = None,
     init: str = "pretrained",
     data: Any = None,
+    merge: bool = False,
 ) -> FinetuneResult:
     """Notebook 07 in one call (`ftlearn finetune bert`): BERT trained with lessons 02-04's loss and AdamW.
 
     Under torchrun / accelerate launch every rank runs it, `fit` trains with DDP (notebook 11), and
     only rank 0 writes `out`; `recipe.batch_size` is then per rank. `data`: your own labelled files
-    (`ftlearn.labelled.LabelledFiles`, `ftlearn finetune bert --train FILE`) instead of IMDB.
+    (`ftlearn.labelled.LabelledFiles`, `ftlearn finetune bert --train FILE`) instead of IMDB. A LoRA run (notebook
+    12, `recipe.method == "lora"`) saves its adapter in peft's format; `merge=True` (`--merge`) saves it merged.
     """
     return run("bert", profile, out, seed, recipe, resume, init, None, model_name=model_name, progress=progress,
-               overrides=overrides, data=data)  # fmt: skip
+               overrides=overrides, data=data, merge=merge)  # fmt: skip
 
 
 def finetune_gpt2_lm(
@@ -718,8 +746,8 @@ def distill_bert(
 
 # `ftlearn finetune TARGET` calls RUNS[TARGET](profile=, out=, seed=, model_name=, overrides=, resume=, init=), by
 # keyword: the same signature for every target, and distill's teacher= and teacher_info= besides (the classifiers
-# also take data=, your own files, `--train FILE`); `overrides` change the recipe that the profile (and, for GPT-2,
-# the model) gives.
+# also take data=, your own files, `--train FILE`; bert merge=, a LoRA run saved merged, `--merge`); `overrides` change
+# the recipe that the profile (and, for GPT-2, the model) gives.
 RUNS = {"bert": finetune_bert, "gpt2-lm": finetune_gpt2_lm, "gpt2-cls": finetune_gpt2_cls, "distill": distill_bert}
 
 

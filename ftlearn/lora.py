@@ -137,3 +137,14 @@ def apply_method(
     elif method == "head":
         freeze_all_but_head(model)
     return model
+
+
+def unwrap_lora(model: nn.Module) -> int:
+    """Replace every `LoRALinear` by its frozen base nn.Linear, the update dropped (not merged); how many (notebook 12).
+
+    What `ftlearn.adapter.save_adapter` hands to peft: the pretrained model, for peft to wrap with its own layers.
+    """
+    names = [name for name, module in model.named_modules() if isinstance(module, LoRALinear)]
+    for name in names:
+        _set_module(model, name, model.get_submodule(name).base)
+    return len(names)

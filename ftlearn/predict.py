@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ftlearn.adapter import is_adapter_folder
 from ftlearn.evaluation import encoded_logits, probabilities
 from ftlearn.runfolder import METRICS_FILE, PREPROCESS_FILE, folder_problem, read_json_object, saved_task
 
@@ -75,12 +76,22 @@ def rebuild_command(folder: Path, manifest: dict | None = None) -> str:
     data = recorded.get("data") if isinstance(recorded.get("data"), dict) else {}
     flags = [("--train", data.get("train")), ("--test", data.get("test"))]  # your own data, when it was
     flags += [(f"--{c}-column", data.get(f"{c}_column")) for c in ("text", "label") if data.get(f"{c}_column") != c]
+    recipe = recorded.get("recipe") if isinstance(recorded.get("recipe"), dict) else {}
+    if task == "bert" and recipe.get("method") in ("lora", "head"):  # lesson 12's methods, and LoRA's save
+        flags.append(("--method", recipe["method"]))
+        if recipe["method"] == "lora":
+            flags += [("--lora-rank", recipe.get("lora_rank")), ("--lora-alpha", recipe.get("lora_alpha"))]
     own = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value)
-    return f"ftlearn finetune {task} --profile {profile}{seed}{own} --out {folder}"
+    merge = " --merge" if recorded.get("saved_as") == "merged" else ""
+    return f"ftlearn finetune {task} --profile {profile}{seed}{own}{merge} --out {folder}"
 
 
-def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
-    """Raise FinetunedModelError unless `folder` holds a complete classifier saved by `save_finetuned`."""
+def check_finetuned(folder: str | Path, base: str | Path | None = None) -> tuple[Path, dict | None]:
+    """Raise FinetunedModelError unless `folder` holds a complete classifier saved by `save_finetuned`.
+
+    A LoRA adapter's folder (notebook 12) also needs its base model here: looked for (`ftlearn.adapter.locate_base`;
+    `base` replaces the recorded one), not loaded.
+    """
     folder = Path(folder).expanduser()
     if not folder.exists():
         aside = folder.with_name(f".{folder.name}.old")
@@ -95,8 +106,8 @@ def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
         )
     if not (folder / "config.json").exists() or not any(folder.glob("*.safetensors")):
         raise FinetunedModelError(
-            f"{folder} is not a saved model: it needs config.json and model.safetensors "
-            f"(written by `ftlearn finetune bert --out {folder}` or `save_finetuned`)."
+            f"{folder} is not a saved model: it needs config.json and model.safetensors (or a LoRA adapter's "
+            f"adapter_model.safetensors), written by `ftlearn finetune bert --out {folder}` or `save_finetuned`."
         )
     problem, manifest = folder_problem(folder)
     if problem:
@@ -119,6 +130,13 @@ def check_finetuned(folder: str | Path) -> tuple[Path, dict | None]:
     problem = preprocess_problem(read_json_object(folder / PREPROCESS_FILE), config)
     if problem:
         raise FinetunedModelError(f"{folder}: {problem}. Rebuild it: `{rebuild_command(folder, manifest)}`.")
+    if is_adapter_folder(folder):  # a LoRA adapter: its base must be here (looked for only)
+        from ftlearn.adapter import AdapterBaseError, locate_base
+
+        try:
+            locate_base((manifest or {}).get("base"), base)
+        except AdapterBaseError as exc:
+            raise FinetunedModelError(f"{folder} holds a LoRA adapter, but {exc}.") from None
     return folder, manifest
 
 
@@ -145,22 +163,31 @@ def preprocess_problem(settings: dict, config: dict) -> str | None:
     return None
 
 
-def load_finetuned(folder: str | Path) -> tuple[Any, Any, dict]:
+def load_finetuned(folder: str | Path, base: str | Path | None = None) -> tuple[Any, Any, dict]:
     """Reload a folder written by `save_finetuned`: model, tokenizer, tokenization settings (notebook 07).
 
     The folder is checked first (`check_finetuned`): a damaged, incomplete or wrong kind of folder raises
-    FinetunedModelError with one line saying what is wrong and the command that rebuilds it.
+    FinetunedModelError with one line saying what is wrong and the command that rebuilds it. A LoRA run saved as an
+    adapter (notebook 12) is loaded on its base model (the one it recorded, or `base`: a folder or hub name),
+    checked to be the one it was trained on, and merged: the same plain model, and the same predictions, as a
+    merged save gives.
     """
-    folder, manifest = check_finetuned(folder)
+    folder, manifest = check_finetuned(folder, base)
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from ftlearn.adapter import AdapterBaseError, load_adapter
     from ftlearn.pooling import saved_class
 
     hf_logging.disable_progress_bar()  # one bar per reload is noise on the command line
     try:
-        model = saved_class(folder).from_pretrained(folder)  # a mean-pooling head reloads as one
+        if is_adapter_folder(folder):
+            model = load_adapter(folder, (manifest or {}).get("base"), base)
+        else:
+            model = saved_class(folder).from_pretrained(folder)  # a mean-pooling head reloads as one
         tokenizer = AutoTokenizer.from_pretrained(folder)
+    except AdapterBaseError as exc:  # the base found is not the adapter's: nothing to rebuild, another base to find
+        raise FinetunedModelError(f"{folder} holds a LoRA adapter, but {exc}.") from None
     except Exception as exc:  # noqa: BLE001 - whatever the checks above missed still ends in one line
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         raise FinetunedModelError(

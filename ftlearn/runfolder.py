@@ -2,10 +2,14 @@
 
 Introduced in notebook 07, where a fine-tuned model is saved and reloaded; every run (`ftlearn.finetune`) saves
 through `save_finetuned`, and `ftlearn.predict` reads through `folder_problem` before it loads anything. A folder:
-    config.json, model.safetensors   the weights (`save_pretrained`, safetensors)
+    config.json, model.safetensors   the weights (`save_pretrained`, safetensors); a LoRA run saved as an adapter
+                                     (the default) has adapter_config.json and adapter_model.safetensors instead of
+                                     model.safetensors: peft's format, the base it needs named in the manifest
+                                     (`ftlearn.adapter`)
     tokenizer files                  the tokenizer, with a pad token when the model needs one
     ftlearn_preprocess.json          classifiers: how `ftlearn predict` must tokenize new reviews
-    metrics.json                     task, model, profile, seed, recipe, train_seconds, history, and the task's metrics
+    metrics.json                     task, model, profile, seed, recipe, train_seconds, history, the task's metrics,
+                                     and how the run was saved: saved_as, saved_weights_bytes, saved_files
     ftlearn_manifest.json            written last: the task, and every file's size and sha256
 The folder is written next to its destination and renamed into place, so a run killed while saving
 leaves the previous folder (or none), never half of one.
@@ -41,7 +45,7 @@ def is_run_folder(folder: str | Path) -> bool:
 SAVED_NAMES = frozenset(
     {"config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
      "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-     "chat_template.jinja", PREPROCESS_FILE, METRICS_FILE}
+     "chat_template.jinja", "adapter_config.json", "adapter_model.safetensors", PREPROCESS_FILE, METRICS_FILE}
 )  # fmt: skip
 
 
@@ -83,12 +87,20 @@ def saved_bytes(model: Any) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 20_000_000
 
 
-def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None) -> Path:
+def save_finetuned(
+    folder: str | Path, model: Any, tokenizer: Any, recipe: Recipe, metrics: dict | None = None, base: Any = None
+) -> Path:
     """Write model, tokenizer, tokenization settings and metrics.json into `folder`, atomically (notebook 07).
 
     Everything goes into a temporary sibling, then a manifest (every file's size and sha256, see
     `ftlearn.files`), written last; only then does the folder take the place of a previous one.
     `ftlearn.predict.load_finetuned` checks the manifest before it loads anything.
+    `base` (a `ftlearn.models.ModelSource`: where the pretrained model came from), for a model holding LoRA layers,
+    saves the adapter instead of the whole model (`ftlearn.adapter`, notebook 12); the manifest and metrics.json
+    record the base it needs (`base_model`). metrics.json also records how the run was saved (`saved_as`: "adapter",
+    "merged" for a LoRA run saved whole, else "model"), the size of the weights file (`saved_weights_bytes`: what
+    must be saved) and of every file written before it (`saved_files`), measured on disk; `metrics` gets the same
+    keys, so a run's result says what its folder holds.
     """
     from ftlearn.files import (
         DiskFullError,
@@ -114,13 +126,31 @@ def save_finetuned(folder: str | Path, model: Any, tokenizer: Any, recipe: Recip
         tmp = temporary_sibling(folder)  # this process's own name
         tmp.mkdir()
         try:
-            model.save_pretrained(tmp)  # config.json + model.safetensors
+            saved: dict[str, Any] = {}
+            if base is not None:  # a LoRA run's adapter, in peft's format, and the base it needs
+                from ftlearn.adapter import ADAPTER_WEIGHTS, base_record, save_adapter
+
+                record = base_record(base, model)
+                saved["saved_parameters"] = save_adapter(model, tmp, record["name_or_path"])
+                saved["saved_as"], weights = "adapter", ADAPTER_WEIGHTS
+            else:
+                model.save_pretrained(tmp)  # config.json + model.safetensors
+                record = None
+                saved["saved_as"] = "merged" if getattr(recipe, "method", "full") == "lora" else "model"
+                weights = "model.safetensors"
             tokenizer.save_pretrained(tmp)
             if hasattr(recipe, "preprocess"):  # a classifier's recipe: how `ftlearn predict` must tokenize
                 write_json_atomic(tmp / PREPROCESS_FILE, recipe.preprocess())
+            saved["saved_weights_bytes"] = (tmp / weights).stat().st_size  # what must be saved, measured
+            saved["saved_files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+            if record is not None:
+                saved["base_model"] = record
             if metrics is not None:
+                metrics.update(saved)  # the caller's result says what the folder holds
                 write_json_atomic(tmp / METRICS_FILE, metrics)
             recorded = {key: (metrics or {}).get(key) for key in ("profile", "seed")}
+            if record is not None:
+                recorded.update(saved_as="adapter", base=record)  # what `load_finetuned` needs to find the base
             write_manifest(tmp, task=recipe.kind, **recorded)  # last: its presence says the rest is complete
             replace_folder(tmp, folder)  # the previous run stays whole until the new one is in place
         except BaseException as exc:  # a failure or Ctrl-C while saving: no half folder left behind
@@ -177,7 +207,7 @@ def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
     sha256. A folder saved before manifests existed is accepted when it is complete: readable config.json and
     tokenizer files, and weights whose length matches their header.
     """
-    from ftlearn.files import json_problem, manifest_problem, read_manifest, safetensors_problem
+    from ftlearn.files import MANIFEST_FILE, json_problem, manifest_problem, read_manifest, safetensors_problem
 
     try:
         manifest = read_manifest(folder)
@@ -185,6 +215,8 @@ def folder_problem(folder: Path) -> tuple[str | None, dict | None]:
         return f"{exc}", None
     if manifest is not None:
         return manifest_problem(folder, manifest), manifest
+    if (folder / "adapter_config.json").exists():  # adapters are saved with a manifest, which names their base
+        return f"it holds a LoRA adapter but no {MANIFEST_FILE}, which says which base model it needs", None
     for problem in (
         json_problem(folder / "config.json"),
         safetensors_problem(folder / "model.safetensors"),
