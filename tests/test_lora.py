@@ -146,14 +146,15 @@ def test_finetune_flags_for_lora_are_checked_before_anything_loads(capsys):
 
 @pytest.mark.slow
 @pytest.mark.floors
-def test_finetune_lora_smoke_writes_the_layout_with_few_trainable_parameters_and_predict_loads_it(tmp_path, capsys):
+def test_finetune_lora_smoke_writes_its_adapter_with_few_trainable_parameters_and_predict_loads_it(tmp_path, capsys):
     out = tmp_path / "lora"
     args = ["finetune", "bert", "--method", "lora", "--lora-rank", "4", "--lora-alpha", "8", "--profile", "smoke"]
     assert main([*args, "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["recipe"]["method"] == "lora" and metrics["recipe"]["lora_rank"] == 4
     assert 0 < metrics["trainable_parameters"] < 0.05 * metrics["parameters"]
-    assert metrics["saved_parameters"] < metrics["parameters"]  # merged: the adapters folded into the weights
+    assert metrics["saved_parameters"] < metrics["parameters"]  # the adapter: A, B and the head (tests/test_adapter.py)
+    assert metrics["saved_as"] == "adapter" and (out / "adapter_model.safetensors").is_file()
     assert metrics["seconds_per_step"] > 0 and metrics["test_reviews_per_second"] > 0
     config = json.loads((out / "config.json").read_text())
     assert config["num_hidden_layers"] == 6
