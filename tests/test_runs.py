@@ -100,10 +100,12 @@ def test_every_finetune_target_has_the_same_common_flags():
         own_data = {"--train", "--test", "--text-column", "--label-column", "--class-weights"}  # the classifiers'
         extra = {  # lesson 12 adds BERT's methods; the LM run's validation is asked for (lesson 09 runs without);
             # a classifier's run can be recorded (its per-review answers), for a lesson to load (ftlearn.records)
-            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha", "--merge", "--record", *own_data},
-            "gpt2-cls": {"--record", *own_data},
+            # and lesson 12's smaller training set (--n-train) is a flag of the classifiers and the student
+            "bert": {"--pooling", "--method", "--lora-rank", "--lora-alpha", "--merge", "--record", "--n-train"}
+            | own_data,
+            "gpt2-cls": {"--record", "--n-train", *own_data},
             "gpt2-lm": {"--sentiment-prefix", "--no-sentiment-prefix", "--val-rows", "--patience"},
-            "distill": DISTILL_FLAGS | {"--record"},  # lesson 12: the teacher and the student's shape and loss
+            "distill": DISTILL_FLAGS | {"--record", "--n-train"},  # lesson 12: the teacher and the student's shape
         }
         assert (flags - common - {"-h", "--help"}) == extra.get(name, set()), name
 
