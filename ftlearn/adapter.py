@@ -122,7 +122,7 @@ def locate_base(record: dict, base: str | Path | None = None) -> str:
         if not (folder / "config.json").is_file():
             raise AdapterBaseError(
                 f"the adapter needs its base model, the folder {folder}, which is not there any more: put it back, "
-                "or give the base's new place (load_finetuned(folder, base=...), --base DIR)"
+                "or give its new place to load_finetuned(folder, base=...)"
             )
         return str(folder)
     try:
@@ -241,8 +241,8 @@ def load_adapter(folder: str | Path, record: dict, base: str | Path | None = Non
     if base_fingerprint(model) != record["sha256"]:
         raise AdapterBaseError(
             f"the base model found here ({_shown(location)}) is not the one the adapter was trained on "
-            f"({record.get('model')}): its weights differ. Give the right one (base=..., --base), or load a merged "
-            "save (`ftlearn finetune bert --method lora --merge`)"
+            f"({record.get('model')}): its weights differ. Give the right one (load_finetuned(folder, base=...)), "
+            "or train where it is and save the whole model (`ftlearn finetune bert --method lora --merge`)"
         )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
