@@ -5,7 +5,8 @@ a rank-r update: y = x W^T + b + (alpha / r) * x A^T B^T, with A (r, in) random 
 wrapped model starts as exactly the base model. `apply_method` turns a classifier into what one method
 trains ("full": everything; "lora": A and B of the target layers plus the head; "head": the head alone);
 `merge_lora` folds every update into its base weight (W + (alpha / r) B A), which leaves a plain model that
-`ftlearn.runfolder.save_finetuned` saves in the one layout `ftlearn predict` reads.
+`ftlearn.runfolder.save_finetuned` saves whole (`--merge`); by default a LoRA run saves only its adapter, in peft's
+format (`ftlearn.adapter`, which hands peft the model `unwrap_lora` leaves: the base, the update dropped).
 Importing this module imports torch (it *is* about torch modules); `ftlearn.finetune` imports it lazily.
 """
 
