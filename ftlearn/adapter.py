@@ -98,8 +98,8 @@ def locate_base(record: dict, base: str | Path | None = None) -> str:
     """Where the base an adapter needs is here (a folder or a hub name); AdapterBaseError when it is not.
 
     `base` (a folder or a hub name) replaces the recorded one, e.g. a copy of the checkpoint moved elsewhere. The
-    recorded one is found as `locate_model` finds any model; the offline BERT through its installed package, never
-    at the path it had when the run was saved.
+    recorded one is found as `locate_model` finds any model; the offline BERT through its installed package (else
+    the hub's copy, online or cached), never at the path it had when the run was saved.
     """
     from ftlearn.models import BERT_FALLBACK_PACKAGE, ModelUnavailableError, locate_model, offline_bert_dir
 
@@ -111,12 +111,15 @@ def locate_base(record: dict, base: str | Path | None = None) -> str:
     kind, requested = record.get("kind"), str(record.get("requested") or "")
     if kind == "offline-fallback":
         folder = offline_bert_dir()
-        if folder is None:
+        if folder is not None:
+            return str(folder)
+        try:  # online, or in the cache: the hub's copy of the same model (its weights are checked when loaded)
+            return locate_model("bert", str(record.get("name_or_path") or OFFLINE_BERT_HUB_NAME)).location
+        except ModelUnavailableError:
             raise AdapterBaseError(
                 f"the adapter needs its base model, the offline MiniLM BERT ({record.get('model')}), which is not "
                 f"installed here: pip install {BERT_FALLBACK_PACKAGE}"
-            )
-        return str(folder)
+            ) from None
     if kind == "local":
         folder = Path(record.get("name_or_path") or requested)
         if not (folder / "config.json").is_file():

