@@ -201,7 +201,7 @@ def test_merge_is_a_flag_of_lora_runs_only_and_rebuild_commands_keep_it(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.floors
-def test_a_smoke_lora_run_saves_an_adapter_that_predicts_and_compares_as_its_merged_save(tmp_path, capsys):
+def test_a_smoke_lora_run_saves_an_adapter_that_predicts_compares_and_teaches_as_its_merged_save(tmp_path, capsys):
     from peft import PeftModel
     from transformers import AutoConfig
 
@@ -234,3 +234,6 @@ def test_a_smoke_lora_run_saves_an_adapter_that_predicts_and_compares_as_its_mer
     assert main(["compare", str(adapter), str(merged)]) == 0
     out = capsys.readouterr().out
     assert "A - B: +0.000 ± 0.000" in out and "right only with A: 0, only with B: 0" in out
+    student = tmp_path / "student"  # an adapter folder is a teacher too: loaded on its base, merged
+    assert main(["distill", "--teacher", str(adapter), "--profile", "smoke", "--out", str(student)]) == 0
+    assert json.loads((student / "metrics.json").read_text())["teacher"] == str(adapter)
