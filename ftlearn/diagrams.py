@@ -36,10 +36,11 @@ _RESIDUAL_FROM = {"bert": {4: 0, 7: 4}, "gpt2": {5: 0, 9: 5}}
 _COLOURS = {"io": "#e8e8e8", "op": "#dbe9f6", "add": "#fde2c8"}
 
 
-def block_diagram(sizes: dict[str, int] | None = None, ax_pair: Any = None) -> Any:
+def block_diagram(sizes: dict[str, int] | None = None, ax_pair: Any = None, sizes_of: str = "this model") -> Any:
     """BERT's post-LN layer beside GPT-2's pre-LN block, each box labelled with its output shape (notebook 06).
 
-    `sizes` (e.g. {"C": 384, "H": 12, "d": 32, "F": 1536}) adds the numbers of a real model to the legend.
+    `sizes` (e.g. {"C": 384, "H": 12, "d": 32, "F": 1536}) adds the numbers of a real model to the legend, after
+    `sizes_of`, which names that model ("this BERT": the two columns are two models, the sizes one model's).
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
@@ -79,7 +80,7 @@ def block_diagram(sizes: dict[str, int] | None = None, ax_pair: Any = None) -> A
         "mask: 0 where attention is allowed, -inf where not"
     )
     if sizes:
-        legend += "\nthis model: " + ", ".join(f"{k} = {v}" for k, v in sizes.items())
+        legend += f"\n{sizes_of}: " + ", ".join(f"{k} = {v}" for k, v in sizes.items())
     fig.text(0.5, 0.01, legend, ha="center", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
