@@ -268,93 +268,94 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
     ),
     "06": (
         _mc(
-            "Lesson 06 measured, on random queries and keys, that without the 1/√d scale the gradient reaching q (and "
-            "so W_Q) is larger than with it, at every head size. What does the scale buy, then?",
+            "A model divides its attention scores by d instead of √d. Its head size is d = 64, and at the start its "
+            "queries and keys have independent entries of variance 1. How are a query's weights over 32 keys spread?",
             (
-                "a larger gradient for W_Q, so that training is faster",
-                "fewer FLOPs in the product of the weights with the values",
-                "a softmax out of saturation: weights spread over many keys, nearly every key's score receiving "
-                "gradient, and q's gradient about the same size whatever the head size d",
-                "attention weights that sum to 1",
-            ),
-            "c",
-            "Unscaled, q·k has standard deviation √d, and the softmax of such scores is nearly one-hot: a query reads "
-            "one or two keys, and since the derivative of a weight p_j is proportional to p_j, the keys it ignores get "
-            "almost no gradient. The gradient reaching q is Σ_j (∂ℓ/∂s_j) k_j/√d: without the scale the 1/√d is "
-            "missing while each k_j has length about √d, so it grows with d. Divided by √d, the scores have standard "
-            "deviation 1 at every width: the weights stay spread and q's gradient keeps one size. The weights sum to 1 "
-            "either way; the FLOPs do not change.",
-            "Two of the lesson's measured columns stay flat across head sizes with the scale and not without it.",
-            "Look at 'keys read' and at the gradient reaching q, with and without the scale.",
-        ),
-        _mc(
-            "A batch of reviews for GPT-2 is padded on the right, and the attention mask is left out. Do the real "
-            "tokens' hidden states change?",
-            (
-                "yes: every real token also attends to the padding",
-                "no: the padding comes after the real tokens, and the causal mask already hides every later position; "
-                "padded on the left, they would change",
-                "only the last real token's",
-                "no: a padding token's embedding is zero, so it adds nothing",
+                "nearly one-hot: the largest weight is close to 1, as with no scale at all",
+                "nearly uniform: the scores' spread is 1/8, so each weight is close to 1/32",
+                "exactly as with √d: the softmax renormalises the weights whatever the scale",
+                "not at all: scores this small underflow, and the weights come out as NaN",
             ),
             "b",
-            "Token t may read positions up to t. With right padding every pad position is later than every real "
-            "token of its row, so the causal mask hides it already: the lesson's padded batch gave the same real "
-            "positions with and without the mask. With left padding the pads come first, every real token may read "
-            "them, and only the attention mask hides them. A pad token's embedding is not zero (GPT-2 pads with eos).",
-            "Which positions may a real token read under the causal mask, and where is the padding?",
-            "On the right, the padding is in every real token's future.",
-        ),
-        _num(
-            "bert-base has hidden size C = 768, F = 3072 and 12 heads of size 64. You rebuild a layer with 24 heads of "
-            "size 32. By what factor does the layer's number of parameters change?",
-            1,
-            0,
-            "Heads are slices of the same projections: W_Q, W_K, W_V and W_O stay C × C however the C features are cut "
-            "into heads, so the count 4C² + 4C + 2CF + F + C + 4C has no H in it. What changes is the work's shape: "
-            "more, narrower attention patterns, the same FLOPs.",
-            "Which weight matrices does splitting into heads create?",
-            "Splitting reshapes the output of one C × C projection; it adds no weights.",
+            "q·k has standard deviation √d = 8; divided by d = 64 it has 8/64 = 1/8. exp of scores that differ by "
+            "about 0.1 is nearly the same for every key, so each weight is close to 1/32: a query reads almost every "
+            "key alike, the opposite of the unscaled case. The softmax renormalises the weights' sum, not their "
+            "spread, and small scores are harmless (exp(0) = 1). The right scale is the one that gives the scores "
+            "standard deviation 1 at every width: √d.",
+            "Work out the scores' standard deviation first, as the lesson did for √d.",
+            "The spread of q·k is √d; divide it by d and see how different exp of such scores can be.",
         ),
         _mc(
-            "Stacking its layers, the lesson saw GPT-2's hidden vectors grow block after block, while BERT's stayed "
-            "near one size. Why?",
+            "BERT (no causal mask) gets a batch padded on the right, without its attention mask. Do the real tokens' "
+            "hidden states change?",
             (
-                "GPT-2 is causal, so each block sees fewer tokens",
-                "GPT-2 uses the tanh approximation of GELU",
-                "GPT-2 has fewer layers",
-                "GPT-2 is pre-LN: a LayerNorm normalises only each sub-layer's input, so the residual stream is a "
-                "running sum that nothing normalises inside the stack; BERT (post-LN) hands on a LayerNorm's output "
-                "after every layer",
+                "no: the padding comes after the real tokens, so no real token reads it",
+                "yes: nothing hides the [PAD] keys, so every real token also reads them",
+                "no: a [PAD] token's embedding is zero, so its value vector adds nothing",
+                "only [CLS]'s, since it is the one position that reads the whole row",
             ),
-            "d",
-            "In pre-LN, h = x + Attn(LN(x)): x itself passes through untouched and every block adds to it, so its "
-            "size can grow with depth; GPT-2 normalises once, after the last block (ln_f). In post-LN, "
-            "out = LN(h + FFN(h)): whatever came in, what goes out is a LayerNorm's output, at the scale its learned "
-            "weights give it.",
-            "Follow the residual stream through one block of each kind: is it ever normalised?",
-            "Compare LN(x + Attn(x)) with x + Attn(LN(x)): which one returns a LayerNorm's output?",
+            "b",
+            "Position alone hides nothing from an encoder: without a causal mask every query may read every key, "
+            "later ones included, so the [PAD] keys take some weight in every real token's softmax and their values "
+            "enter its output. Lesson 06 measured it on the shortest review (1.36 without the mask, 0 with it). "
+            "Padding after the real tokens is harmless only with a causal mask, as in GPT-2: there the pads are in "
+            "every real token's future. [PAD]'s embedding is not zero, and it gets a position and a segment "
+            "embedding too.",
+            "What hides a later position from a query in GPT-2, and does BERT have it?",
+            "Without a causal mask, the only thing that hides a key is the attention mask.",
+        ),
+        _num(
+            "bert-base's layer has 12 heads of size 64 (C = 768). You rebuild it with 24 heads of size 32, for a batch "
+            "of 8 reviews of 512 tokens. By what factor does the number of attention weights (softmax outputs) the "
+            "layer computes, and autograd keeps for the backward pass, change?",
+            2,
+            0,
+            "Each head has its own T × T matrix of weights, so a layer computes B·H·T·T of them: doubling H doubles "
+            "them, whatever the head size. The parameters do not change (4C² + 4C + 2CF + F + C + 4C has no H), and "
+            "neither do the FLOPs of the attention products (4TC per token: each head's two products cost 2Td "
+            "each, and H·d = C). Lesson 11's activation count has a term in 5·H·T² per example for this reason.",
+            "How many weight matrices does a layer's attention compute, and what is the size of each?",
+            "One T × T matrix per head and per example: count them with H = 12 and with H = 24.",
+        ),
+        _mc(
+            "Lesson 06 saw GPT-2's residual stream grow block after block, while BERT's did not accumulate: each layer "
+            "hands on a LayerNorm's output, whose size its learned scale sets. In a pre-LN stack of 48 blocks the "
+            "stream has grown large by block 48. What does that block's attention read?",
+            (
+                "a normalised copy: ln_1 rescales what attention reads, not the stream itself",
+                "the large stream itself, so its softmax saturates as if the √d scale were missing",
+                "a stream that the causal mask has shrunk, since each block hides later positions",
+                "a stream divided by 48, since each residual addition is scaled down by the depth",
+            ),
+            "a",
+            "In pre-LN, h = x + Attn(LN(x)): the sub-layer reads LN(x), whose size its LayerNorm's learned scale "
+            "sets however large x has grown, while x itself is passed on untouched and keeps growing. That is why a "
+            "pre-LN model needs one more LayerNorm after its last block (GPT-2's ln_f) before the output layer. The "
+            "causal mask changes which positions are read, not their size, and nothing divides the additions by the "
+            "depth in the forward pass.",
+            "Write one pre-LN block as a formula: which tensor does Attn receive?",
+            "In x + Attn(LN(x)), the LayerNorm acts on Attn's input only.",
         ),
         _num(
             "Per token, a layer spends 2(4C² + 2CF) FLOPs on its weights and 4TC on attention's two products over T "
-            "tokens. For bert-base (C = 768, F = 4C), at what length T are the two equal?",
-            4608,
+            "tokens. A model with C = 768 uses a wider feed-forward network, F = 8C. At what length T are the two "
+            "terms equal?",
+            7680,
             0,
-            "With F = 4C the weights cost 24C² per token; attention costs 4TC. They are equal when T = 6C = 4608, "
-            "well beyond BERT's 512 positions: at 512 tokens attention's share is T / (T + 6C), about 10%. For a "
-            "narrower model (smaller C) attention's share is larger at the same length.",
-            "Write both terms with F = 4C and solve for T.",
-            "24C² = 4TC gives T = 6C.",
+            "With F = 8C the weights cost 2(4C² + 16C²) = 40C² per token, and 40C² = 4TC gives T = 10C = 7680. "
+            "Attention's share is then T / (T + 10C): a wider feed-forward network makes attention's share smaller "
+            "at the same length, about 6% at 512 tokens instead of bert-base's 10% (T / (T + 6C) with F = 4C).",
+            "Write the weights' term with F = 8C, then set it equal to 4TC.",
+            "2(4C² + 2C·8C) = 40C²; solve 40C² = 4TC for T.",
         ),
         _mc(
             "With grouped-query attention (H query heads, H_kv < H key/value heads, each shared by H/H_kv query "
             "heads), what gets smaller?",
             (
-                "the attention products' FLOPs (4TC per token) and the key/value projections both",
-                "nothing: the same weights are only arranged differently",
-                "only the query projection W_Q",
-                "the key and value projections (C × H_kv·d instead of C × C) and the keys and values to keep, but not "
-                "the attention products: every query head still scores T keys and mixes T values",
+                "the FLOPs of the attention products and of W_K, W_V: fewer heads score keys",
+                "nothing: the same weights are only cut into heads in a different way",
+                "only W_Q and W_O, since the query heads are the ones that are grouped",
+                "W_K, W_V and the keys and values kept; the attention products do not",
             ),
             "d",
             "Each K/V head serves several query heads, so W_K and W_V shrink to C × H_kv·d (and so does the cache of "

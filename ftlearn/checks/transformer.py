@@ -1,10 +1,10 @@
 """Checks for the exercises of lesson 06, the transformer by hand.
 
-Recall: attention with its mask, the causal mask, splitting and merging heads, LayerNorm; every reference is
-PyTorch's own function or a one-line tensor expression, in float64. Worked out: GPT-2's block and BERT's layer
-assembled from their parts, checked against the hidden states of small GPT2Model / BertModel instances; the
-parameters and forward FLOPs of a LLaMA-style layer, checked against transformers' LlamaDecoderLayer and
-FlopCounterMode. transformers is imported only when one of those checks runs.
+Recall: attention with its mask, the causal mask, splitting and merging heads, LayerNorm, every reference
+PyTorch's own function or a one-line tensor expression, in float64; GPT-2's block and BERT's layer assembled from
+given parts (the lesson shows both arrangements), checked against the hidden states of small GPT2Model / BertModel
+instances with random weights. Worked out: the parameters and forward FLOPs of a LLaMA-style layer, checked against
+transformers' LlamaDecoderLayer and FlopCounterMode. transformers is imported only when one of those checks runs.
 """
 
 from __future__ import annotations
