@@ -655,16 +655,17 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "Work out each class's F1 for a model that always says A, then average them.",
         ),
         _num(
-            "A training set holds 600 texts of class A, 300 of B and 100 of C. What 'balanced' weight does class C "
-            "get in the loss (N / (C × n_c), with C the number of classes)?",
+            "A training set holds 600 texts of 'trivia', 300 of 'emotion' and 100 of 'psychology'. What 'balanced' "
+            "weight does 'psychology' get in the loss: N / (K n_k), with K the number of classes and n_k its texts?",
             3.333,
             0.01,
-            "N / (C n_c) = 1000 / (3 × 100) ≈ 3.33, while A gets 1000 / 1800 ≈ 0.56: a mistake on a C text costs six "
-            "times one on an A text, so the three classes weigh the same in the summed loss (each n_c × w_c is N / C). "
-            "A weighted loss changes what the model is pushed to get right, not what it has seen; whether it helps "
-            "the small class's recall, and at what cost to the large one's precision, is what lesson 13 measures.",
-            "Put the counts into N / (C n_c).",
-            "N = 1000 texts, C = 3 classes, n_c = 100.",
+            "N / (K n_k) = 1000 / (3 × 100) ≈ 3.33, while trivia gets 1000 / 1800 ≈ 0.56: a mistake on a psychology "
+            "text costs six times one on a trivia text, so the three classes weigh the same in the summed loss (each "
+            "n_k × w_k is N / K). A weighted loss changes what the model is pushed to get right, not what it has seen; "
+            "whether it helps the small class's recall, and at what cost to the large one's precision, is what lesson "
+            "13 measures.",
+            "Put the counts into N / (K n_k).",
+            "N = 1000 texts, K = 3 classes, n_k = 100.",
         ),
         _mc(
             "In a confusion matrix (rows: true class, columns: predicted), the row of class 'psychology' is 10, 2, 12 "

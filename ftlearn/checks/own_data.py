@@ -1,8 +1,9 @@
 """Checks for the exercises of solutions/13_your_own_data.ipynb: more than two classes.
 
 The macro F1 written by hand, scikit-learn's "balanced" class weights, and reading a confusion matrix (each class's
-recall, and which class is most often taken for which). Labels are ints 0..C-1; a confusion matrix has one row per
-true class and one column per predicted class, as `ftlearn.metrics.confusion_matrix` builds it.
+recall, and which class is most often taken for which). Labels are ints 0..K-1 (K classes, as lesson 03 writes it);
+a confusion matrix has one row per true class and one column per predicted class, as
+`ftlearn.metrics.confusion_matrix` builds it.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def check_macro_f1(fn: Callable[..., float]) -> CheckResult:
             ),
         ],
         hint="For each class c, count TP (true c, predicted c), FP (predicted c, true another) and FN (true c, "
-        "predicted another); F1 = 2TP / (2TP + FP + FN), 0 when that is 0 / 0; then average the C values.",
+        "predicted another); F1 = 2TP / (2TP + FP + FN), 0 when that is 0 / 0; then average the K values.",
     )
 
 
@@ -114,7 +115,7 @@ def _balanced(labels: Sequence[int], num_classes: int) -> list[float]:
 
 @exercise(answer=_balanced)
 def check_balanced_class_weights(fn: Callable[..., list]) -> CheckResult:
-    """Check `fn(labels, num_classes)`: N / (C n_c) for each class c, scikit-learn's 'balanced' (notebook 13)."""
+    """Check `fn(labels, num_classes)`: N / (K n_k) for each class k, scikit-learn's 'balanced' (notebook 13)."""
 
     def counts(labels, c):
         return np.bincount(np.asarray(labels), minlength=c).astype(float)
@@ -132,22 +133,22 @@ def check_balanced_class_weights(fn: Callable[..., list]) -> CheckResult:
             ),
             Mistake(
                 lambda labels, c: list(1 / counts(labels, c)),
-                "1 / n_c has the right shape but not the scale: multiply by N / C, so that a data set of equal "
+                "1 / n_k has the right shape but not the scale: multiply by N / K, so that a data set of equal "
                 "classes gets weights of exactly 1.",
                 kind="scale",
             ),
             Mistake(
                 lambda labels, c: list(len(labels) / counts(labels, c)),
-                "N / n_c is C times too large: divide by the number of classes too, N / (C n_c).",
+                "N / n_k is K times too large: divide by the number of classes too, N / (K n_k).",
                 kind="scale",
             ),
             Mistake(
                 lambda labels, c: list(c * counts(labels, c) / len(labels)),
-                "inverted: C n_c / N grows with the class's count; the balanced weight is N / (C n_c).",
+                "inverted: K n_k / N grows with the class's count; the balanced weight is N / (K n_k).",
                 kind="formula",
             ),
         ],
-        hint="Count each class's texts n_c (np.bincount with minlength=num_classes), then N / (C n_c) for each.",
+        hint="Count each class's texts n_k (np.bincount with minlength=num_classes), then N / (K n_k) for each.",
     )
 
 
