@@ -107,6 +107,13 @@ LESSONS: tuple[Lesson, ...] = (
         "LoRA by hand and with `peft`, merged; full vs LoRA vs a frozen body on one recipe: accuracy, trainable "
         "parameters, state memory, time; distillation with temperature into a smaller student",
     ),
+    Lesson(
+        "13_your_own_data.ipynb",
+        "Your own data",
+        "the capstone: a five-class topic corpus that ships with a package (licence checked), class counts and "
+        "imbalance, a TF-IDF baseline, full fine-tuning with class weights measured, macro-F1, the confusion matrix by "
+        "class, save and predict with top-k; then your own file through the same checks, unknown-token rate included",
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""The end-of-lesson quizzes: a few short questions per lesson, multiple choice or a number (lessons 01-12).
+"""The end-of-lesson quizzes: a few short questions per lesson, multiple choice or a number (lessons 01-13).
 
 `ftlearn.checks.check_quiz("04", answers)` marks them; this module holds only the questions, the
 answers and what a learner reads: a nudge after a first wrong answer, a hint after a second, and a
@@ -635,6 +635,56 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "comparable, so the mixing weight means the same thing whatever T you pick.",
             "What happens to the size of the soft loss's gradient when T grows?",
             "The gradient of the soft term with respect to the logits shrinks like 1 / T².",
+        ),
+    ),
+    "13": (
+        _mc(
+            "A test set holds 90 texts of class A and 10 of class B. A model answers A for every text. Which figure "
+            "shows that it is useless?",
+            (
+                "its accuracy, 0.90",
+                "its macro F1, about 0.47: class B's F1 is 0",
+                "its recall on class A, 1.0",
+                "none: 0.90 is a good model",
+            ),
+            "b",
+            "Accuracy counts texts, so the large class decides it: 0.90 here, for a model that never says B. The "
+            "macro F1 averages the classes' F1 with equal weight: A's F1 is 2 × 90 / (2 × 90 + 10) ≈ 0.95, B's is 0 "
+            "(never predicted, never right), and their mean is about 0.47. Read the macro F1 and each class's recall "
+            "whenever the classes are unequal.",
+            "Which of these figures gives the small class as much say as the large one?",
+            "Work out each class's F1 for a model that always says A, then average them.",
+        ),
+        _num(
+            "A training set holds 600 texts of 'trivia', 300 of 'emotion' and 100 of 'psychology'. What 'balanced' "
+            "weight does 'psychology' get in the loss: N / (K n_k), with K the number of classes and n_k its texts?",
+            3.333,
+            0.01,
+            "N / (K n_k) = 1000 / (3 × 100) ≈ 3.33, while trivia gets 1000 / 1800 ≈ 0.56: a mistake on a psychology "
+            "text costs six times one on a trivia text, so the three classes weigh the same in the summed loss (each "
+            "n_k × w_k is N / K). A weighted loss changes what the model is pushed to get right, not what it has seen; "
+            "whether it helps the small class's recall, and at what cost to the large one's precision, is what lesson "
+            "13 measures.",
+            "Put the counts into N / (K n_k).",
+            "N = 1000 texts, K = 3 classes, n_k = 100.",
+        ),
+        _mc(
+            "In a confusion matrix (rows: true class, columns: predicted), the row of class 'psychology' is 10, 2, 12 "
+            "(predicted ai, psychology, emotion). What does it say?",
+            (
+                "the model is good at psychology: 10 texts were found",
+                "psychology's recall is 2 / 24: most of its texts are taken for emotion or ai, so the model has not "
+                "learned what sets psychology apart",
+                "psychology's precision is 2 / 24",
+                "psychology is the largest class",
+            ),
+            "b",
+            "A row holds where the texts of one true class went. Only the diagonal cell (2) is right, so recall is "
+            "2 / 24 ≈ 0.08; the 12 in the emotion column is the confusion to look at first: read some of those texts "
+            "(they may be mislabelled, or the two topics may really overlap) before changing the model. Precision "
+            "would read the psychology *column*: of the texts predicted psychology, how many were.",
+            "Which cell of the row is the right answer, and what is the row's total?",
+            "The diagonal is right; the rest of the row is where psychology's texts were sent.",
         ),
     ),
 }

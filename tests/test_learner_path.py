@@ -6,7 +6,7 @@ checkout, installs it into a fresh venv in a temporary folder (the dependencies 
 venv through a .pth file, so nothing is downloaded; ftlearn itself comes from the wheel alone), copies the
 notebooks alone into another folder, as Colab would see them, and with an empty FTLEARN_CACHE and HF_HOME:
 
-1. executes lessons 00 to 12 in order, each in a fresh kernel, every cell (Run All), in the smoke profile;
+1. executes lessons 00 to 13 in order, each in a fresh kernel, every cell (Run All), in the smoke profile;
 2. runs every exercise notebook with its stubs unanswered: every cell runs, and every check says not attempted.
 
 It found: lesson 06 crashing when it had to build the offline GPT-2 (its cells run with gradients off), the

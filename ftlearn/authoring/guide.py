@@ -42,6 +42,7 @@ PLANS: dict[str, tuple[Block, ...]] = {
         Block("Day 2, morning 2 · the same with the Trainer", ("08",)),
         Block("Day 2, afternoon 1 · GPT-2: language model and classifier", ("09", "10")),
         Block("Day 2, afternoon 2 · the cost of full fine-tuning, and LoRA, a frozen body, distillation", ("11", "12")),
+        Block("Day 2, close · the capstone: your own data", ("13",)),
     ),
 }
 

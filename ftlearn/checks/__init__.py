@@ -115,6 +115,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "check_lora_merge",
         "check_distillation_loss",
     ),
+    "own_data": (
+        "check_macro_f1",
+        "check_balanced_class_weights",
+        "check_per_class_recall",
+        "check_most_confused",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
