@@ -801,7 +801,13 @@ def reuse_or_run(
                                 data_sha256=data_fingerprint(dsd), model=expected_model(task, profile))  # fmt: skip
     if problem is None:
         print(f"Reusing the {task} run saved in {display_path(out)}: the same recipe, seed and reviews as this run.")
-        return out, json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+        metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+        if "n_train" not in metrics and hasattr(recipe, "val_fraction"):  # a lesson's own save: count as the run does
+            from ftlearn.bert import split_train_val
+
+            train_text, val_text = split_train_val(dsd["train"], recipe.val_fraction, seed)
+            metrics.update(n_train=len(train_text), n_val=len(val_text))
+        return out, metrics
     print(f"Training the {task} run ({problem}); it is saved in {display_path(out)} for the next time.")
     result = run(task, profile, out, seed, overrides=overrides, progress=progress)
     return out, result.metrics
