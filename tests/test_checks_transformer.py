@@ -63,6 +63,21 @@ def bert_layer(x, attn, ffn, ln_1, ln_2):
     return ln_2(h + ffn(h))
 
 
+def rms(x, w, eps, center=False, total=False, eps_outside=False, affine=True):
+    x0 = x - x.mean(-1, keepdim=True) if center else x
+    square = (x0**2).sum(-1, keepdim=True) if total else (x0**2).mean(-1, keepdim=True)
+    y = x0 / (square.sqrt() + eps) if eps_outside else x0 / (square + eps).sqrt()
+    return y * w if affine else y
+
+
+def llama_layer(x, attn, gate, up, down, norm_1, norm_2, act=None, combine=None):
+    act = act or (lambda z: z * torch.sigmoid(z))
+    combine = combine or (lambda g, u: act(g) * u)
+    h = x + attn(norm_1(x))
+    n = norm_2(h)
+    return h + down(combine(gate(n), up(n)))
+
+
 def llama_params(C, F, H, H_kv, bias=False, mlp_matrices=3, norm=1, kv_width=None):
     d = C // H
     kv = H_kv * d if kv_width is None else kv_width
@@ -203,6 +218,72 @@ CASES = {
             (lambda x, attn, ffn, ln_1, ln_2: (lambda h: ln_2(h + ffn(h)))(ln_1(attn(x))), "first residual"),
             (lambda x, attn, ffn, ln_1, ln_2: ln_2(ffn(ln_1(x + attn(x)))), "second residual"),
             (lambda x, attn, ffn, ln_1, ln_2: ln_2(x + ffn(ln_1(x + attn(x)))), "the second addition adds x"),
+        ],
+    ),
+    "rms_norm": (
+        checks.check_rms_norm,
+        [
+            rms,
+            lambda x, w, eps: w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps),
+            lambda x, w, eps: x / torch.sqrt(torch.mean(x * x, dim=-1, keepdim=True) + eps) * w,
+        ],
+        [
+            (lambda x, w, eps: rms(x, w, eps, center=True), "subtracted the mean"),
+            (lambda x, w, eps: rms(x, w, eps, total=True), "vector's length"),
+            (lambda x, w, eps: x / x.norm(dim=-1, keepdim=True) * w, "vector's length"),
+            (lambda x, w, eps: rms(x, w, eps, eps_outside=True), "eps goes inside"),
+            (lambda x, w, eps: rms(x, w, 0.0), "eps is missing"),
+            (lambda x, w, eps: x / ((x**2).mean(-1, keepdim=True) + eps) * w, "not by the mean square itself"),
+            (lambda x, w, eps: rms(x, w, eps, affine=False), "scale is missing"),
+        ],
+    ),
+    "llama_layer_from_parts": (
+        checks.check_llama_layer_from_parts,
+        [
+            llama_layer,
+            lambda x, attn, gate, up, down, norm_1, norm_2: llama_layer(
+                x, attn, gate, up, down, norm_1, norm_2, act=torch.nn.functional.silu
+            ),
+            lambda x, attn, gate, up, down, norm_1, norm_2: (
+                lambda h: h + down(torch.nn.SiLU()(gate(norm_2(h))) * up(norm_2(h)))
+            )(x + attn(norm_1(x))),
+        ],
+        [
+            (
+                lambda x, a, g, u, d, n1, n2: (lambda h: n2(h + d(torch.nn.functional.silu(g(h)) * u(h))))(
+                    n1(x + a(x))
+                ),
+                "BERT's arrangement, post-LN",
+            ),
+            (
+                lambda x, a, g, u, d, n1, n2: x + a(n1(x)) + d(torch.nn.functional.silu(g(n2(x))) * u(n2(x))),
+                "'parallel' block",
+            ),
+            (
+                lambda *p: llama_layer(*p, combine=lambda g, u: g * torch.nn.functional.silu(u)),
+                "the SiLU belongs to the gate",
+            ),
+            (lambda *p: llama_layer(*p, combine=lambda g, u: g * u), "the SiLU is missing"),
+            (lambda *p: llama_layer(*p, act=torch.sigmoid), "original GLU"),
+            (lambda *p: llama_layer(*p, act=torch.nn.functional.gelu), "GeGLU"),
+            (lambda *p: llama_layer(*p, combine=lambda g, u: torch.nn.functional.silu(u)), "the gate is missing"),
+            (lambda *p: llama_layer(*p, combine=lambda g, u: torch.nn.functional.silu(g)), "up projection is missing"),
+            (lambda *p: llama_layer(*p, combine=lambda g, u: torch.nn.functional.silu(g) + u), "not added"),
+            (lambda x, a, g, u, d, n1, n2: llama_layer(x, a, g, u, d, n2, n1), "norms are swapped"),
+            (lambda x, a, g, u, d, n1, n2: llama_layer(n1(x), a, g, u, d, lambda t: t, n2), "residual stream itself"),
+            (
+                lambda x, a, g, u, d, n1, n2: (lambda h: h + d(torch.nn.functional.silu(g(n2(h))) * u(n2(h))))(
+                    a(n1(x))
+                ),
+                "first residual",
+            ),
+            (
+                lambda x, a, g, u, d, n1, n2: (lambda h: d(torch.nn.functional.silu(g(n2(h))) * u(n2(h))))(
+                    x + a(n1(x))
+                ),
+                "second residual",
+            ),
+            (lambda x, a, g, u, d, n1, n2: n2(llama_layer(x, a, g, u, d, n1, n2)), "norm on the layer's output"),
         ],
     ),
     "llama_layer_params": (

@@ -86,6 +86,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "check_bert_layer_from_parts",
         "check_llama_layer_params",
         "check_llama_layer_flops",
+        "check_rms_norm",
+        "check_llama_layer_from_parts",
     ),
     "trainer": (
         "check_compute_metrics",

@@ -4,7 +4,9 @@ Recall: attention with its mask, the causal mask, splitting and merging heads, L
 PyTorch's own function or a one-line tensor expression, in float64; GPT-2's block and BERT's layer assembled from
 given parts (the lesson shows both arrangements), checked against the hidden states of small GPT2Model / BertModel
 instances with random weights. Worked out: the parameters and forward FLOPs of a LLaMA-style layer, checked against
-transformers' LlamaDecoderLayer and FlopCounterMode. transformers is imported only when one of those checks runs.
+transformers' LlamaDecoderLayer and FlopCounterMode; RMSNorm against F.rms_norm; and that layer assembled from its
+parts (the lesson prints no such layer), against a small LlamaModel's hidden state. transformers is imported only when
+one of those checks runs.
 """
 
 from __future__ import annotations
@@ -373,7 +375,9 @@ def _redraw(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     model = model.double().eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            is_scale = "LayerNorm.weight" in name or name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
+            is_scale = "LayerNorm.weight" in name or name.endswith(
+                ("ln_1.weight", "ln_2.weight", "ln_f.weight", "norm.weight")
+            )
             p.copy_((1.0 if is_scale else 0.0) + 0.3 * torch.randn(p.shape, generator=gen, dtype=_D))
     return model
 
@@ -811,4 +815,279 @@ def check_llama_layer_flops(fn: Callable[..., float]) -> CheckResult:
         hint="Two parts: 2 FLOPs per weight of every matrix product (the weights of exercise 8, norms left out), and "
         "attention's two products that have no weights. For the second, count per query head how many keys and "
         "values it works with.",
+    )
+
+
+# ---------------------------------------------------------------- RMSNorm
+# x with a mean far from 0, so that subtracting it (LayerNorm's first step, which RMSNorm drops) shows; eps = 0.1 in
+# one case so that where eps goes shows too. Shapes (B, T, C) with T != C, and one (N, C).
+_RMS_CASES = [
+    (3.0 + 2.0 * _randn(2, 3, 5, seed=70), _randn(5, seed=71), 1e-6),
+    (-1.0 + 0.5 * _randn(4, 6, seed=72), 1.0 + 0.1 * _randn(6, seed=73), 0.1),
+    (5.0 * _randn(3, 2, 4, seed=74), _randn(4, seed=75), 1e-3),
+]
+
+
+def _rms(x, w, eps, dim=-1, center=False, eps_outside=False, sqrt=True, total=False, affine=True):
+    """RMSNorm with one thing changed at a time: the models of the learners' mistakes."""
+    x0 = x - x.mean(dim=dim, keepdim=True) if center else x
+    square = (x0**2).sum(dim=dim, keepdim=True) if total else (x0**2).mean(dim=dim, keepdim=True)
+    if not sqrt:
+        y = x0 / (square + eps)
+    elif eps_outside:
+        y = x0 / (torch.sqrt(square) + eps)
+    else:
+        y = x0 / torch.sqrt(square + eps)
+    return y * w if affine else y
+
+
+def _rms_answer(x, weight, eps):
+    """RMSNorm: divide each vector by the root of its mean square (eps inside the root), then scale."""
+    return weight * x / torch.sqrt((x**2).mean(dim=-1, keepdim=True) + eps)
+
+
+@exercise(answer=_rms_answer)
+def check_rms_norm(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """Check `fn(x, weight, eps)` -> weight * x / sqrt(mean(x²) + eps) over the last dim, against F.rms_norm."""
+    return check(
+        "rms_norm",
+        _tensor_answer(fn),
+        lambda x, w, eps: F.rms_norm(x, x.shape[-1:], w, eps),
+        _RMS_CASES,
+        mistakes=[
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, center=True),
+                "you subtracted the mean first: that is LayerNorm's step, and RMSNorm drops it. Divide x itself by "
+                "the root of its mean square, sqrt(mean(x²) + eps).",
+                kind="formula",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, dim=0),
+                "wrong dimension: RMSNorm normalises each token's vector over its features, the last dim.",
+                kind="axis",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, total=True),
+                "that divides by the vector's length, sqrt(sum(x²)): RMSNorm takes the *mean* of the squares, so "
+                "the result has a root mean square of 1 (a length of √C), whatever C is.",
+                kind="formula",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, eps_outside=True),
+                "eps goes inside the square root: x / sqrt(mean(x²) + eps), not x / (sqrt(mean(x²)) + eps).",
+                kind="formula",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, 0.0),
+                "eps is missing: x / sqrt(mean(x²) + eps); it keeps an all-zero vector from giving 0/0.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, sqrt=False),
+                "divide by the root of the mean square, sqrt(mean(x²) + eps), not by the mean square itself.",
+                kind="formula",
+            ),
+            Mistake(
+                lambda x, w, eps: _rms(x, w, eps, affine=False),
+                "the scale is missing: multiply the normalised vector by weight (γ), feature by feature.",
+                kind="missing",
+            ),
+        ],
+        hint="Per token: the mean of the squares of its features, plus eps, square-rooted; divide the vector by that, "
+        "then multiply by weight. No mean is subtracted and there is no bias.",
+    )
+
+
+# ---------------------------------------------------------------- a LLaMA-style layer from its parts
+# A two-layer LlamaModel with random weights, grouped-query attention (3 query heads share 1 key/value head) and the
+# rotary position embedding; the reference is its hidden state after its first layer, so the learner's arrangement
+# is checked against transformers' LlamaDecoderLayer, not against a formula of ours. transformers' RMSNorm computes in
+# float32 even in a float64 model, hence the looser tolerance; every mistake below moves the output by far more.
+_LLAMA_KV_HEADS = 1
+
+
+def _rotary(t: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    """The rotary position embedding (LLaMA's layout: the two halves of each head rotate together) of (B, H, T, d)."""
+    d, positions = t.shape[-1], torch.arange(t.shape[-2], dtype=t.dtype)
+    angles = positions[:, None] / theta ** (torch.arange(0, d, 2, dtype=t.dtype) / d)  # (T, d/2)
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()  # (T, d)
+    first, second = t[..., : d // 2], t[..., d // 2 :]
+    return t * cos + torch.cat([-second, first], -1) * sin
+
+
+def _llama_parts(w: dict, eps: float) -> tuple:
+    """attn, gate, up, down, norm_1, norm_2 of one LLaMA layer, from its state dict (no biases anywhere)."""
+    from ftlearn.transformer import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
+
+    def linear(t, name):
+        return t @ w[f"{name}.weight"].T
+
+    def attn(t):  # causal grouped-query attention with rotary positions and its output projection
+        q = _rotary(split_heads(linear(t, "self_attn.q_proj"), _H))  # (B, H, T, d)
+        k = _rotary(split_heads(linear(t, "self_attn.k_proj"), _LLAMA_KV_HEADS))  # (B, H_kv, T, d)
+        v = split_heads(linear(t, "self_attn.v_proj"), _LLAMA_KV_HEADS)
+        k, v = (u.repeat_interleave(_H // _LLAMA_KV_HEADS, dim=1) for u in (k, v))  # each query head its group's
+        return linear(
+            merge_heads(scaled_dot_product_attention(q, k, v, causal_mask(t.shape[1]))[0]), "self_attn.o_proj"
+        )
+
+    def rms(name):
+        return lambda t: w[f"{name}.weight"] * t / torch.sqrt((t**2).mean(dim=-1, keepdim=True) + eps)
+
+    parts = {
+        "attn": attn,
+        "gate": lambda t: linear(t, "mlp.gate_proj"),
+        "up": lambda t: linear(t, "mlp.up_proj"),
+        "down": lambda t: linear(t, "mlp.down_proj"),
+        "norm_1": rms("input_layernorm"),
+        "norm_2": rms("post_attention_layernorm"),
+    }
+    return tuple(_Part(fn, name) for name, fn in parts.items())
+
+
+@functools.cache
+def _llama_block_cases() -> tuple:
+    """((x, attn, gate, up, down, norm_1, norm_2), the model's output) of two small random LlamaModels."""
+    from transformers import LlamaConfig, LlamaModel
+
+    cases = []
+    for seed, (batch, seq) in enumerate(((2, 5), (1, 7))):
+        ids = torch.randint(0, 50, (batch, seq), generator=torch.Generator().manual_seed(80 + seed))
+        config = LlamaConfig(
+            hidden_size=_C,
+            num_attention_heads=_H,
+            num_key_value_heads=_LLAMA_KV_HEADS,
+            intermediate_size=_FFN,
+            num_hidden_layers=2,  # so that hidden_states[1] is layer 0's output (the last one has the final norm)
+            vocab_size=50,
+            max_position_embeddings=16,
+            rms_norm_eps=1e-3,
+            attn_implementation="eager",
+        )
+        model = _redraw(LlamaModel(config), seed=90 + seed)
+        with torch.no_grad():
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+        cases.append(((hidden[0], *_llama_parts(model.layers[0].state_dict(), config.rms_norm_eps)), hidden[1]))
+    return tuple(cases)
+
+
+def _swiglu(t, gate, up, down, act=F.silu):
+    """The gated feed-forward network: down(act(gate(t)) ⊙ up(t))."""
+    return down(act(gate(t)) * up(t))
+
+
+def _llama_layer(x, attn, gate, up, down, norm_1, norm_2):
+    """A LLaMA layer: pre-norm like GPT-2, RMSNorm, and the SwiGLU feed-forward network."""
+    h = x + attn(norm_1(x))  # (B, T, C)
+    return h + _swiglu(norm_2(h), gate, up, down)
+
+
+@exercise(answer=_llama_layer)
+def check_llama_layer_from_parts(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """Check `fn(x, attn, gate, up, down, norm_1, norm_2)` -> a LLaMA layer, against a small LlamaModel's output."""
+    cases = _llama_block_cases()
+
+    def ffn(act=F.silu):  # the learner's arrangement with a right feed-forward network
+        return lambda t, gate, up, down: _swiglu(t, gate, up, down, act)
+
+    def layer(mlp):  # the right arrangement around a feed-forward network `mlp(t, gate, up, down)`
+        return lambda x, a, g, u, d, n1, n2: (lambda h: h + mlp(n2(h), g, u, d))(x + a(n1(x)))
+
+    return check(
+        "llama_layer_from_parts",
+        _tensor_answer(fn),
+        _ModelOutput(cases),
+        [args for args, _ in cases],
+        compare=lambda got, want: close(got, want, rtol=1e-5, atol=1e-5),
+        mistakes=[
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: (lambda h: n2(h + _swiglu(h, g, u, d)))(n1(x + a(x))),
+                "that is BERT's arrangement, post-LN: a norm after each addition. LLaMA is pre-norm, like GPT-2: "
+                "each sub-layer reads a normalised copy of the stream, x + attn(norm_1(x)), and the sum itself is "
+                "never normalised.",
+                kind="order",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: x + a(n1(x)) + _swiglu(n2(x), g, u, d),
+                "both sub-layers read x: that is the 'parallel' block of GPT-J and PaLM. In LLaMA, as in GPT-2, the "
+                "feed-forward network reads the stream after attention's addition, h = x + attn(norm_1(x)).",
+                kind="order",
+            ),
+            Mistake(
+                layer(lambda t, g, u, d: d(g(t) * F.silu(u(t)))),
+                "the SiLU belongs to the gate: down(SiLU(gate(t)) ⊙ up(t)). The up projection stays linear.",
+                kind="logic",
+            ),
+            Mistake(
+                layer(lambda t, g, u, d: d(g(t) * u(t))),
+                "the SiLU is missing: down(SiLU(gate(t)) ⊙ up(t)), with SiLU(z) = z · sigmoid(z).",
+                kind="missing",
+            ),
+            Mistake(
+                layer(ffn(torch.sigmoid)),
+                "sigmoid alone is the gate of the original GLU; LLaMA's SiLU multiplies it by its input, "
+                "SiLU(z) = z · sigmoid(z).",
+                kind="formula",
+            ),
+            Mistake(
+                layer(ffn(lambda z: F.gelu(z, approximate="tanh"))),
+                "GELU is GPT-2's and BERT's activation (with a gate it would be GeGLU); LLaMA's gate uses SiLU, "
+                "z · sigmoid(z).",
+                kind="formula",
+            ),
+            Mistake(
+                layer(ffn(F.gelu)),
+                "GELU is GPT-2's and BERT's activation (with a gate it would be GeGLU); LLaMA's gate uses SiLU, "
+                "z · sigmoid(z).",
+                kind="formula",
+            ),
+            Mistake(
+                layer(lambda t, g, u, d: d(F.silu(u(t)))),
+                "the gate is missing: SwiGLU multiplies two projections of the same input element by element, "
+                "SiLU(gate(t)) ⊙ up(t), before down.",
+                kind="missing",
+            ),
+            Mistake(
+                layer(lambda t, g, u, d: d(F.silu(g(t)))),
+                "the up projection is missing: SwiGLU multiplies SiLU(gate(t)) element by element by up(t), "
+                "before down.",
+                kind="missing",
+            ),
+            Mistake(
+                layer(lambda t, g, u, d: d(F.silu(g(t)) + u(t))),
+                "the two projections are multiplied element by element, SiLU(gate(t)) * up(t), not added: the gate "
+                "scales each of the F features of up(t).",
+                kind="formula",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: _llama_layer(x, a, g, u, d, n2, n1),
+                "the norms are swapped: norm_1 belongs to the attention sub-layer, norm_2 to the feed-forward one.",
+                kind="logic",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: _llama_layer(n1(x), a, g, u, d, lambda t: t, n2),
+                "you normalised the residual stream itself (x = norm_1(x), then x + attn(x)): the addition carries "
+                "the un-normalised x, and only the sub-layer's input is normalised: x + attn(norm_1(x)).",
+                kind="logic",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: a(n1(x)) + _swiglu(n2(a(n1(x))), g, u, d),
+                "the first residual connection is missing: h = x + attn(norm_1(x)), so that x itself goes on.",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: _swiglu(n2(x + a(n1(x))), g, u, d),
+                "the second residual connection is missing: the layer returns h + ffn(norm_2(h)), not ffn(norm_2(h)).",
+                kind="missing",
+            ),
+            Mistake(
+                lambda x, a, g, u, d, n1, n2: n2(_llama_layer(x, a, g, u, d, n1, n2)),
+                "a norm on the layer's output: pre-norm leaves the stream unnormalised inside the stack (LLaMA "
+                "normalises once, after the last layer, as GPT-2 does with ln_f).",
+                kind="logic",
+            ),
+        ],
+        hint="Two sub-layers in turn, attention then the gated feed-forward network; each reads a normalised copy of "
+        "the stream and adds its output to it. The feed-forward network is the formula of exercise 8: which "
+        "projection goes through SiLU, and how the two are combined, is written there.",
     )
