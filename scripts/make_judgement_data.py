@@ -174,7 +174,7 @@ def _lm_setup(profile, dsd, device):
 
 
 def lr_sweep(profile, dsd, device) -> dict:
-    """Lesson 11's section 11 with the cpu profile's sizes: same model, same batches, only the lr changes."""
+    """Lesson 11's section 10 with the cpu profile's sizes: same model, same batches, only the lr changes."""
     from ftlearn.causal_lm import mean_lm_loss, perplexity
     from ftlearn.gpt2 import lm_loader
     from ftlearn.runtime import seed_everything
