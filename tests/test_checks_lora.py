@@ -83,7 +83,7 @@ CASES = [
     (checks.check_lora_forward, lambda x, w, b, a, bb, al, r: x @ w.T + b + al / r * x @ (bb @ a), "x A^T B^T"),
     (checks.check_lora_merge, lambda *a: merge(*a, transposed=True), "merge transposed"),
     (checks.check_lora_merge, lambda w, a, bb, al, r: merge(w, a, bb, al, r, scale=al), "wrong scaling"),
-    (checks.check_distillation_loss, lambda *a: distill(*a, power=0), "missing T^2"),
+    (checks.check_distillation_loss, lambda *a: distill(*a, power=0), "missing τ²"),
     (checks.check_distillation_loss, lambda *a: distill(*a, soft=F.softmax), "softmax where log_softmax belongs"),
     (
         checks.check_distillation_loss,

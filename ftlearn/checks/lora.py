@@ -199,7 +199,7 @@ def _kl(s, te, t, *, kind="right"):
     log_q, log_p = F.log_softmax(s / t, -1), F.log_softmax(te / t, -1)
     if kind == "reversed":  # KL(student || teacher)
         return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
-    if kind == "probs-as-logs":  # F.kl_div(softmax(s / T), ...): the student's probabilities where logs are needed
+    if kind == "probs-as-logs":  # F.kl_div(softmax(s / τ), ...): the student's probabilities where logs are needed
         return (log_p.exp() * (log_p - log_q.exp())).sum(-1).mean()
     if kind == "logs-as-probs":  # the teacher's log-probabilities used as its probabilities
         return (log_p * (log_p - log_q)).sum(-1).mean()
@@ -216,7 +216,7 @@ def _distill(s, y, te, t, w, *, kind="right", power=2, temper=True, swap=False):
 
 @exercise(answer=_distill)
 def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Check `fn(student_logits, labels, teacher_logits, T, soft_weight)`: w T^2 KL + (1 - w) CE (notebook 12)."""
+    """Check `fn(student_logits, labels, teacher_logits, tau, soft_weight)`: w τ² KL + (1 - w) CE (notebook 12)."""
     return check(
         "distillation_loss",
         fn,
@@ -226,20 +226,20 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> CheckResult:
         mistakes=[
             Mistake(
                 lambda *a: _distill(*a, power=0),
-                "missing T^2 factor: softening by T shrinks the soft loss's gradients by 1 / T^2, so multiply the KL "
-                "term by T^2 to keep it on the scale of the hard loss.",
+                "missing τ² factor: softening by τ shrinks the soft loss's gradients by 1 / τ², so multiply the KL "
+                "term by τ² to keep it on the scale of the hard loss.",
                 kind="scale",
             ),
-            Mistake(lambda *a: _distill(*a, power=1), "the KL term is scaled by T^2, not T.", kind="scale"),
+            Mistake(lambda *a: _distill(*a, power=1), "the KL term is scaled by τ², not τ.", kind="scale"),
             Mistake(
                 lambda *a: _distill(*a, kind="probs-as-logs"),
-                "softmax where log_softmax belongs: the KL needs the student's *log*-probabilities, log_softmax(s / T) "
+                "softmax where log_softmax belongs: the KL needs the student's *log*-probabilities, log_softmax(s / τ) "
                 "(F.kl_div's first argument is a log-probability).",
                 kind="formula",
             ),
             Mistake(
                 lambda *a: _distill(*a, kind="logs-as-probs"),
-                "log_softmax where softmax belongs: the teacher's probabilities p = softmax(t / T) weight the sum "
+                "log_softmax where softmax belongs: the teacher's probabilities p = softmax(t / τ) weight the sum "
                 "p (log p - log q), not its log-probabilities.",
                 kind="formula",
             ),
@@ -251,7 +251,7 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> CheckResult:
             ),
             Mistake(
                 lambda *a: _distill(*a, temper=False),
-                "the temperature divides the logits inside both softmaxes: softmax(s / T) and softmax(t / T).",
+                "the temperature divides the logits inside both softmaxes: softmax(s / τ) and softmax(t / τ).",
                 kind="missing",
             ),
             Mistake(
