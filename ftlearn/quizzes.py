@@ -616,25 +616,26 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "b",
             "With B = 0 the update B A is zero, so the first forward equals the pretrained model's, and fine-tuning "
             "starts from what pretraining learned rather than from noise added to every wrapped layer. B's gradient "
-            "is built from A x, so a random A makes it non-zero; if both were zero, neither would ever move.",
+            "is built from x Aᵀ (the input times Aᵀ), so a random A makes it non-zero; if both were zero, neither "
+            "would ever move.",
             "What should the wrapped model compute before its first training step?",
             "Think about B A at step 0, and about which gradient depends on which matrix.",
         ),
         _mc(
-            "In distillation the soft-target KL is computed at temperature T and multiplied by T². Why T²?",
+            "In distillation the soft-target KL is computed at temperature τ and multiplied by τ². Why τ²?",
             (
                 "to make the loss positive",
                 "to undo the softmax",
-                "softening the logits by T shrinks the soft loss's gradients by about 1 / T², so T² keeps them on the "
+                "softening the logits by τ shrinks the soft loss's gradients by about 1 / τ², so τ² keeps them on the "
                 "scale of the hard-label loss",
                 "because KL divergence is quadratic",
             ),
             "c",
-            "Dividing both sets of logits by T flattens the distributions, and the gradient of the KL term with "
-            "respect to the student's logits scales like 1 / T². Multiplying by T² keeps the soft and hard terms "
-            "comparable, so the mixing weight means the same thing whatever T you pick.",
-            "What happens to the size of the soft loss's gradient when T grows?",
-            "The gradient of the soft term with respect to the logits shrinks like 1 / T².",
+            "Dividing both sets of logits by τ flattens the distributions, and the gradient of the KL term with "
+            "respect to the student's logits scales like 1 / τ². Multiplying by τ² keeps the soft and hard terms "
+            "comparable, so the mixing weight means the same thing whatever τ you pick.",
+            "What happens to the size of the soft loss's gradient when τ grows?",
+            "The gradient of the soft term with respect to the logits shrinks like 1 / τ².",
         ),
     ),
     "13": (

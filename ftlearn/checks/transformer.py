@@ -383,7 +383,7 @@ def _redraw(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 class _Part:
-    """One part handed to the learner's block: a function (B, T, C) -> (B, T, C) that a hint names by its name."""
+    """One part handed to the learner's block: a function of a (B, T, ·) tensor that a hint names by its name."""
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
         self.fn, self.name = fn, name
@@ -546,8 +546,8 @@ def check_gpt2_block_from_parts(fn: Callable[..., torch.Tensor]) -> CheckResult:
             ),
             Mistake(
                 lambda x, attn, mlp, ln_1, ln_2: x + attn(ln_1(x)) + mlp(ln_2(x)),
-                "both sub-layers read x: that is the 'parallel' block of GPT-J and PaLM. In GPT-2 the MLP reads the "
-                "stream after the attention's addition, h = x + attn(ln_1(x)).",
+                "both sub-layers read x: that is the 'parallel' block of GPT-J, GPT-NeoX and PaLM. In GPT-2 the MLP "
+                "reads the stream after the attention's addition, h = x + attn(ln_1(x)).",
                 kind="order",
             ),
             Mistake(
@@ -1009,8 +1009,8 @@ def check_llama_layer_from_parts(fn: Callable[..., torch.Tensor]) -> CheckResult
             ),
             Mistake(
                 lambda x, a, g, u, d, n1, n2: x + a(n1(x)) + _swiglu(n2(x), g, u, d),
-                "both sub-layers read x: that is the 'parallel' block of GPT-J and PaLM. In LLaMA, as in GPT-2, the "
-                "feed-forward network reads the stream after attention's addition, h = x + attn(norm_1(x)).",
+                "both sub-layers read x: that is the 'parallel' block of GPT-J, GPT-NeoX and PaLM. In LLaMA, as in "
+                "GPT-2, the feed-forward network reads the stream after attention's addition, h = x + attn(norm_1(x)).",
                 kind="order",
             ),
             Mistake(
