@@ -279,8 +279,11 @@ def run_differences(
 
     Compared: task, profile, seed, start, recipe (the keys that differ are named) and data (`data.data_fingerprint`);
     given `model` (as `files.display_path` writes it), the pretrained model too: offline MiniLM is not the hub's BERT.
-    A run saved before `init` was recorded started from the pretrained weights.
+    A run saved before `init` was recorded started from the pretrained weights; one saved before a recipe field
+    existed ran with that field's default (a field is added with the default that keeps the old behaviour).
     """
+    from dataclasses import MISSING, fields
+
     from ftlearn.files import display_path
 
     wanted = {
@@ -295,7 +298,10 @@ def run_differences(
     for key, value in wanted.items():
         theirs = saved.get(key, "pretrained" if key == "init" else None)
         if theirs != value and key == "recipe":
-            theirs = theirs or {}
+            defaults = {f.name: f.default for f in fields(recipe) if f.default is not MISSING}
+            theirs = {**json.loads(json.dumps(defaults)), **(theirs or {})}  # fields added since: their defaults
+            if theirs == value:
+                continue
             keys = sorted(k for k in {*theirs, *value} if theirs.get(k) != value.get(k))
             differ.append(
                 "recipe (" + ", ".join(f"{k}: {theirs.get(k)!r} there, {value.get(k)!r} here" for k in keys) + ")"

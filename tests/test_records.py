@@ -107,3 +107,18 @@ def test_a_record_or_a_saved_run_of_another_pretrained_model_is_not_this_run(rec
     settings = {k: v for k, v in wanted().items() if k != "init"}
     assert "init" in reuse_problem(run, **settings, model=here)  # that folder started from random weights
     assert "pretrained model" in reuse_problem(run, **settings, model="bert-base-uncased")
+
+
+def test_a_run_saved_before_a_recipe_field_existed_ran_with_its_default():
+    from ftlearn.runfolder import run_differences
+
+    settings = wanted()
+    saved = {"task": "bert", "profile": "smoke", "seed": 0, "init": "random", "data_sha256": settings["data_sha256"],
+             "recipe": json.loads(json.dumps(settings["recipe"].as_dict()))}  # fmt: skip
+    assert run_differences(saved, **settings) == []
+    del saved["recipe"]["class_weights"]  # a record made before lesson 13 added the field: no class weights then
+    assert run_differences(saved, **settings) == []
+    saved["recipe"]["class_weights"] = "balanced"  # a value the field holds: another run
+    assert run_differences(saved, **settings) == ["recipe (class_weights: 'balanced' there, 'none' here)"]
+    saved["recipe"]["lr"] = 1.0
+    assert "lr: 1.0 there" in run_differences(saved, **settings)[0]
