@@ -600,7 +600,7 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             0.5,
             "A is r × d_in and B is d_out × r, so r (d_in + d_out) = 8 × 1536 = 12,288, against 589,824 in W itself: "
             "about 2%. The frozen W still takes memory for its weights, but needs no gradient and no Adam moments, "
-            "which is where full fine-tuning's 16 bytes per parameter went.",
+            "which is where 12 of full fine-tuning's 16 bytes per parameter went.",
             "Count the entries of the two small matrices whose product has W's shape.",
             "A is (r, d_in), B is (d_out, r): add their sizes.",
         ),
@@ -632,8 +632,8 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             ),
             "c",
             "Dividing both sets of logits by τ flattens the distributions, and the gradient of the KL term with "
-            "respect to the student's logits scales like 1 / τ². Multiplying by τ² keeps the soft and hard terms "
-            "comparable, so the mixing weight means the same thing whatever τ you pick.",
+            "respect to the student's logits scales like 1 / τ² once τ is large. Multiplying by τ² keeps the soft "
+            "and hard terms comparable, so the mixing weight means the same thing whatever τ you pick.",
             "What happens to the size of the soft loss's gradient when τ grows?",
             "The gradient of the soft term with respect to the logits shrinks like 1 / τ².",
         ),

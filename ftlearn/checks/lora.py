@@ -1,7 +1,7 @@
 """Checks for the exercises of solutions/12_lora_and_distillation.ipynb.
 
-LoRA's initialisation, its forward pass and its merge; the distillation loss at temperature T.
-Shapes follow nn.Linear: x (N, d_in), W (d_out, d_in), b (d_out,), A (r, d_in), B (d_out, r).
+LoRA's initialisation, its forward pass and its merge; the distillation loss at temperature τ.
+Shapes follow nn.Linear: x (n, d_in) for n rows, W (d_out, d_in), b (d_out,), A (r, d_in), B (d_out, r).
 """
 
 from __future__ import annotations
