@@ -932,7 +932,7 @@ def _llama_parts(w: dict, eps: float) -> tuple:
         )
 
     def rms(name):
-        return lambda t: w[f"{name}.weight"] * t / torch.sqrt((t**2).mean(dim=-1, keepdim=True) + eps)
+        return lambda t: _rms_answer(t, w[f"{name}.weight"], eps)
 
     parts = {
         "attn": attn,
